@@ -1,0 +1,106 @@
+"""The admin API, under ``/_admin``: how the harness (or a person) drives a simulator.
+
+Every route but ``/_admin/health`` needs ``Authorization: Bearer <admin token>``. Admin calls are not
+candidate traffic and are not journaled as exchanges; the preconditions they set are recorded as
+``admin`` evidence records.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from simulators.core.app import SimulatorRuntime
+from simulators.core.faults import FaultRule
+from simulators.core.journal import ADMIN_PREFIX, load_exchanges
+from simulators.dataset import dataset_from_mapping, load_dataset
+
+
+class Context(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_id: str | None = None
+    case_id: str | None = None
+
+
+class DatasetChoice(BaseModel):
+    """Either a shipped data set by name, or a whole data set inline."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    data: dict[str, Any] | None = None
+
+
+def admin_router(runtime: SimulatorRuntime) -> APIRouter:
+    def authorised(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(),
+                                                                   runtime.settings.admin_token):
+            raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+
+    public = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
+    router = APIRouter(dependencies=[Depends(authorised)])
+
+    @public.get("/health")
+    def health() -> dict[str, Any]:
+        return {"simulator": runtime.name, "status": "ok", "dataset": runtime.simulator.dataset.name}
+
+    @router.post("/reset")
+    def reset() -> dict[str, str]:
+        runtime.simulator.reset()
+        runtime.faults.clear()
+        runtime.record_admin("reset", {})
+        return {"status": "reset"}
+
+    @router.put("/context")
+    def set_context(context: Context) -> Context:
+        runtime.set_context(context.run_id, context.case_id)
+        return context
+
+    @router.put("/dataset")
+    def set_dataset(choice: DatasetChoice) -> dict[str, Any]:
+        try:
+            dataset = dataset_from_mapping(choice.data) if choice.data else load_dataset(choice.name or "default")
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise HTTPException(422, f"data set refused: {exc}") from None
+        runtime.simulator.load_dataset(dataset)
+        runtime.record_admin("dataset", {"dataset": dataset.name, "version": dataset.version})
+        return {"dataset": dataset.name, "patients": len(dataset.patients)}
+
+    @router.get("/faults")
+    def get_faults() -> list[FaultRule]:
+        return runtime.faults.rules()
+
+    @router.put("/faults")
+    def set_faults(rules: list[FaultRule]) -> list[FaultRule]:
+        _check_codes(runtime, rules)
+        runtime.faults.set(rules)
+        runtime.record_admin("faults", {"rules": [r.model_dump(exclude_none=True) for r in rules]})
+        return runtime.faults.rules()
+
+    @router.delete("/faults")
+    def clear_faults() -> list[FaultRule]:
+        runtime.faults.clear()
+        runtime.record_admin("faults", {"rules": []})
+        return []
+
+    @router.get("/journal")
+    def journal(run_id: str | None = None, case_id: str | None = None,
+                since: int = Query(0, ge=0)) -> dict[str, Any]:
+        exchanges = load_exchanges(runtime.store, run_id=run_id, case_id=case_id,
+                                   simulator=runtime.name, since=since)
+        return {"simulator": runtime.name, "exchanges": [e.to_json() for e in exchanges]}
+
+    public.include_router(router)
+    return public
+
+
+def _check_codes(runtime: SimulatorRuntime, rules: list[FaultRule]) -> None:
+    known = runtime.simulator.service_faults
+    for rule in rules:
+        if rule.fault_code and rule.fault_code not in known:
+            raise HTTPException(422, f"unknown fault_code {rule.fault_code!r} for {runtime.name}; "
+                                     f"known: {', '.join(sorted(known))}")

@@ -1,0 +1,138 @@
+"""The app factory: a simulator is a :class:`Simulator` (its protocol) plus this shared machinery.
+
+``create_app(simulator, settings)`` returns an ASGI app serving the simulator's routes behind the journal
+and fault injection, with the admin API under ``/_admin``. A simulator package adds only its protocol:
+its routes, its state, its own error form and its named service faults.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastapi import APIRouter, FastAPI
+from starlette.responses import Response
+
+from simulators.core.evidence import EvidenceStore
+from simulators.core.faults import FaultInjector
+from simulators.core.journal import JournalMiddleware, ServiceError
+from simulators.dataset import Dataset, load_dataset
+
+
+class Simulator:
+    """Base class of every simulator: subclass it and fill in the protocol hooks."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    #: Named faults of the service itself, usable in fault rules (``fault_code``) and campaigns.
+    service_faults: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def router(self) -> APIRouter:
+        """The protocol's routes."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget every state a test case may have left (stored documents, sessions...)."""
+
+    def load_dataset(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.reset()
+
+    def error_response(self, error: ServiceError) -> Response:
+        """The service's own answer to a core-level failure (too large, injected fault, crash)."""
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class SimulatorSettings:
+    """How one simulator instance runs. Every field can come from ``ESANTE_*`` environment variables."""
+
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    evidence_path: Path = Path("evidence.sqlite")
+    dataset: str = "default"
+    max_body_bytes: int = 2 * 1024 * 1024
+    fault_seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # protocol-specific switches
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SimulatorSettings:
+        env = os.environ
+        values: dict[str, Any] = {}
+        if "ESANTE_ADMIN_TOKEN" in env:
+            values["admin_token"] = env["ESANTE_ADMIN_TOKEN"]
+        if "ESANTE_EVIDENCE" in env:
+            values["evidence_path"] = Path(env["ESANTE_EVIDENCE"])
+        if "ESANTE_DATASET" in env:
+            values["dataset"] = env["ESANTE_DATASET"]
+        if "ESANTE_MAX_BODY_BYTES" in env:
+            values["max_body_bytes"] = int(env["ESANTE_MAX_BODY_BYTES"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class SimulatorRuntime:
+    """Everything one running simulator holds: protocol, evidence, faults, and the current test context."""
+
+    def __init__(self, simulator: Simulator, settings: SimulatorSettings, store: EvidenceStore) -> None:
+        self.simulator = simulator
+        self.settings = settings
+        self.store = store
+        self.faults = FaultInjector(settings.fault_seed)
+        self._context: tuple[str | None, str | None] = (None, None)
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.simulator.name
+
+    @property
+    def context(self) -> tuple[str | None, str | None]:
+        """(run id, test case id) that new exchanges are filed under."""
+        with self._lock:
+            return self._context
+
+    def set_context(self, run_id: str | None, case_id: str | None) -> None:
+        with self._lock:
+            self._context = (run_id, case_id)
+
+    def error_response(self, error: ServiceError) -> Response:
+        return self.simulator.error_response(error)
+
+    def record_admin(self, action: str, detail: dict[str, Any]) -> None:
+        """Preconditions set by the harness (reset, data set, faults) are evidence too."""
+        run_id, case_id = self.context
+        self.store.append("admin", {"simulator": self.name, "action": action, **detail},
+                          run_id=run_id, case_id=case_id)
+
+
+def create_app(simulator: Simulator, settings: SimulatorSettings, store: EvidenceStore | None = None) -> Any:
+    """Build the ASGI app of one simulator (protocol routes + admin API, behind the journal)."""
+    from simulators.core.admin import admin_router
+
+    runtime = SimulatorRuntime(simulator, settings, store or EvidenceStore(settings.evidence_path))
+    api = FastAPI(title=f"esante {simulator.title} simulator", docs_url=None, redoc_url=None,
+                  openapi_url="/_admin/openapi.json")
+    api.include_router(simulator.router())
+    api.include_router(admin_router(runtime))
+    api.state.runtime = runtime
+    journaled = JournalMiddleware(api, runtime)
+    journaled.runtime = runtime  # type: ignore[attr-defined]  # handy for in-process callers
+    return journaled
+
+
+def build_simulator(name: str, settings: SimulatorSettings) -> Simulator:
+    """Instantiate a registered simulator (entry point group ``esante.simulators``) on its data set."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="esante.simulators"):
+        if ep.name == name:
+            return ep.load()(load_dataset(settings.dataset), **settings.options)
+    known = sorted(ep.name for ep in entry_points(group="esante.simulators"))
+    raise KeyError(f"unknown simulator {name!r}; known: {', '.join(known)}")

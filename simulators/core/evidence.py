@@ -1,0 +1,243 @@
+"""The evidence store: an append-only, content-hashed, hash-chained record of everything observed.
+
+Every simulator journals into it and the harness adds its own records (driver calls, operator answers,
+verdicts). One SQLite file holds two tables:
+
+* ``blobs``: raw bytes addressed by their SHA-256 (request and response bodies, attachments);
+* ``records``: one row per event, its JSON payload in canonical form, the payload's SHA-256 (``digest``)
+  and the running chain value ``chain = SHA-256(previous chain || digest)``.
+
+Each append is its own committed transaction, so a process killed with SIGKILL loses nothing that was
+appended before the kill. SQLite triggers refuse UPDATE and DELETE: the store is append-only even for a
+careless caller. Several processes may append to the same file (``BEGIN IMMEDIATE`` serialises the
+chain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    run_id TEXT,
+    case_id TEXT,
+    ref TEXT,
+    recorded_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    chain TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_case ON records (run_id, case_id);
+CREATE INDEX IF NOT EXISTS records_ref ON records (ref);
+CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'evidence records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'evidence records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS blobs_no_update BEFORE UPDATE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'evidence blobs are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS blobs_no_delete BEFORE DELETE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'evidence blobs are append-only'); END;
+"""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that digests are computed over (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def record_digest(kind: str, run_id: str | None, case_id: str | None, ref: str | None,
+                  recorded_at: str, payload: str) -> str:
+    """Digest of one record: every column but ``seq`` and ``chain`` goes into it."""
+    envelope = canonical_json({"kind": kind, "run_id": run_id, "case_id": case_id, "ref": ref,
+                               "recorded_at": recorded_at, "payload": payload})
+    return sha256_hex(envelope.encode())
+
+
+def chain_next(previous: str, digest: str) -> str:
+    return sha256_hex((previous + digest).encode())
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    seq: int
+    kind: str
+    run_id: str | None
+    case_id: str | None
+    ref: str | None
+    recorded_at: str
+    payload: dict[str, Any]
+    digest: str
+    chain: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind, "run_id": self.run_id, "case_id": self.case_id,
+                "ref": self.ref, "recorded_at": self.recorded_at, "payload": self.payload,
+                "digest": self.digest, "chain": self.chain}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    seq: int
+    what: str
+
+
+class EvidenceStore:
+    """Append-only evidence in one SQLite file. Thread-safe; several processes may share the file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # isolation_level=None: we issue BEGIN ourselves, so each append is exactly one transaction.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (only an OS crash could lose the last commits).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    # -- writing -------------------------------------------------------------------------------------
+    def put_blob(self, data: bytes) -> str:
+        digest = sha256_hex(data)
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO blobs (digest, size, data) VALUES (?, ?, ?)",
+                             (digest, len(data), data))
+        return digest
+
+    def append(self, kind: str, payload: Mapping[str, Any], *, run_id: str | None = None,
+               case_id: str | None = None, ref: str | None = None,
+               blobs: Mapping[str, bytes] | None = None) -> Record:
+        """Append one record (and the blobs it refers to) in a single committed transaction.
+
+        ``blobs`` maps a payload key to raw bytes: each is stored content-addressed and its digest is
+        written into the payload under that key (``"request_body"`` → ``"request_body_sha256"``).
+        """
+        body = dict(payload)
+        blob_rows = []
+        for key, data in (blobs or {}).items():
+            digest = sha256_hex(data)
+            body[f"{key}_sha256"] = digest
+            body[f"{key}_size"] = len(data)
+            blob_rows.append((digest, len(data), data))
+        text = canonical_json(body)
+        recorded_at = utc_now()
+        digest = record_digest(kind, run_id, case_id, ref, recorded_at, text)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if blob_rows:
+                    db.executemany("INSERT OR IGNORE INTO blobs (digest, size, data) VALUES (?, ?, ?)",
+                                   blob_rows)
+                row = db.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+                chain = chain_next(row[0] if row else GENESIS, digest)
+                cur = db.execute(
+                    "INSERT INTO records (kind, run_id, case_id, ref, recorded_at, payload, digest, chain)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (kind, run_id, case_id, ref, recorded_at, text, digest, chain))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return Record(cur.lastrowid or 0, kind, run_id, case_id, ref, recorded_at, body, digest, chain)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def records(self, *, kind: str | None = None, run_id: str | None = None, case_id: str | None = None,
+                since: int = 0, ref: str | None = None, limit: int | None = None) -> list[Record]:
+        clauses, args = ["seq > ?"], [since]
+        for column, value in (("kind", kind), ("run_id", run_id), ("case_id", case_id), ("ref", ref)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        sql = f"SELECT * FROM records WHERE {' AND '.join(clauses)} ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def blob(self, digest: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def iter_blobs(self) -> Iterator[tuple[str, bytes]]:
+        with self._lock:
+            rows = self._db.execute("SELECT digest, data FROM blobs ORDER BY digest").fetchall()
+        for digest, data in rows:
+            yield digest, bytes(data)
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM records").fetchone()
+        return int(row[0] or 0)
+
+    def verify(self) -> list[ChainProblem]:
+        """Recompute every digest and chain link and every blob digest; empty list means intact."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM records ORDER BY seq").fetchall()
+            blobs = self._db.execute("SELECT digest, data FROM blobs").fetchall()
+        problems = verify_records([_row_to_raw(r) for r in rows])
+        problems += [ChainProblem(0, f"blob {d} does not match its digest")
+                     for d, data in blobs if sha256_hex(bytes(data)) != d]
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def verify_records(rows: list[dict[str, Any]]) -> list[ChainProblem]:
+    """Check a sequence of raw records (``payload`` as stored text) for digest and chain integrity.
+
+    Shared by the live store and by ``esante verify`` on a bundle's exported records.
+    """
+    problems: list[ChainProblem] = []
+    previous = GENESIS
+    for row in rows:
+        digest = record_digest(row["kind"], row["run_id"], row["case_id"], row["ref"],
+                               row["recorded_at"], row["payload"])
+        if digest != row["digest"]:
+            problems.append(ChainProblem(row["seq"], "record content does not match its digest"))
+        if chain_next(previous, row["digest"]) != row["chain"]:
+            problems.append(ChainProblem(row["seq"],
+                                         "hash chain broken (record removed, reordered or altered)"))
+        previous = row["chain"]
+    return problems
+
+
+_COLUMNS = ("seq", "kind", "run_id", "case_id", "ref", "recorded_at", "payload", "digest", "chain")
+
+
+def _row_to_raw(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_COLUMNS, row, strict=True))
+
+
+def _row_to_record(row: tuple[Any, ...]) -> Record:
+    raw = _row_to_raw(row)
+    raw["payload"] = json.loads(raw["payload"])
+    return Record(**raw)

@@ -1,0 +1,93 @@
+"""Fault injection: make a simulator misbehave on purpose so a candidate's error handling can be tested.
+
+A :class:`FaultRule` says *what* goes wrong (added latency, an HTTP error, the service's own fault message,
+a dropped connection) and *when* (the next N matching calls, or a share of them). The
+:class:`FaultInjector` holds the active rules; the journal asks it, once per exchange, which rules fire.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FaultKind(StrEnum):
+    LATENCY = "latency"          # answer normally, after ``latency_ms``
+    HTTP_ERROR = "http_error"    # answer ``status`` with a short plain-text body, as a broken proxy would
+    SERVICE_FAULT = "service_fault"  # answer with the service's own fault message ``fault_code``
+    DROP = "drop"                # close the connection without answering
+
+
+class FaultRule(BaseModel):
+    """One misbehaviour. Exactly one of ``count`` (next N calls) or ``ratio`` (share of calls) applies;
+    with neither, the rule fires on every matching call until removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    latency_ms: int = Field(default=0, ge=0, le=120_000)
+    status: int = Field(default=503, ge=400, le=599)
+    fault_code: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    ratio: float | None = Field(default=None, gt=0, le=1)
+    path_prefix: str | None = None
+    remaining: int | None = Field(default=None, description="calls left for a count rule (read only)")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FaultRule:
+        if self.count is not None and self.ratio is not None:
+            raise ValueError("a fault rule takes either count or ratio, not both")
+        if self.kind == FaultKind.LATENCY and self.latency_ms == 0:
+            raise ValueError("a latency fault needs latency_ms > 0")
+        if self.kind == FaultKind.SERVICE_FAULT and not self.fault_code:
+            raise ValueError("a service_fault needs the fault_code of the service's fault to send")
+        if self.remaining is None and self.count is not None:
+            self.remaining = self.count
+        return self
+
+    def matches(self, path: str) -> bool:
+        return self.path_prefix is None or path.startswith(self.path_prefix)
+
+
+class FaultInjector:
+    """Active fault rules of one simulator; thread-safe; reproducible with a seed."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def set(self, rules: list[FaultRule]) -> None:
+        with self._lock:
+            self._rules = [r.model_copy() for r in rules]
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule.model_copy())
+
+    def clear(self) -> None:
+        self.set([])
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return [r.model_copy() for r in self._rules]
+
+    def draw(self, path: str) -> list[FaultRule]:
+        """The rules that fire for this call, consuming one use of each count rule that fires."""
+        fired: list[FaultRule] = []
+        with self._lock:
+            for rule in self._rules:
+                if not rule.matches(path):
+                    continue
+                if rule.ratio is not None and self._random.random() >= rule.ratio:
+                    continue
+                if rule.remaining is not None:
+                    if rule.remaining <= 0:
+                        continue
+                    rule.remaining -= 1
+                fired.append(rule.model_copy())
+            self._rules = [r for r in self._rules if r.remaining is None or r.remaining > 0]
+        return fired

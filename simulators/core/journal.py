@@ -1,0 +1,277 @@
+"""The journal: every exchange a simulator sees is recorded as received and as answered.
+
+:class:`JournalMiddleware` wraps a simulator's protocol app. For each HTTP call it
+
+1. reads the body (bounded: past the limit the rest is not read, the prefix is kept and the service's
+   own "too large" fault is answered),
+2. appends an ``exchange.request`` record *before* anything else happens, so a request that crashes the
+   handler is still evidence,
+3. applies the fault rules that fire (latency, HTTP error, service fault, dropped connection),
+4. runs the protocol handler, capturing its answer,
+5. appends an ``exchange.response`` record (status, headers, body, timing, the handler's notes), and only
+   then sends the answer: what the candidate received is always what the journal holds.
+
+Admin calls (under :data:`ADMIN_PREFIX`) are harness control, not candidate traffic: they bypass this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import PlainTextResponse, Response
+
+from simulators.core.evidence import EvidenceStore, Record
+from simulators.core.faults import FaultKind, FaultRule
+
+if TYPE_CHECKING:
+    from simulators.core.app import SimulatorRuntime
+
+ADMIN_PREFIX = "/_admin"
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ServiceError:
+    """A failure the core detects before the protocol handler runs; the simulator turns it into the
+    service's own error form (a SOAP fault, an OAuth error, an OperationOutcome...)."""
+
+    kind: str  # "too_large" | "injected" | "internal"
+    message: str
+    code: str | None = None
+
+
+class ConnectionDropped(Exception):
+    """Raised inside the journal when a fault rule drops the connection."""
+
+
+def notes_of(scope_or_request: Any) -> dict[str, Any]:
+    """The notes dict a protocol handler fills for the journal (operation, findings...)."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    return scope.setdefault("state", {}).setdefault("esante_notes", {})
+
+
+class _Capture:
+    """Collects the inner app's response messages so they can be journaled before being sent."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.body = bytearray()
+        self.messages: list[Message] = []
+
+    async def send(self, message: Message) -> None:
+        self.messages.append(message)
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class JournalMiddleware:
+    """ASGI middleware recording every non-admin exchange of one simulator into the evidence store."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], runtime: SimulatorRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        rt = self.runtime
+        exchange_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        body, truncated = await _read_body(receive, rt.settings.max_body_bytes)
+        run_id, case_id = rt.context
+        rt.store.append("exchange.request", _request_payload(scope, exchange_id, rt.name, truncated),
+                        run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": body})
+        notes = notes_of(scope)
+        capture, outcome = _Capture(), "answered"
+        try:
+            if truncated:
+                notes["rejected"] = "body over the size limit"
+                error = ServiceError("too_large", f"message exceeds the {rt.settings.max_body_bytes}-byte limit")
+                await rt.error_response(error)(scope, receive, capture.send)
+            else:
+                await self._serve(scope, _replay(body, receive), capture, notes)
+        except ConnectionDropped:
+            outcome = "dropped"
+        except Exception as exc:  # the handler crashed: still answer, still journal
+            outcome = "error"
+            notes["exception"] = f"{type(exc).__name__}: {exc}"
+            capture = _Capture()
+            await rt.error_response(ServiceError("internal", "internal simulator error"))(
+                scope, receive, capture.send)
+        finally:
+            rt.store.append("exchange.response", {
+                "exchange_id": exchange_id, "simulator": rt.name, "outcome": outcome,
+                "status": capture.status, "headers": capture.headers,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3), "notes": notes,
+            }, run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": bytes(capture.body)})
+        if outcome == "dropped":
+            return
+        for message in capture.messages:
+            await send(message)
+
+    async def _serve(self, scope: Scope, receive: Receive, capture: _Capture, notes: dict[str, Any]) -> None:
+        for rule in self.runtime.faults.draw(scope["path"]):
+            notes.setdefault("injected_faults", []).append(rule.model_dump(exclude_none=True))
+            response = await self._apply(rule, scope)
+            if response is not None:
+                await response(scope, receive, capture.send)
+                return
+        await self.app(scope, receive, capture.send)
+
+    async def _apply(self, rule: FaultRule, scope: Scope) -> Response | None:
+        if rule.kind == FaultKind.LATENCY:
+            await asyncio.sleep(rule.latency_ms / 1000)
+            return None
+        if rule.kind == FaultKind.HTTP_ERROR:
+            return PlainTextResponse(f"HTTP {rule.status} (injected fault)", status_code=rule.status)
+        if rule.kind == FaultKind.SERVICE_FAULT:
+            return self.runtime.error_response(ServiceError("injected", "injected service fault",
+                                                            rule.fault_code))
+        transport = scope.get("extensions", {}).get("esante.transport")
+        if transport is not None:
+            transport.abort()
+            for _ in range(5):  # let the server see the connection lost (TLS adds a hop) before we return
+                await asyncio.sleep(0)
+        raise ConnectionDropped
+
+
+def _request_payload(scope: Scope, exchange_id: str, simulator: str, truncated: bool) -> dict[str, Any]:
+    tls = scope.get("extensions", {}).get("tls") or {}
+    client = scope.get("client")
+    return {
+        "exchange_id": exchange_id, "simulator": simulator, "method": scope["method"],
+        "path": scope["path"], "query": scope.get("query_string", b"").decode("latin-1"),
+        "scheme": scope.get("scheme", "http"),
+        "headers": [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])],
+        "client": f"{client[0]}:{client[1]}" if client else None,
+        "client_cert_subject": tls.get("client_cert_subject"), "truncated": truncated,
+    }
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request and its answer, as journaled; what checks judge and reports show."""
+
+    id: str
+    simulator: str
+    run_id: str | None
+    case_id: str | None
+    received_at: str
+    method: str
+    path: str
+    query: str
+    scheme: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes
+    request_truncated: bool
+    client: str | None
+    client_cert_subject: str | None
+    request_digest: str
+    request_seq: int = 0
+    outcome: str = "incomplete"  # answered | dropped | error | incomplete (no answer journaled)
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytes = b""
+    duration_ms: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    response_digest: str | None = None
+    response_seq: int | None = None
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.request_headers if k.lower() == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request_body"] = base64.b64encode(self.request_body).decode()
+        data["response_body"] = base64.b64encode(self.response_body).decode()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Exchange:
+        data = dict(data)
+        data["request_body"] = base64.b64decode(data["request_body"])
+        data["response_body"] = base64.b64decode(data["response_body"])
+        data["request_headers"] = [tuple(h) for h in data["request_headers"]]
+        data["response_headers"] = [tuple(h) for h in data["response_headers"]]
+        return cls(**data)
+
+
+def load_exchanges(store: EvidenceStore, *, run_id: str | None = None, case_id: str | None = None,
+                   simulator: str | None = None, since: int = 0) -> list[Exchange]:
+    """Join the journal's request and response records into exchanges, in arrival order."""
+    requests = store.records(kind="exchange.request", run_id=run_id, case_id=case_id, since=since)
+    responses = {r.ref: r for r in store.records(kind="exchange.response", run_id=run_id,
+                                                  case_id=case_id, since=since)}
+    result = []
+    for req in requests:
+        if simulator and req.payload["simulator"] != simulator:
+            continue
+        result.append(_join(store, req, responses.get(req.ref)))
+    return result
+
+
+def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
+    p = req.payload
+    exchange = Exchange(
+        id=p["exchange_id"], simulator=p["simulator"], run_id=req.run_id, case_id=req.case_id,
+        received_at=req.recorded_at, method=p["method"], path=p["path"], query=p["query"],
+        scheme=p["scheme"], request_headers=[tuple(h) for h in p["headers"]],
+        request_body=store.blob(p["body_sha256"]) or b"", request_truncated=p["truncated"],
+        client=p["client"], client_cert_subject=p["client_cert_subject"], request_digest=req.digest,
+        request_seq=req.seq)
+    if resp is not None:
+        r = resp.payload
+        exchange.outcome, exchange.status = r["outcome"], r["status"]
+        exchange.response_headers = [tuple(h) for h in r["headers"]]
+        exchange.response_body = store.blob(r["body_sha256"]) or b""
+        exchange.duration_ms, exchange.notes = r["duration_ms"], r["notes"]
+        exchange.response_digest, exchange.response_seq = resp.digest, resp.seq
+    return exchange
+
+
+__all__ = ["ADMIN_PREFIX", "ConnectionDropped", "Exchange", "JournalMiddleware", "ServiceError",
+           "load_exchanges", "notes_of"]

@@ -1,0 +1,65 @@
+"""Hardened XML reading: the only way any simulator or the harness parses untrusted XML.
+
+A SOAP message may not carry a document type declaration (SOAP 1.2 part 1, 5), and nothing a candidate
+sends may make us fetch a URL or expand entities. The parser therefore:
+
+* refuses any DOCTYPE outright (this defeats XXE and entity-expansion "billion laughs" payloads);
+* never resolves entities, never loads a DTD, never touches the network;
+* refuses inputs over a size cap before parsing, and keeps libxml2's own depth and text-size limits
+  (``huge_tree`` stays off).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+
+
+class XmlRejected(ValueError):
+    """The input is not XML we are willing to read; ``reason`` says why in one sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_blank_text=False)
+
+
+def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
+    """Parse untrusted bytes into an element tree, or raise :class:`XmlRejected`."""
+    if len(data) > max_bytes:
+        raise XmlRejected(f"XML message of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    if not data.strip():
+        raise XmlRejected("empty body where an XML message was expected")
+    # Cheap pre-check: a DOCTYPE is refused before libxml2 even sees its internal subset.
+    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
+        raise XmlRejected("document type declarations and entities are not allowed in this message")
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        raise XmlRejected(f"message is not well-formed XML: {exc.msg} (line {exc.lineno})") from None
+    if root.getroottree().docinfo.doctype:
+        raise XmlRejected("document type declarations are not allowed in this message")
+    return root
+
+
+def pretty(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Indented text of an XML message for humans; the raw text when it is not XML we accept."""
+    try:
+        root = parse_xml(data, max_bytes=max_bytes)
+    except XmlRejected:
+        return data.decode("utf-8", errors="replace")
+    etree.indent(root, space="  ")
+    return etree.tostring(root, encoding="unicode")
+
+
+def text_of(element: etree._Element | None) -> str | None:
+    """Stripped text of an element, None when the element is absent or empty."""
+    if element is None or element.text is None:
+        return None
+    value = element.text.strip()
+    return value or None

@@ -1,0 +1,262 @@
+"""Typed, immutable models of the shared fictitious data set.
+
+Every simulator (INSi, DMP, PSC, MSSanté...) answers from the same people, professionals, structures and
+software authorisations, so that a scenario can chain services. The models are frozen and refuse unknown
+fields: a typo in a YAML file must fail loudly at load time, not silently change a test's outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from simulators.dataset.identifiers import is_valid_finess, is_valid_nir, is_valid_rpps
+
+__all__ = [
+    "Dataset",
+    "InsRecord",
+    "LocalTraits",
+    "Lps",
+    "Patient",
+    "Professional",
+    "Structure",
+    "VitaleCard",
+]
+
+# sex(1: 1-8, 7/8 being provisional NIA-style numbers) year(2) month(2) department(2 or 2A/2B) commune(3)
+# order(3) = 13 chars.
+NIR_PATTERN = r"^[1-8]\d{4}(?:\d{2}|2[AB])\d{6}$"
+KEY_PATTERN = r"^\d{2}$"
+# INSEE COG code: 5 digits, Corsica 2A/2B + 3 digits, born abroad 99 + country.
+COG_PATTERN = r"^(?:\d{5}|2[AB]\d{3})$"
+
+Nir = Annotated[str, Field(pattern=NIR_PATTERN)]
+NirKey = Annotated[str, Field(pattern=KEY_PATTERN)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _check_civil_date(value: str) -> str:
+    """Accept YYYY-MM-DD where an unknown day or month is 00 ("lunar" date); refuse impossible dates.
+
+    Kept a string on purpose: a lunar date is not a calendar date, and converting it would lose it.
+    """
+    if len(value) != 10 or value[4] != "-" or value[7] != "-" or not value.replace("-", "").isdigit():
+        raise ValueError(f"date {value!r} must look like YYYY-MM-DD (00 for an unknown day or month)")
+    year, month, day = int(value[:4]), int(value[5:7]), int(value[8:])
+    if month == 0 or day == 0:
+        if month > 12 or day > 31:
+            raise ValueError(f"date {value!r} has an impossible day or month")
+        return value
+    try:
+        dt.date(year, month, day)
+    except ValueError as exc:
+        raise ValueError(f"date {value!r} is not a calendar date: {exc}") from exc
+    return value
+
+
+class _Frozen(BaseModel):
+    """Base: immutable, strict about field names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InsRecord(_Frozen):
+    """One INS (Identifiant National de Santé): a NIR, its key and the OID of the numbering system."""
+
+    nir: Nir
+    key: NirKey
+    oid: NonEmpty
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+class VitaleCard(_Frozen):
+    """The carte Vitale a patient presents: the insured holder's NIR and the patient's birth rank on it."""
+
+    holder_nir: Nir
+    holder_key: NirKey
+    rank: int = Field(default=1, ge=1)
+
+
+class LocalTraits(_Frozen):
+    """Traits as a hospital typed them locally, when they differ from civil status (scenario input)."""
+
+    birth_name: str | None = None
+    used_name: str | None = None
+    first_names: list[NonEmpty] | None = None
+    sex: Literal["M", "F"] | None = None
+    birth_date: str | None = None
+    birth_place: Annotated[str, Field(pattern=COG_PATTERN)] | None = None
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth_date_shape(cls, value: str | None) -> str | None:
+        return None if value is None else _check_civil_date(value)
+
+
+class Patient(_Frozen):
+    """A fictitious person, with civil-status traits, INS (active and history) and carte Vitale."""
+
+    id: NonEmpty
+    birth_name: NonEmpty
+    used_name: str | None = None
+    first_names: list[NonEmpty] = Field(min_length=1)
+    sex: Literal["M", "F"]
+    birth_date: str
+    birth_place: Annotated[str, Field(pattern=COG_PATTERN)]
+    ins: InsRecord
+    ins_history: list[InsRecord] = Field(default_factory=list)
+    deceased: bool = False
+    death_date: str | None = None
+    vitale: VitaleCard | None = None
+    local_traits: LocalTraits | None = None
+    notes: str = ""
+
+    @field_validator("birth_date", "death_date")
+    @classmethod
+    def _civil_date_shape(cls, value: str | None) -> str | None:
+        return None if value is None else _check_civil_date(value)
+
+    @model_validator(mode="after")
+    def _death_is_consistent(self) -> Patient:
+        if self.death_date is not None and not self.deceased:
+            raise ValueError(f"patient {self.id}: death_date set but deceased is false")
+        return self
+
+    @property
+    def first_names_list(self) -> str:
+        """The civil-status first names as one space-separated string (INSi ``ListePrenom``)."""
+        return " ".join(self.first_names)
+
+
+class Professional(_Frozen):
+    """A fictitious health professional, identified by an RPPS number."""
+
+    id: NonEmpty
+    rpps: Annotated[str, Field(pattern=r"^\d{11}$")]
+    family_name: NonEmpty
+    given_name: NonEmpty
+    profession_code: NonEmpty
+    profession_label: NonEmpty
+    specialty_code: str | None = None
+    structure_ids: list[str] = Field(default_factory=list)
+    email: str | None = None
+    mssante: str | None = None
+
+
+class Structure(_Frozen):
+    """A fictitious health structure (hospital, practice, pharmacy, lab), identified by FINESS."""
+
+    id: NonEmpty
+    finess: Annotated[str, Field(pattern=r"^\d{9}$")]
+    finess_legal: Annotated[str, Field(pattern=r"^\d{9}$")] | None = None
+    siret: Annotated[str, Field(pattern=r"^\d{14}$")] | None = None
+    name: NonEmpty
+    sector_code: Annotated[str, Field(pattern=r"^SA\d{2}$")]
+    city: NonEmpty
+
+
+class Lps(_Frozen):
+    """A software product (LPS) and its CNDA authorisation number (IDAM); simulators refuse unknown ones."""
+
+    idam: NonEmpty
+    name: NonEmpty
+    version: NonEmpty
+    authorised: bool
+
+
+def _duplicates(values: Iterable[str]) -> list[str]:
+    """Values that occur more than once, sorted, for an error message."""
+    return sorted(value for value, count in Counter(values).items() if count > 1)
+
+
+def _check_unique(kind: str, values: Iterable[str]) -> None:
+    """Raise naming the repeated ids: lookups by id would otherwise pick one silently."""
+    repeated = _duplicates(values)
+    if repeated:
+        raise ValueError(f"duplicate {kind}: {', '.join(repeated)}")
+
+
+def _check_patient_keys(patient: Patient) -> None:
+    """Every INS (active and history) and the Vitale holder NIR must carry their right key."""
+    records = [("ins", patient.ins)]
+    records += [(f"ins_history[{index}]", old) for index, old in enumerate(patient.ins_history)]
+    for label, record in records:
+        if not is_valid_nir(record.nir, record.key):
+            raise ValueError(f"patient {patient.id}: {label} key {record.key} is wrong for NIR {record.nir}")
+    card = patient.vitale
+    if card is not None and not is_valid_nir(card.holder_nir, card.holder_key):
+        problem = f"vitale holder key {card.holder_key} is wrong for {card.holder_nir}"
+        raise ValueError(f"patient {patient.id}: {problem}")
+
+
+class Dataset(_Frozen):
+    """The whole data set, validated as a whole: unique ids, valid keys, cross-references that resolve."""
+
+    name: NonEmpty
+    version: NonEmpty
+    patients: list[Patient] = Field(default_factory=list)
+    professionals: list[Professional] = Field(default_factory=list)
+    structures: list[Structure] = Field(default_factory=list)
+    lps: list[Lps] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_integrity(self) -> Dataset:
+        self._check_ids()
+        for patient in self.patients:
+            _check_patient_keys(patient)
+        self._check_professionals()
+        for structure in self.structures:
+            for number in filter(None, (structure.finess, structure.finess_legal)):
+                if not is_valid_finess(number):
+                    raise ValueError(f"structure {structure.id}: FINESS {number} fails its Luhn key")
+        return self
+
+    def _check_ids(self) -> None:
+        _check_unique("patient id", (p.id for p in self.patients))
+        _check_unique("professional id", (p.id for p in self.professionals))
+        _check_unique("structure id", (s.id for s in self.structures))
+        _check_unique("LPS idam", (lps.idam for lps in self.lps))
+        _check_unique("active INS NIR", (p.ins.nir for p in self.patients))
+
+    def _check_professionals(self) -> None:
+        known = {s.id for s in self.structures}
+        for professional in self.professionals:
+            who = f"professional {professional.id}"
+            if not is_valid_rpps(professional.rpps):
+                raise ValueError(f"{who}: RPPS {professional.rpps} fails its Luhn key")
+            missing = [sid for sid in professional.structure_ids if sid not in known]
+            if missing:
+                raise ValueError(f"{who}: unknown structure id(s) {', '.join(missing)}")
+
+    def patient(self, patient_id: str) -> Patient:
+        """The patient with this id; KeyError names the id when there is none."""
+        for patient in self.patients:
+            if patient.id == patient_id:
+                return patient
+        raise KeyError(f"no patient with id {patient_id!r} in data set {self.name!r}")
+
+    def professional(self, professional_id: str) -> Professional:
+        """The professional with this id; KeyError names the id when there is none."""
+        for professional in self.professionals:
+            if professional.id == professional_id:
+                return professional
+        raise KeyError(f"no professional with id {professional_id!r} in data set {self.name!r}")
+
+    def structure(self, structure_id: str) -> Structure:
+        """The structure with this id; KeyError names the id when there is none."""
+        for structure in self.structures:
+            if structure.id == structure_id:
+                return structure
+        raise KeyError(f"no structure with id {structure_id!r} in data set {self.name!r}")
+
+    def lps_by_idam(self, idam: str) -> Lps:
+        """The software with this IDAM, authorised or not (callers check ``authorised``); KeyError if none."""
+        for lps in self.lps:
+            if lps.idam == idam:
+                return lps
+        raise KeyError(f"no LPS with IDAM {idam!r} in data set {self.name!r}")

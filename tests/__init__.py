@@ -1,0 +1,1 @@
+"""esante-conformance test suite."""
