@@ -500,7 +500,11 @@ def verification_result(ctx: CheckContext) -> Outcome:
                         f"{report.outcome.value!r}", *calls)
         return ok("held INS confirmed", *calls)
     if answer and any(h["nir"] == held["nir"] for h in answer.history):
-        return ok("held INS is a replaced one (judged by identity.history_update)", *calls)
+        if report.outcome == ActionOutcome.VERIFIED:
+            return fail(f"held INS {_ins_text(held)} was replaced by {_ins_text(active)}; the candidate reported "
+                        "'verified' and still trusts the replaced INS", *calls)
+        return ok("held INS is a replaced one and was not reported verified (update judged by "
+                  "identity.history_update)", *calls)
     if report.outcome != ActionOutcome.MISMATCH:
         return fail(f"held INS {_ins_text(held)} but the teleservice returned {_ins_text(active)}; the candidate "
                     f"reported {report.outcome.value!r}, expected 'mismatch'", *calls)

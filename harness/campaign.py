@@ -1,0 +1,215 @@
+"""Campaign files: certification test campaigns as YAML a reviewer can read.
+
+A campaign names its simulators and requirements, then lists test cases, each with requirement ids, a
+severity, preconditions (data set, faults per simulator, modes it can be played in), steps (a driver
+action, which operator mode shows as an instruction, or an attestation a person confirms) and expectations
+(named checks). The JSON Schema of the format is generated from the models below and shipped as
+``scenarios/campaign.schema.json``.
+
+:func:`load_campaign` reports a bad file by file, line and field: ``insi.yaml:42: cases[3].severity: Input
+should be 'blocking', 'major' or 'minor'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulators.core.faults import FaultRule
+
+MAX_CAMPAIGN_BYTES = 2 * 1024 * 1024
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Severity(StrEnum):
+    BLOCKING = "blocking"
+    MAJOR = "major"
+    MINOR = "minor"
+
+
+class Mode(StrEnum):
+    DRIVER = "driver"
+    OPERATOR = "operator"
+
+
+class Step(Model):
+    """Exactly one of ``action`` (a driver action, shown to a person as ``instruction`` in operator mode)
+    or ``attest`` (a statement a person confirms, with an optional attached file)."""
+
+    action: str | None = Field(default=None, description="driver action, e.g. insi.lookup_traits")
+    patient: str | None = Field(default=None, description="test patient id from the data set (e.g. P001)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="extra action parameters")
+    instruction: str | None = Field(default=None, description="what a person does in operator mode")
+    attest: str | None = Field(default=None, description="statement the operator confirms (operator mode)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        if (self.action is None) == (self.attest is None):
+            raise ValueError("a step has exactly one of 'action' or 'attest'")
+        return self
+
+
+class Expectation(Model):
+    check: str = Field(description="registered check name")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="check parameters")
+
+
+class Preconditions(Model):
+    dataset: str | None = None
+    faults: dict[str, list[FaultRule]] = Field(default_factory=dict, description="simulator -> fault rules")
+    modes: list[Mode] = Field(default_factory=lambda: [Mode.DRIVER, Mode.OPERATOR])
+
+
+class TestCase(Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: str
+    description: str = ""
+    requirements: list[str] = Field(min_length=1)
+    severity: Severity
+    preconditions: Preconditions = Field(default_factory=Preconditions)
+    steps: list[Step] = Field(min_length=1)
+    expect: list[Expectation] = Field(min_length=1)
+
+
+class CampaignHeader(Model):
+    id: str
+    version: str
+    title: str
+    description: str = ""
+    simulators: list[str] = Field(min_length=1)
+    dataset: str = "default"
+
+
+class Campaign(Model):
+    campaign: CampaignHeader
+    requirements: dict[str, str] = Field(description="requirement id -> wording")
+    cases: list[TestCase] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Campaign:
+        ids = [c.id for c in self.cases]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate test case ids: {', '.join(duplicates)}")
+        for case in self.cases:
+            unknown = [r for r in case.requirements if r not in self.requirements]
+            if unknown:
+                raise ValueError(f"case {case.id} cites requirements not declared: {', '.join(unknown)}")
+        return self
+
+
+class CampaignError(ValueError):
+    """A campaign file that cannot be played; the message names file, line and field."""
+
+
+class LoadedCampaign(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    path: Path
+    sha256: str
+    campaign: Campaign
+
+
+def load_campaign(path: str | Path, *, known_checks: set[str] | None = None) -> LoadedCampaign:
+    """Read and validate a campaign file; raise :class:`CampaignError` naming file, line and field."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if len(raw) > MAX_CAMPAIGN_BYTES:
+        raise CampaignError(f"{path}: file of {len(raw)} bytes is larger than {MAX_CAMPAIGN_BYTES}")
+    text = raw.decode("utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark else "?"
+        raise CampaignError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    lines = _line_index(node)
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignError(_describe(path, exc, lines)) from None
+    if known_checks is not None:
+        _check_names(path, campaign, known_checks, lines)
+    return LoadedCampaign(path=path, sha256=hashlib.sha256(raw).hexdigest(), campaign=campaign)
+
+
+def resolve_campaign(name_or_path: str) -> Path:
+    """A path to a campaign file, or the name of a shipped campaign (``insi`` → ``scenarios/insi/``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    # Shipped campaigns are installed beside the harness package (scenarios/ is data, not a package).
+    shipped = Path(__file__).resolve().parent.parent / "scenarios" / name_or_path / "campaign.yaml"
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"no campaign file {name_or_path!r} and no shipped campaign of that name")
+
+
+def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map every YAML path (keys and list indexes) to its 1-based line."""
+    index: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return index
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            index.update(_line_index(value, (*path, key.value)))
+            index[(*path, key.value)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*path, i)))
+    return index
+
+
+def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | str:
+    loc = tuple("with" if part == "with_" else part for part in loc)
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, "?")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            text += f".{'with' if part == 'with_' else part}" if text else str(part)
+    return text or "(file)"
+
+
+def _describe(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        messages.append(f"{path}:{_line_of(lines, loc)}: {_field(loc)}: {error['msg']}")
+    return "\n".join(messages)
+
+
+def _check_names(path: Path, campaign: Campaign, known: set[str], lines: dict[tuple[Any, ...], int]) -> None:
+    problems = []
+    for i, case in enumerate(campaign.cases):
+        for j, expectation in enumerate(case.expect):
+            if expectation.check not in known:
+                loc = ("cases", i, "expect", j, "check")
+                problems.append(f"{path}:{_line_of(lines, loc)}: {_field(loc)}: unknown check "
+                                f"{expectation.check!r}")
+    if problems:
+        raise CampaignError("\n".join(problems))
+
+
+def campaign_schema() -> dict[str, Any]:
+    schema = Campaign.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://esante-conformance.example/schemas/campaign-1.0.json",
+            "title": "esante-conformance campaign", **schema}

@@ -1,0 +1,116 @@
+"""Checks: small named functions, each judging one rule, registered with the requirement ids they judge.
+
+A protocol keeps its checks beside itself (``simulators/insi/checks.py``) and declares the module in the
+``esante.checks`` entry-point group, the way pytest finds plugins::
+
+    @check("insi.security_context", requirements=["INSI-SEC-01"],
+           title="Every call carries ContexteBAM, ContexteLPS and wsse:Security")
+    def security_context(ctx: CheckContext) -> Outcome:
+        ...
+        return fail("call 2 has no ContexteLPS header", exchange)
+
+A check sees only what was observed in its test case (:class:`CheckContext`) and returns an
+:class:`Outcome`: passed, failed (saying what was wrong and where) or inconclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.driver import ActionReport
+from harness.results import Verdict
+from simulators.core.journal import Exchange
+from simulators.dataset import Dataset
+
+
+@dataclass(slots=True)
+class StepObservation:
+    """One step as played: the action, the parameters sent, what the candidate (or person) reported."""
+
+    index: int
+    action: str | None
+    params: dict[str, Any]
+    report: ActionReport | None
+    elapsed_ms: float | None = None
+    attested: bool | None = None
+    seq: int | None = None  # evidence record of the step
+
+
+@dataclass(slots=True)
+class CheckContext:
+    case_id: str
+    exchanges: list[Exchange]
+    steps: list[StepObservation]
+    params: dict[str, Any]
+    dataset: Dataset
+    candidate: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, simulator: str) -> list[Exchange]:
+        return [e for e in self.exchanges if e.simulator == simulator]
+
+    def reports(self, action_prefix: str = "") -> list[tuple[StepObservation, ActionReport]]:
+        return [(s, s.report) for s in self.steps
+                if s.report is not None and (s.action or "").startswith(action_prefix)]
+
+    def last_report(self, action_prefix: str = "") -> ActionReport | None:
+        found = self.reports(action_prefix)
+        return found[-1][1] if found else None
+
+
+@dataclass(slots=True)
+class Outcome:
+    verdict: Verdict
+    message: str
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+def ok(message: str, *exchanges: Exchange) -> Outcome:
+    return Outcome(Verdict.PASSED, message, list(exchanges))
+
+
+def fail(message: str, *exchanges: Exchange) -> Outcome:
+    return Outcome(Verdict.FAILED, message, list(exchanges))
+
+
+def inconclusive(message: str, *exchanges: Exchange) -> Outcome:
+    return Outcome(Verdict.INCONCLUSIVE, message, list(exchanges))
+
+
+CheckFunction = Callable[[CheckContext], Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredCheck:
+    name: str
+    requirements: tuple[str, ...]
+    title: str
+    function: CheckFunction
+
+    def __call__(self, ctx: CheckContext) -> Outcome:
+        return self.function(ctx)
+
+
+REGISTRY: dict[str, RegisteredCheck] = {}
+
+
+def check(name: str, *, requirements: list[str], title: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register ``function`` as the check ``name``; names are unique across all protocols."""
+
+    def register(function: CheckFunction) -> CheckFunction:
+        existing = REGISTRY.get(name)
+        if existing is not None and existing.function.__qualname__ != function.__qualname__:
+            raise ValueError(f"check {name!r} registered twice ({existing.function.__module__})")
+        REGISTRY[name] = RegisteredCheck(name, tuple(requirements), title, function)
+        return function
+
+    return register
+
+
+def load_checks() -> dict[str, RegisteredCheck]:
+    """Import every module declared in the ``esante.checks`` entry-point group; return the registry."""
+    for ep in entry_points(group="esante.checks"):
+        ep.load()
+    return REGISTRY

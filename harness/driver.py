@@ -1,0 +1,156 @@
+"""The driver contract: the small HTTP API a candidate's test build exposes so the harness can drive it.
+
+Three calls, all under the candidate's driver base URL (e.g. ``http://127.0.0.1:8700/esante/v1``):
+
+* ``GET  /info``                  → :class:`CandidateInfo` (declared name and version, actions supported)
+* ``POST /reset``                 → forget every patient and identity (each test case starts clean); the body
+  gives the simulators' endpoints, which a test build may use to configure itself
+* ``POST /actions/{action}``      → perform one user-level action ("look up this patient's INS") with its
+  parameters, and report what the software did with the answer (:class:`ActionReport`)
+
+The contract is published as an OpenAPI document (``harness/driver-openapi.json``, regenerated with
+``esante driver-openapi``). :class:`DriverClient` is the harness side.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+API_PREFIX = "/esante/v1"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentityStatus(StrEnum):
+    """Identity statuses of the Référentiel national d'identitovigilance (FR Core identity-status codes)."""
+
+    PROVISIONAL = "PROV"   # provisoire: not from INSi, not checked on an identity document
+    RETRIEVED = "RECUP"    # récupérée: INS obtained from INSi, identity document not checked
+    VALIDATED = "VALI"     # validée: checked on a high-trust identity document, no INS
+    QUALIFIED = "QUAL"     # qualifiée: INS from INSi and identity document checked
+
+
+class Ins(Model):
+    nir: str = Field(description="13-character matricule (NIR or NIA)", pattern=r"^\d{6}[0-9AB]\d{6}$")
+    key: str = Field(pattern=r"^\d{2}$")
+    oid: str = Field(description="OID of the INS domain, e.g. 1.2.250.1.213.1.4.10 for test INS-NIR")
+
+
+class Traits(Model):
+    birth_name: str
+    first_names: list[str] = Field(description="civil-status first names, in order")
+    sex: str = Field(pattern="^[MF]$")
+    birth_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="may hold 00 for unknown day/month")
+    birth_place: str | None = Field(default=None, description="INSEE COG code, 99xxx abroad")
+
+
+class PatientIdentity(Model):
+    """What the candidate stored for a patient after an action."""
+
+    local_id: str
+    status: IdentityStatus
+    ins: Ins | None = None
+    traits: Traits
+
+
+class ActionOutcome(StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    SEVERAL = "several"
+    VERIFIED = "verified"
+    MISMATCH = "mismatch"
+    UPDATED = "updated"          # verification found the stored INS replaced; the active INS was taken
+    ERROR = "error"              # the service answered a fault
+    UNAVAILABLE = "unavailable"  # the service could not be reached or did not answer in time
+
+
+class ActionRequest(Model):
+    params: dict[str, Any] = Field(default_factory=dict)
+    case_id: str | None = None
+
+
+class ActionReport(Model):
+    outcome: ActionOutcome
+    message: str = ""
+    identity: PatientIdentity | None = None
+    error_code: str | None = Field(default=None, description="the service's error code when outcome is error")
+
+
+class CandidateInfo(Model):
+    name: str
+    version: str
+    vendor: str | None = None
+    actions: list[str] = Field(default_factory=list)
+
+
+class ResetRequest(Model):
+    endpoints: dict[str, str] = Field(default_factory=dict, description="simulator name -> base URL")
+
+
+class DriverError(RuntimeError):
+    """The driver did not answer as the contract says (unreachable, HTTP error, malformed report)."""
+
+
+class DriverClient:
+    """Harness side of the contract."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(timeout=timeout)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, f"{self.base_url}{path}", json=body)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"driver {method} {path} failed: {exc}") from None
+        if response.status_code >= 400:
+            raise DriverError(f"driver {method} {path} answered HTTP {response.status_code}: {response.text[:300]}")
+        return response.json() if response.content else {}
+
+    def info(self) -> CandidateInfo:
+        return CandidateInfo.model_validate(self._call("GET", "/info"))
+
+    def reset(self, endpoints: dict[str, str]) -> None:
+        self._call("POST", "/reset", ResetRequest(endpoints=endpoints).model_dump())
+
+    def act(self, action: str, params: dict[str, Any], case_id: str | None) -> tuple[ActionReport, float]:
+        """Run one action; returns the report and the time it took (ms)."""
+        started = time.perf_counter()
+        raw = self._call("POST", f"/actions/{action}", ActionRequest(params=params, case_id=case_id).model_dump())
+        elapsed = (time.perf_counter() - started) * 1000
+        try:
+            return ActionReport.model_validate(raw), elapsed
+        except ValueError as exc:
+            raise DriverError(f"driver action {action} answered a malformed report: {exc}") from None
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def contract_app() -> FastAPI:
+    """A stub app whose OpenAPI document *is* the published contract."""
+    app = FastAPI(title="esante-conformance candidate driver API", version="1.0.0",
+                  description=__doc__ or "")
+
+    @app.get(f"{API_PREFIX}/info", response_model=CandidateInfo, summary="Declared identity of the candidate")
+    def info() -> CandidateInfo:  # pragma: no cover - contract only
+        raise NotImplementedError
+
+    @app.post(f"{API_PREFIX}/reset", status_code=204, summary="Forget all local state before a test case")
+    def reset(body: ResetRequest) -> None:  # pragma: no cover - contract only
+        raise NotImplementedError
+
+    @app.post(f"{API_PREFIX}/actions/{{action}}", response_model=ActionReport,
+              summary="Perform one user-level action and report what the software did")
+    def act(action: str, body: ActionRequest) -> ActionReport:  # pragma: no cover - contract only
+        raise NotImplementedError
+
+    return app

@@ -1,0 +1,95 @@
+"""Operator mode: a person plays the candidate's side when it has no driver.
+
+For each action step the runner shows the instruction (what to do in the software, with which test
+patient), waits, then asks what the software showed; those answers become the same :class:`ActionReport`
+a driver would give, so the same checks judge them, alongside the exchanges the simulators observed.
+Attestation steps record what the person confirms, with an optional attached file (a screenshot).
+
+Input and output are injectable so tests can play the person at the prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from harness.driver import ActionOutcome, ActionReport
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+
+Ask = Callable[[str], str]
+
+
+@dataclass(slots=True)
+class Attestation:
+    confirmed: bool
+    note: str
+    attachment_name: str | None = None
+    attachment: bytes | None = None
+
+
+class Operator:
+    """Prompts a person; ``ask`` defaults to :func:`input`."""
+
+    def __init__(self, console: Console | None = None, ask: Ask | None = None) -> None:
+        self.console = console or Console()
+        self.ask = ask or input
+
+    def _prompt(self, question: str, default: str = "") -> str:
+        suffix = f" [{default}]" if default else ""
+        answer = self.ask(f"{question}{suffix}: ").strip()
+        return answer or default
+
+    def perform(self, case_id: str, title: str, instruction: str, params: dict[str, Any]) -> ActionReport:
+        self.console.print(Panel(instruction, title=f"{case_id} — {title}", border_style="cyan"))
+        self._prompt("Press Enter once done in the software")
+        choices = "/".join(o.value for o in ActionOutcome)
+        while True:
+            outcome = self._prompt(f"What did the software report? ({choices})")
+            if outcome in {o.value for o in ActionOutcome}:
+                break
+            self.console.print(f"[red]Please answer one of: {choices}[/red]")
+        report: dict[str, Any] = {"outcome": outcome, "message": self._prompt("Message shown (optional)")}
+        if outcome in ("found", "verified", "updated", "several", "not_found", "mismatch"):
+            report["identity"] = self._identity(params)
+        if outcome == "error":
+            report["error_code"] = self._prompt("Error code shown") or None
+        return ActionReport.model_validate(report)
+
+    def _identity(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = params.get("traits") or params.get("identity", {}).get("traits") or {}
+        status = self._prompt("Identity status shown (PROV/RECUP/VALI/QUAL)", "PROV")
+        nir = self._prompt("INS matricule shown (13 characters, empty if none)")
+        identity: dict[str, Any] = {"local_id": self._prompt("Local patient id", "operator"), "status": status,
+                                    "traits": self._traits(known)}
+        if nir:
+            identity["ins"] = {"nir": nir, "key": self._prompt("INS key (2 digits)"),
+                               "oid": self._prompt("INS OID", "1.2.250.1.213.1.4.10")}
+        return identity
+
+    def _traits(self, known: dict[str, Any]) -> dict[str, Any]:
+        first = " ".join(known.get("first_names", []))
+        return {"birth_name": self._prompt("Birth name shown", known.get("birth_name", "")),
+                "first_names": self._prompt("First names shown", first).split(),
+                "sex": self._prompt("Sex shown (M/F)", known.get("sex", "")),
+                "birth_date": self._prompt("Birth date shown (YYYY-MM-DD)", known.get("birth_date", "")),
+                "birth_place": self._prompt("Birth place code shown", known.get("birth_place") or "") or None}
+
+    def attest(self, case_id: str, statement: str) -> Attestation:
+        self.console.print(Panel(statement, title=f"{case_id} — please confirm", border_style="yellow"))
+        answer = self._prompt("Is this true? (yes/no)").lower()
+        note = self._prompt("Note (optional)")
+        path = self._prompt("File to attach, e.g. a screenshot (optional)")
+        attestation = Attestation(answer in ("y", "yes", "o", "oui"), note)
+        if path:
+            file = Path(path)
+            if not file.is_file() or file.stat().st_size > MAX_ATTACHMENT_BYTES:
+                self.console.print(f"[red]Not attached: {path} is not a file under {MAX_ATTACHMENT_BYTES} bytes[/red]")
+            else:
+                attestation.attachment_name, attestation.attachment = file.name, file.read_bytes()
+        return attestation

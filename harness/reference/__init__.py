@@ -1,0 +1,10 @@
+"""The shipped reference candidate: a correct INSi client behind the driver API, with named defects.
+
+It shows editors what "right" looks like, and the project's tests use its defects to prove that each check
+catches the mistake it is about.
+"""
+
+from harness.reference.app import create_reference_app
+from harness.reference.defects import DEFECTS, Defects
+
+__all__ = ["DEFECTS", "Defects", "create_reference_app"]

@@ -1,0 +1,287 @@
+"""The campaign runner: plays each test case against the candidate, observes, judges, records.
+
+For every test case, in its own isolated state:
+
+1. every simulator is reset, filed under the case (context), given the case's data set and faults;
+2. the candidate is reset (driver mode);
+3. each step is played — a driver action, or an instruction / attestation for a person (operator mode) —
+   and what the candidate reported is recorded as evidence;
+4. the simulators' journals for the case are read back and every expectation's check judges them;
+5. the verdict (worst of the checks) is recorded, with links to the evidence.
+
+Nothing is judged from memory: checks see what the journal holds, and the evidence store holds what the
+checks saw.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from harness import __version__
+from harness.actions import ACTIONS, load_actions
+from harness.campaign import LoadedCampaign, Mode, Step, TestCase
+from harness.checks import CheckContext, StepObservation, load_checks
+from harness.driver import CandidateInfo, DriverClient, DriverError
+from harness.environment import SimulatorClient
+from harness.operator import Operator
+from harness.results import (
+    CampaignInfo,
+    CaseResult,
+    CheckResult,
+    EvidenceRef,
+    ExchangeSummary,
+    RunResult,
+    StepResult,
+    Verdict,
+    worst,
+)
+from harness.results import (
+    CandidateInfo as CandidateResult,
+)
+from simulators.core.evidence import EvidenceStore, Record, sha256_hex, utc_now
+from simulators.core.journal import Exchange
+from simulators.core.xml import pretty
+from simulators.dataset import Dataset, load_dataset
+
+EXCERPT_CHARS = 20_000
+
+
+class Environment(Protocol):
+    store: EvidenceStore
+    clients: dict[str, SimulatorClient]
+
+    @property
+    def endpoints(self) -> dict[str, str]: ...
+
+
+def new_run_id() -> str:
+    return f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(slots=True)
+class _CaseState:
+    steps: list[StepObservation] = field(default_factory=list)
+    step_results: list[StepResult] = field(default_factory=list)
+    problems: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+
+
+def _ref(record: Record, label: str = "") -> EvidenceRef:
+    return EvidenceRef(seq=record.seq, digest=record.digest, kind=record.kind, label=label)
+
+
+class CampaignRunner:
+    """Plays one campaign against one candidate in one environment."""
+
+    def __init__(self, loaded: LoadedCampaign, env: Environment, *, mode: Mode = Mode.DRIVER,
+                 driver: DriverClient | None = None, operator: Operator | None = None,
+                 run_id: str | None = None, case_ids: set[str] | None = None,
+                 progress: Callable[[str, CaseResult | None], None] | None = None) -> None:
+        if mode is Mode.DRIVER and driver is None:
+            raise ValueError("driver mode needs a driver client")
+        self.loaded, self.env, self.mode = loaded, env, mode
+        self.driver, self.operator = driver, operator or (Operator() if mode is Mode.OPERATOR else None)
+        self.run_id = run_id or new_run_id()
+        self.case_ids = case_ids
+        self.progress = progress or (lambda _msg, _result: None)
+        self.checks = load_checks()
+        load_actions()
+        self.store = env.store
+
+    @property
+    def campaign(self) -> Any:
+        return self.loaded.campaign
+
+    def candidate_info(self) -> CandidateInfo:
+        if self.driver is not None:
+            return self.driver.info()
+        return CandidateInfo(name="operator-driven candidate", version="unknown")
+
+    def run(self, candidate: CandidateInfo | None = None) -> RunResult:
+        started = utc_now()
+        candidate = candidate or self.candidate_info()
+        header = self.campaign.campaign
+        self.store.append("run.start", {"campaign": header.model_dump(), "campaign_sha256": self.loaded.sha256,
+                                        "candidate": candidate.model_dump(), "harness_version": __version__,
+                                        "mode": self.mode.value, "simulators": self.env.endpoints},
+                          run_id=self.run_id)
+        cases = []
+        for case in self.campaign.cases:
+            self.progress(f"{case.id} {case.title}", None)
+            result = self._play(case)
+            cases.append(result)
+            self.progress(f"{case.id} {case.title}", result)
+        last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
+                                 run_id=self.run_id)
+        return RunResult(
+            run_id=self.run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
+            campaign=CampaignInfo(id=header.id, version=header.version, title=header.title,
+                                  file=str(self.loaded.path), sha256=self.loaded.sha256,
+                                  requirements=self.campaign.requirements),
+            candidate=CandidateResult(name=candidate.name, version=candidate.version, vendor=candidate.vendor,
+                                      url=self.driver.base_url if self.driver else None, mode=self.mode.value),
+            simulators=self.env.endpoints, cases=cases, evidence_chain_head=last.chain,
+            evidence_records=last.seq)
+
+    # -- one test case ---------------------------------------------------------------------------------------
+    def _play(self, case: TestCase) -> CaseResult:
+        started, t0 = utc_now(), time.perf_counter()
+        skip = self._skip_reason(case)
+        if skip:
+            record = self.store.append("case.verdict", {"verdict": "skipped", "reason": skip},
+                                       run_id=self.run_id, case_id=case.id)
+            return self._result(case, started, t0, Verdict.SKIPPED, skip, _CaseState(), [], [], record)
+        dataset = load_dataset(case.preconditions.dataset or self.campaign.campaign.dataset)
+        self.store.append("case.start", {"title": case.title, "preconditions": case.preconditions.model_dump(
+            mode="json", exclude_none=True)}, run_id=self.run_id, case_id=case.id)
+        state = _CaseState()
+        try:
+            self._prepare(case, dataset)
+            for index, step in enumerate(case.steps):
+                self._step(case, index, step, dataset, state)
+        except (DriverError, RuntimeError, ValueError, KeyError) as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._file_under(None)
+        exchanges = self._observed(case)
+        checks = [] if state.error else self._judge(case, dataset, exchanges, state)
+        checks += state.problems
+        verdict = Verdict.ERROR if state.error else worst([c.verdict for c in checks])
+        reason = state.error or self._reason(verdict, checks)
+        record = self.store.append("case.verdict", {"verdict": verdict.value, "reason": reason,
+                                                    "checks": [c.model_dump(mode="json") for c in checks]},
+                                   run_id=self.run_id, case_id=case.id)
+        return self._result(case, started, t0, verdict, reason, state, checks, exchanges, record)
+
+    def _skip_reason(self, case: TestCase) -> str | None:
+        if self.case_ids is not None and case.id not in self.case_ids:
+            return "not selected for this run"
+        if self.mode not in case.preconditions.modes:
+            return f"this case is played in {', '.join(m.value for m in case.preconditions.modes)} mode only"
+        return None
+
+    def _file_under(self, case_id: str | None) -> None:
+        for client in self.env.clients.values():
+            client.set_context(self.run_id, case_id)
+
+    def _prepare(self, case: TestCase, dataset: Dataset) -> None:
+        unknown = set(case.preconditions.faults) - set(self.env.clients)
+        if unknown:
+            raise ValueError(f"faults set on simulators not in this campaign: {', '.join(sorted(unknown))}")
+        self._file_under(case.id)
+        for name, client in self.env.clients.items():
+            client.reset()
+            client.set_dataset(dataset.name)
+            if case.preconditions.faults.get(name):
+                client.set_faults(case.preconditions.faults[name])
+        if self.driver is not None and self.mode is Mode.DRIVER:
+            self.driver.reset(self.env.endpoints)
+
+    def _step(self, case: TestCase, index: int, step: Step, dataset: Dataset, state: _CaseState) -> None:
+        if step.attest is not None:
+            self._attest(case, index, step, state)
+            return
+        spec = ACTIONS.get(step.action or "")
+        if spec is None:
+            raise ValueError(f"step {index + 1}: no simulator defines the action {step.action!r}")
+        params = spec.build(step, dataset)
+        if self.mode is Mode.DRIVER:
+            assert self.driver is not None
+            report, elapsed = self.driver.act(spec.name, params, case.id)
+        else:
+            assert self.operator is not None
+            instruction = (step.instruction or spec.instruction).format(**params)
+            t = time.perf_counter()
+            report = self.operator.perform(case.id, spec.title, instruction, params)
+            elapsed = (time.perf_counter() - t) * 1000
+        record = self.store.append("step", {"index": index, "action": spec.name, "params": params,
+                                            "report": report.model_dump(mode="json"), "elapsed_ms": elapsed,
+                                            "mode": self.mode.value}, run_id=self.run_id, case_id=case.id)
+        state.steps.append(StepObservation(index, spec.name, params, report, elapsed, seq=record.seq))
+        state.step_results.append(StepResult(
+            index=index, kind="action", description=spec.title, outcome=report.outcome.value,
+            detail={"params": params, "report": report.model_dump(mode="json", exclude_none=True),
+                    "elapsed_ms": round(elapsed, 1)}, evidence=[_ref(record, f"step {index + 1}")]))
+
+    def _attest(self, case: TestCase, index: int, step: Step, state: _CaseState) -> None:
+        assert step.attest is not None
+        if self.mode is Mode.DRIVER or self.operator is None:
+            state.step_results.append(StepResult(index=index, kind="attest", description=step.attest,
+                                                 outcome="not played (attestations need an operator)"))
+            return
+        answer = self.operator.attest(case.id, step.attest)
+        blobs = {"attachment": answer.attachment} if answer.attachment is not None else None
+        record = self.store.append("attestation", {"index": index, "statement": step.attest,
+                                                   "confirmed": answer.confirmed, "note": answer.note,
+                                                   "attachment_name": answer.attachment_name},
+                                   run_id=self.run_id, case_id=case.id, blobs=blobs)
+        ref = _ref(record, f"attestation {index + 1}")
+        state.steps.append(StepObservation(index, None, {}, None, attested=answer.confirmed, seq=record.seq))
+        state.step_results.append(StepResult(index=index, kind="attest", description=step.attest,
+                                             outcome="confirmed" if answer.confirmed else "not confirmed",
+                                             detail={"note": answer.note}, evidence=[ref]))
+        state.problems.append(CheckResult(
+            check="operator.attestation", requirements=case.requirements,
+            verdict=Verdict.PASSED if answer.confirmed else Verdict.FAILED,
+            message=("confirmed by the operator: " if answer.confirmed else "the operator did not confirm: ")
+            + step.attest + (f" (note: {answer.note})" if answer.note else ""), evidence=[ref]))
+
+    def _observed(self, case: TestCase) -> list[Exchange]:
+        exchanges: list[Exchange] = []
+        for client in self.env.clients.values():
+            exchanges += client.journal(self.run_id, case.id)
+        return sorted(exchanges, key=lambda e: e.request_seq)
+
+    def _judge(self, case: TestCase, dataset: Dataset, exchanges: list[Exchange],
+               state: _CaseState) -> list[CheckResult]:
+        results = []
+        for expectation in case.expect:
+            registered = self.checks.get(expectation.check)
+            if registered is None:
+                results.append(CheckResult(check=expectation.check, requirements=[], verdict=Verdict.ERROR,
+                                           message=f"no check named {expectation.check!r} is registered"))
+                continue
+            ctx = CheckContext(case.id, exchanges, state.steps, expectation.with_, dataset)
+            try:
+                outcome = registered(ctx)
+            except Exception as exc:  # a check that crashes is a harness error, never a pass
+                message = f"check crashed: {type(exc).__name__}: {exc}"
+                results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
+                                           verdict=Verdict.ERROR, message=message))
+                continue
+            refs = [EvidenceRef(seq=e.request_seq, digest=e.request_digest, kind="exchange.request",
+                                label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
+            results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
+                                       verdict=outcome.verdict, message=outcome.message, evidence=refs))
+        return results
+
+    @staticmethod
+    def _reason(verdict: Verdict, checks: list[CheckResult]) -> str:
+        if verdict is Verdict.PASSED:
+            return f"all {len(checks)} check(s) passed"
+        bad = [c for c in checks if c.verdict == verdict]
+        return "; ".join(f"{c.check}: {c.message}" for c in bad)
+
+    def _result(self, case: TestCase, started: str, t0: float, verdict: Verdict, reason: str, state: _CaseState,
+                checks: list[CheckResult], exchanges: list[Exchange], record: Record) -> CaseResult:
+        return CaseResult(
+            id=case.id, title=case.title, requirements=case.requirements, severity=case.severity.value,
+            verdict=verdict, reason=reason, started_at=started, duration_ms=round((time.perf_counter() - t0) * 1000, 1),
+            steps=state.step_results, checks=checks, exchanges=[_summary(e) for e in exchanges])
+
+
+def _summary(e: Exchange) -> ExchangeSummary:
+    return ExchangeSummary(
+        id=e.id, simulator=e.simulator, received_at=e.received_at, method=e.method, path=e.path,
+        status=e.status, outcome=e.outcome, operation=e.notes.get("operation"),
+        client_cert_subject=e.client_cert_subject, duration_ms=e.duration_ms,
+        request_sha256=sha256_hex(e.request_body),
+        response_sha256=sha256_hex(e.response_body) if e.response_seq else None,
+        request_excerpt=pretty(e.request_body)[:EXCERPT_CHARS],
+        response_excerpt=pretty(e.response_body)[:EXCERPT_CHARS],
+        request_seq=e.request_seq, response_seq=e.response_seq)

@@ -1,0 +1,114 @@
+"""The campaign format: the shipped campaign loads, bad files are reported by file, line and field, the
+published JSON Schema is current, and the loader never fails in any other way (property tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.campaign import CampaignError, campaign_schema, load_campaign, resolve_campaign
+from harness.checks import load_checks
+
+ROOT = Path(__file__).parent.parent
+BAD = Path(__file__).parent / "vectors" / "campaigns"
+
+
+def test_shipped_insi_campaign_is_valid() -> None:
+    loaded = load_campaign(resolve_campaign("insi"), known_checks=set(load_checks()))
+    campaign = loaded.campaign
+    assert len(campaign.cases) >= 12
+    assert len(loaded.sha256) == 64
+    cited = {r for case in campaign.cases for r in case.requirements}
+    assert cited == set(campaign.requirements), "every declared requirement is judged by some case"
+
+
+def test_bad_field_is_named_with_file_and_line() -> None:
+    with pytest.raises(CampaignError) as error:
+        load_campaign(BAD / "bad_severity.yaml")
+    assert "bad_severity.yaml:21: cases[1].severity:" in str(error.value)
+
+
+def test_unknown_check_is_named_with_file_and_line() -> None:
+    with pytest.raises(CampaignError) as error:
+        load_campaign(BAD / "unknown_check.yaml", known_checks=set(load_checks()))
+    assert "unknown_check.yaml:18: cases[0].expect[1].check: unknown check 'insi.does_not_exist'" in str(error.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("campaign:\n  id: [unclosed\n")
+    with pytest.raises(CampaignError, match=r"broken.yaml:\d+: not valid YAML"):
+        load_campaign(bad)
+
+
+def test_shipped_schema_is_current() -> None:
+    shipped = json.loads((ROOT / "scenarios" / "campaign.schema.json").read_text())
+    assert shipped == campaign_schema(), "regenerate: esante schema campaign --write scenarios/campaign.schema.json"
+
+
+def test_shipped_campaign_validates_against_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    data = yaml.safe_load(resolve_campaign("insi").read_text())
+    jsonschema.validate(data, campaign_schema())
+
+
+# -- property tests ----------------------------------------------------------------------------------------
+ids = st.from_regex(r"[A-Z][A-Z0-9-]{0,8}", fullmatch=True)
+text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30)
+
+
+@st.composite
+def campaigns(draw: st.DrawFn) -> dict:
+    requirements = draw(st.dictionaries(ids, text, min_size=1, max_size=4))
+    case_ids = draw(st.lists(ids, min_size=1, max_size=4, unique=True))
+    cases = [{"id": cid, "title": draw(text), "requirements": draw(st.lists(st.sampled_from(sorted(requirements)),
+                                                                            min_size=1, max_size=3)),
+              "severity": draw(st.sampled_from(["blocking", "major", "minor"])),
+              "steps": [{"action": "insi.lookup_traits", "patient": "P001"}],
+              "expect": [{"check": "insi.soap12_envelope"}]} for cid in case_ids]
+    return {"campaign": {"id": draw(ids), "version": "1.0", "title": draw(text), "simulators": ["insi"]},
+            "requirements": requirements, "cases": cases}
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=campaigns())
+def test_valid_campaigns_round_trip(tmp_path: Path, data: dict) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    loaded = load_campaign(path)
+    assert [c.id for c in loaded.campaign.cases] == [c["id"] for c in data["cases"]]
+    assert loaded.campaign.requirements == data["requirements"]
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=campaigns(), path_choice=st.integers(0, 1000), junk=st.one_of(st.none(), st.integers(), text,
+                                                                          st.lists(st.integers(), max_size=2)))
+def test_corrupted_campaigns_fail_only_with_campaign_error(tmp_path: Path, data: dict, path_choice: int,
+                                                           junk: object) -> None:
+    """Replacing any one value with junk gives either a valid campaign or a CampaignError naming a line."""
+    targets = []
+
+    def walk(node: object, parent: object, key: object) -> None:
+        targets.append((parent, key))
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, node, k)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, node, i)
+
+    walk(data, None, None)
+    parent, key = targets[path_choice % len(targets)]
+    if parent is not None:
+        parent[key] = junk  # type: ignore[index]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    try:
+        load_campaign(path)
+    except CampaignError as exc:
+        assert str(exc).startswith(str(path) + ":")

@@ -1,0 +1,93 @@
+"""The reference candidate passes the whole INSi campaign; each named defect fails exactly the cases the
+catalogue says, each through the check of its rule with a message saying what was wrong; and no registered
+check is left without a defect that makes it fail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.campaign import LoadedCampaign, load_campaign, resolve_campaign
+from harness.checks import load_checks
+from harness.driver import API_PREFIX, DriverClient
+from harness.environment import LocalEnvironment
+from harness.reference import DEFECTS, create_reference_app
+from harness.results import RunResult, Verdict
+from harness.runner import CampaignRunner
+from simulators.core.evidence import EvidenceStore
+from simulators.core.server import ServerHandle
+
+
+@pytest.fixture(scope="module")
+def campaign() -> LoadedCampaign:
+    return load_campaign(resolve_campaign("insi"), known_checks=set(load_checks()))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
+    tmp = tmp_path_factory.mktemp("defects")
+    with LocalEnvironment(["insi"], store=EvidenceStore(tmp / "evidence.sqlite"), pki_dir=tmp / "pki") as env:
+        yield env
+
+
+def play(campaign: LoadedCampaign, env: LocalEnvironment, defects: list[str]) -> RunResult:
+    with ServerHandle(create_reference_app(pki_dir=env.pki_dir, defects=defects)) as candidate:
+        driver = DriverClient(candidate.url + API_PREFIX)
+        try:
+            return CampaignRunner(campaign, env, driver=driver).run()
+        finally:
+            driver.close()
+
+
+def test_reference_candidate_passes_the_whole_campaign(campaign: LoadedCampaign, env: LocalEnvironment) -> None:
+    result = play(campaign, env, [])
+    problems = {c.id: c.reason for c in result.cases if c.verdict != Verdict.PASSED}
+    assert problems == {}
+    assert len(result.cases) >= 12
+    assert result.candidate.name == "esante-reference-candidate"
+
+
+@pytest.mark.parametrize("name", list(DEFECTS))
+def test_defect_fails_exactly_the_cases_of_its_rule(campaign: LoadedCampaign, env: LocalEnvironment,
+                                                     name: str) -> None:
+    defect = DEFECTS[name]
+    result = play(campaign, env, [name])
+    verdicts = {c.id: c.verdict for c in result.cases}
+    failed = {case for case, verdict in verdicts.items() if verdict != Verdict.PASSED}
+    assert defect.fails, f"defect {name} declares no failing case"
+    assert failed == set(defect.fails), {c.id: c.reason for c in result.cases if c.id in failed ^ set(defect.fails)}
+    assert all(verdicts[case] == Verdict.FAILED for case in failed), "a defect is a failure, never an error"
+    for case in result.cases:
+        if case.id in failed:
+            rule = [c for c in case.checks if c.check == defect.rule]
+            assert rule and rule[0].verdict == Verdict.FAILED, f"{case.id}: {defect.rule} did not fail"
+            assert len(rule[0].message) > 20, rule[0].message
+
+
+def test_every_registered_check_has_a_defect_that_makes_it_fail(campaign: LoadedCampaign) -> None:
+    checks = set(load_checks())
+    covered = {d.rule for d in DEFECTS.values()}
+    assert checks - covered == set(), f"checks no defect breaks: {sorted(checks - covered)}"
+    assert covered - checks == set(), f"defects naming unknown checks: {sorted(covered - checks)}"
+    used = {e.check for case in campaign.campaign.cases for e in case.expect}
+    assert checks - used == set(), f"checks no case of the shipped campaign runs: {sorted(checks - used)}"
+
+
+def test_defect_catalogue_fails_only_cases_that_exist(campaign: LoadedCampaign) -> None:
+    ids = {c.id for c in campaign.campaign.cases}
+    for defect in DEFECTS.values():
+        assert set(defect.fails) <= ids, defect.name
+
+
+def test_case_requirements_cover_the_requirements_of_their_checks(campaign: LoadedCampaign) -> None:
+    registry = load_checks()
+    for case in campaign.campaign.cases:
+        judged = {r for e in case.expect for r in registry[e.check].requirements}
+        assert judged <= set(case.requirements), f"{case.id} judges {sorted(judged - set(case.requirements))}"
+
+
+def test_unknown_defect_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown defect"):
+        create_reference_app(pki_dir=tmp_path, defects=["no_such_defect"])
