@@ -68,10 +68,13 @@ def canonical_json(value: Any) -> str:
 
 def record_digest(kind: str, run_id: str | None, case_id: str | None, ref: str | None,
                   recorded_at: str, payload: str) -> str:
-    """Digest of one record: every column but ``seq`` and ``chain`` goes into it."""
-    envelope = canonical_json({"kind": kind, "run_id": run_id, "case_id": case_id, "ref": ref,
-                               "recorded_at": recorded_at, "payload": payload})
-    return sha256_hex(envelope.encode())
+    """Digest of one record: every column but ``seq`` and ``chain`` goes into it.
+
+    The columns are framed as one canonical JSON line followed by the payload text (already canonical JSON),
+    so the payload is not encoded a second time.
+    """
+    head = canonical_json([kind, run_id, case_id, ref, recorded_at])
+    return sha256_hex(f"{head}\n{payload}".encode())
 
 
 def chain_next(previous: str, digest: str) -> str:

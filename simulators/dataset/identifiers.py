@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = [
     "NIR_SHAPE",
@@ -115,6 +116,7 @@ def _normalise_pass(text: str) -> str:
     return " ".join(upper.split())
 
 
+@lru_cache(maxsize=8192)  # pure, and the same names come back on every search
 def normalise_name(text: str) -> str:
     """Normalise a name for matching, as the INSi simulator compares traits.
 

@@ -17,30 +17,42 @@ beneficiary's birth date and birth rank must designate exactly one person.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+
 from simulators.dataset import Dataset, Patient
 from simulators.dataset.identifiers import normalise_name
 from simulators.insi.messages import Individual, Traits, VitaleQuery
 
 
-def _first_names_match(sent: list[str], patient: Patient) -> bool:
-    wanted = normalise_name(" ".join(sent))
-    names = [normalise_name(n) for n in patient.first_names]
-    return wanted == " ".join(names) or wanted in names
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    patient: Patient
+    first_names: tuple[str, ...]  # normalised, in civil-status order
 
 
-def find_by_traits(dataset: Dataset, traits: Traits) -> list[Patient]:
-    birth_name = normalise_name(traits.birth_name)
-    return [p for p in dataset.patients
-            if normalise_name(p.birth_name) == birth_name and p.sex == traits.sex
-            and p.birth_date == traits.birth_date
-            and (traits.birth_place is None or p.birth_place == traits.birth_place)
-            and _first_names_match(traits.first_names, p)]
+class PatientIndex:
+    """The data set indexed for searching, built once per data set (normalising names is the costly part)."""
 
+    def __init__(self, dataset: Dataset) -> None:
+        self.by_birth_name: dict[str, list[_Entry]] = defaultdict(list)
+        self.by_vitale: dict[str, list[Patient]] = defaultdict(list)
+        for p in dataset.patients:
+            entry = _Entry(p, tuple(normalise_name(n) for n in p.first_names))
+            self.by_birth_name[normalise_name(p.birth_name)].append(entry)
+            if p.vitale is not None:
+                self.by_vitale[p.vitale.holder_nir].append(p)
 
-def find_by_vitale(dataset: Dataset, query: VitaleQuery) -> list[Patient]:
-    return [p for p in dataset.patients
-            if p.vitale is not None and p.vitale.holder_nir == query.nir
-            and p.birth_date == query.birth_date and p.vitale.rank == query.rank]
+    def find_by_traits(self, traits: Traits) -> list[Patient]:
+        wanted = normalise_name(" ".join(traits.first_names))
+        return [e.patient for e in self.by_birth_name.get(normalise_name(traits.birth_name), [])
+                if e.patient.sex == traits.sex and e.patient.birth_date == traits.birth_date
+                and (traits.birth_place is None or e.patient.birth_place == traits.birth_place)
+                and (wanted == " ".join(e.first_names) or wanted in e.first_names)]
+
+    def find_by_vitale(self, query: VitaleQuery) -> list[Patient]:
+        return [p for p in self.by_vitale.get(query.nir, [])
+                if p.birth_date == query.birth_date and p.vitale is not None and p.vitale.rank == query.rank]
 
 
 def individual(patient: Patient) -> Individual:

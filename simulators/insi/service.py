@@ -14,7 +14,7 @@ from starlette.responses import Response
 from simulators.core.app import Simulator
 from simulators.core.journal import ServiceError, notes_of
 from simulators.core.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
-from simulators.insi.matching import find_by_traits, find_by_vitale, individual
+from simulators.insi.matching import PatientIndex, individual
 from simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
 from simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
 
@@ -62,6 +62,11 @@ class InsiSimulator(Simulator):
     def __init__(self, dataset: Any, *, require_mtls: bool = False) -> None:
         super().__init__(dataset)
         self.require_mtls = require_mtls
+        self.index = PatientIndex(dataset)
+
+    def load_dataset(self, dataset: Any) -> None:
+        super().load_dataset(dataset)
+        self.index = PatientIndex(dataset)
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -110,10 +115,10 @@ class InsiSimulator(Simulator):
     def _answer(self, req: InsiRequest, notes: dict[str, Any]) -> Response:
         if req.operation is Operation.TRAITS:
             assert req.traits is not None
-            matches = find_by_traits(self.dataset, req.traits)
+            matches = self.index.find_by_traits(req.traits)
         else:
             assert req.vitale is not None
-            matches = find_by_vitale(self.dataset, req.vitale)
+            matches = self.index.find_by_vitale(req.vitale)
         code = CodeCR.FOUND if len(matches) == 1 else CodeCR.NOT_FOUND if not matches else CodeCR.SEVERAL
         notes.update(code_cr=code.value, matched=[p.id for p in matches])
         body = result_envelope(code, individual(matches[0]) if code is CodeCR.FOUND else None)

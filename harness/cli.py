@@ -1,0 +1,161 @@
+"""``esante``: the command line of esante-conformance.
+
+Exit codes of ``esante run`` (for CI): 0 every case passed (or was skipped), 1 at least one case failed,
+3 no failure but an error or an inconclusive case, 4 the run could not start (bad campaign, unreachable
+candidate). ``esante verify``: 0 intact, 1 altered.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
+from harness.checks import load_checks
+from harness.driver import DriverError, contract_app
+from harness.results import CaseResult, RunResult, Verdict
+
+app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+COLOURS = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "inconclusive": "yellow"}
+EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN = 1, 3, 4
+
+
+def _progress(label: str, result: CaseResult | None) -> None:
+    if result is None:
+        console.print(f"  [dim]…[/dim] {label}", end="\r")
+        return
+    colour = COLOURS[result.verdict.value]
+    console.print(f"  [{colour}]{result.verdict.value:<12}[/{colour}] {label}"
+                  + (f"\n{'':15}[dim]{result.reason[:300]}[/dim]" if result.verdict != Verdict.PASSED else ""))
+
+
+def exit_code(result: RunResult) -> int:
+    verdicts = {c.verdict for c in result.cases}
+    if Verdict.FAILED in verdicts:
+        return EXIT_FAILED
+    if verdicts & {Verdict.ERROR, Verdict.INCONCLUSIVE}:
+        return EXIT_UNSURE
+    return 0
+
+
+@app.command()
+def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped campaign name (insi)"),
+        candidate: str = typer.Option("reference", help="driver base URL of the candidate, or 'reference'"),
+        out: Path | None = typer.Option(None, help="output folder (default runs/<run id>/)"),
+        defect: list[str] = typer.Option([], help="reference candidate only: switch on a named defect"),
+        operator: bool = typer.Option(False, help="a person plays the candidate at the prompts"),
+        case: list[str] = typer.Option([], help="play only these case ids"),
+        plain_http: bool = typer.Option(False, help="serve the simulators over plain HTTP instead of HTTPS"),
+        signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle")) -> None:
+    """Play a campaign against a candidate and write the reports and the evidence bundle."""
+    from harness.session import RunRequest, play
+
+    request = RunRequest(campaign=campaign, candidate=candidate, out_dir=out, defects=defect,
+                         mode=Mode.OPERATOR if operator else Mode.DRIVER, case_ids=set(case) or None,
+                         tls=not plain_http, signing_key=signing_key)
+    try:
+        output = play(request, progress=_progress)
+    except (CampaignError, FileNotFoundError, DriverError, ValueError) as exc:
+        console.print(f"[red]cannot run:[/red] {exc}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    result = output.result
+    counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
+    console.print(f"\n[bold]{result.campaign.id} {result.campaign.version}[/bold] against "
+                  f"{result.candidate.name} {result.candidate.version}: {counts}")
+    console.print(f"run id      {result.run_id}")
+    console.print(f"HTML report {output.reports.html}")
+    console.print(f"JSON report {output.reports.json}")
+    console.print(f"JUnit XML   {output.reports.junit}")
+    console.print(f"evidence    {output.reports.bundle}")
+    raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def verify(bundle: Path, trusted_key: Path | None = typer.Option(None, help="PEM public key the bundle must be "
+                                                                             "signed with")) -> None:
+    """Check that an evidence bundle is intact; name what was altered."""
+    from reports import verify_bundle
+
+    outcome = verify_bundle(bundle, trusted_key.read_bytes() if trusted_key else None)
+    if outcome.ok:
+        console.print(f"[green]intact[/green]: run {outcome.run_id}, {outcome.files_checked} files, "
+                      f"signed by {outcome.signer_fingerprint}")
+        for problem in outcome.problems:
+            console.print(f"  note: {problem}")
+        return
+    console.print(f"[red]ALTERED[/red]: {bundle}")
+    for problem in outcome.problems:
+        console.print(f"  - {problem}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def sim(name: str = typer.Argument(..., help="simulator name (insi)"),
+        host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8001),
+        tls: bool = typer.Option(False, help="serve HTTPS with a certificate from the test PKI"),
+        mtls: bool = typer.Option(False, help="require a client certificate (implies --tls)"),
+        evidence: Path = typer.Option(Path("evidence.sqlite"), envvar="ESANTE_EVIDENCE"),
+        dataset: str = typer.Option("default", envvar="ESANTE_DATASET"),
+        pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR")) -> None:
+    """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed)."""
+    from simulators.core.app import SimulatorSettings, build_simulator, create_app
+    from simulators.core.pki import default_pki_dir
+    from simulators.core.server import TlsSettings, serve
+
+    settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset)
+    if mtls:
+        settings.options["require_mtls"] = True
+    simulator = build_simulator(name, settings)
+    tls_settings = TlsSettings(pki_dir=pki_dir or default_pki_dir(), require_client_cert=mtls) \
+        if tls or mtls else None
+    console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
+                  f"(evidence {evidence}); admin token: {settings.admin_token}")
+    serve(create_app(simulator, settings), host=host, port=port, tls=tls_settings)
+
+
+@app.command("check-campaign")
+def check_campaign(campaign: str) -> None:
+    """Validate a campaign file (line and field of every problem)."""
+    try:
+        loaded = load_campaign(resolve_campaign(campaign), known_checks=set(load_checks()))
+    except (CampaignError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]valid[/green]: {loaded.campaign.campaign.id} {loaded.campaign.campaign.version}, "
+                  f"{len(loaded.campaign.cases)} cases, sha256 {loaded.sha256}")
+
+
+@app.command("list-checks")
+def list_checks() -> None:
+    """Every registered check with the requirements it judges."""
+    table = Table("check", "requirements", "title")
+    for name, registered in sorted(load_checks().items()):
+        table.add_row(name, ", ".join(registered.requirements), registered.title)
+    console.print(table)
+
+
+@app.command()
+def schema(what: str = typer.Argument(..., help="campaign | report | driver"),
+           write: Path | None = typer.Option(None, help="write to this file instead of printing")) -> None:
+    """Print (or write) the JSON Schema of campaign files, of the JSON report, or the driver OpenAPI."""
+    if what == "campaign":
+        document = campaign_schema()
+    elif what == "report":
+        from reports.json_report import report_schema
+
+        document = report_schema()
+    elif what == "driver":
+        document = contract_app().openapi()
+    else:
+        raise typer.BadParameter("campaign, report or driver")
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if write:
+        write.write_text(text, encoding="utf-8")
+    else:
+        print(text)
