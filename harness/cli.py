@@ -27,8 +27,7 @@ EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN = 1, 3, 4
 
 
 def _progress(label: str, result: CaseResult | None) -> None:
-    if result is None:
-        console.print(f"  [dim]…[/dim] {label}", end="\r")
+    if result is None:  # a case starts: its line is printed once judged
         return
     colour = COLOURS[result.verdict.value]
     console.print(f"  [{colour}]{result.verdict.value:<12}[/{colour}] {label}"
@@ -68,11 +67,11 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
     console.print(f"\n[bold]{result.campaign.id} {result.campaign.version}[/bold] against "
                   f"{result.candidate.name} {result.candidate.version}: {counts}")
-    console.print(f"run id      {result.run_id}")
-    console.print(f"HTML report {output.reports.html}")
-    console.print(f"JSON report {output.reports.json}")
-    console.print(f"JUnit XML   {output.reports.junit}")
-    console.print(f"evidence    {output.reports.bundle}")
+    console.print(f"run id      {result.run_id}", soft_wrap=True)
+    console.print(f"HTML report {output.reports.html}", soft_wrap=True)
+    console.print(f"JSON report {output.reports.json}", soft_wrap=True)
+    console.print(f"JUnit XML   {output.reports.junit}", soft_wrap=True)
+    console.print(f"evidence    {output.reports.bundle}", soft_wrap=True)
     raise typer.Exit(exit_code(result))
 
 

@@ -199,12 +199,17 @@ class EvidenceStore:
             row = self._db.execute("SELECT MAX(seq) FROM records").fetchone()
         return int(row[0] or 0)
 
+    def raw_records(self) -> list[dict[str, Any]]:
+        """Every record as stored (``payload`` as its canonical text): what digests are computed over."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM records ORDER BY seq").fetchall()
+        return [_row_to_raw(r) for r in rows]
+
     def verify(self) -> list[ChainProblem]:
         """Recompute every digest and chain link and every blob digest; empty list means intact."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM records ORDER BY seq").fetchall()
             blobs = self._db.execute("SELECT digest, data FROM blobs").fetchall()
-        problems = verify_records([_row_to_raw(r) for r in rows])
+        problems = verify_records(self.raw_records())
         problems += [ChainProblem(0, f"blob {d} does not match its digest")
                      for d, data in blobs if sha256_hex(bytes(data)) != d]
         return problems

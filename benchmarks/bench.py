@@ -1,0 +1,179 @@
+"""Benchmarks of esante-conformance (not timed tests): run ``python benchmarks/bench.py``.
+
+Figures, written to ``benchmarks/results.json`` with the machine they were taken on:
+
+* ``insi_lookups_per_s`` — INSi traits lookups per second through the simulator with XML validation and
+  the journal on, against a bare FastAPI endpoint answering a constant in the same run, on the same
+  server stack; the figure is their ratio (aim: >= 0.5);
+* ``campaign_wall_s`` — the whole INSi campaign against the reference candidate (aim: < 5 s);
+* ``simulator_ready_s`` — from ``esante sim insi`` to the first healthy answer (aim: < 2 s).
+
+Servers run in their own processes; the load comes from threads of this process, on loopback only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LOAD_SECONDS = 4.0
+CLIENT_THREADS = 4
+BARE_APP = """
+import sys, uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from simulators.core.server import _EsanteProtocol
+app = FastAPI()
+BODY = open(sys.argv[2], 'rb').read()
+@app.post('/lps')
+async def lps(request: Request) -> Response:
+    await request.body()
+    return Response(BODY, media_type='application/soap+xml; charset=utf-8')
+uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), http=_EsanteProtocol, log_level='warning',
+            access_log=False, lifespan='off')
+"""
+
+
+def _free_port() -> int:
+    from simulators.core.server import free_port
+
+    return free_port()
+
+
+def _wait_healthy(port: int, path: str, timeout: float = 15.0) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET" if path.startswith("/_admin") else "POST", path, body=b"" if "lps" in path else None)
+            conn.getresponse().read()
+            conn.close()
+            return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"server on port {port} did not become ready")
+
+
+def _load(port: int, body: bytes) -> float:
+    """Requests per second with CLIENT_THREADS keep-alive connections for LOAD_SECONDS."""
+    counts = [0] * CLIENT_THREADS
+    stop = time.perf_counter() + LOAD_SECONDS
+    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.perf_counter() < stop:
+            conn.request("POST", "/lps", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+            counts[i] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENT_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / LOAD_SECONDS
+
+
+def _request_body() -> bytes:
+    from tests.conftest import official_request
+
+    return official_request(birth_name="MOREAU", first_names=["CLAIRE"], sex="F", birth_date="1985-04-12")
+
+
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def bench_lookups(tmp: Path) -> dict[str, float]:
+    body = _request_body()
+    esante = str(Path(sys.executable).with_name("esante"))
+    sim_port, bare_port = _free_port(), _free_port()
+    sim = _spawn([esante, "sim", "insi", "--port", str(sim_port), "--evidence", str(tmp / "bench.sqlite")])
+    answer = tmp / "answer.xml"
+    try:
+        _wait_healthy(sim_port, "/_admin/health")
+        conn = http.client.HTTPConnection("127.0.0.1", sim_port)
+        conn.request("POST", "/lps", body=body, headers={"Content-Type": "application/soap+xml"})
+        answer.write_bytes(conn.getresponse().read())
+        bare = _spawn([sys.executable, "-c", BARE_APP, str(bare_port), str(answer)])
+        try:
+            _wait_healthy(bare_port, "/lps")
+            _load(sim_port, body), _load(bare_port, body)  # warm-up both
+            simulator = _load(sim_port, body)
+            baseline = _load(bare_port, body)
+        finally:
+            bare.terminate()
+            bare.wait()
+    finally:
+        sim.terminate()
+        sim.wait()
+    return {"simulator": round(simulator, 1), "bare_fastapi": round(baseline, 1),
+            "ratio": round(simulator / baseline, 3)}
+
+
+def bench_campaign(tmp: Path, repeats: int = 3) -> dict[str, float]:
+    from harness.session import RunRequest, play
+
+    times, verdicts = [], set()
+    for i in range(repeats):
+        started = time.perf_counter()
+        output = play(RunRequest(campaign="insi", out_dir=tmp / f"run{i}", pki_dir=tmp / "pki"))
+        times.append(time.perf_counter() - started)
+        verdicts |= {c.verdict.value for c in output.result.cases}
+    return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+            "verdicts": sorted(verdicts)}
+
+
+def bench_ready(tmp: Path, repeats: int = 5) -> dict[str, float]:
+    esante = str(Path(sys.executable).with_name("esante"))
+    times = []
+    for i in range(repeats):
+        port = _free_port()
+        started = time.perf_counter()
+        process = _spawn([esante, "sim", "insi", "--port", str(port), "--evidence", str(tmp / f"ready{i}.sqlite")])
+        try:
+            _wait_healthy(port, "/_admin/health")
+            times.append(time.perf_counter() - started)
+        finally:
+            process.terminate()
+            process.wait()
+    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        tmp = Path(directory)
+        results = {
+            "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "insi_lookups_per_s": bench_lookups(tmp),
+            "campaign_wall_s": bench_campaign(tmp),
+            "simulator_ready_s": bench_ready(tmp),
+            "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},
+        }
+    out = ROOT / "benchmarks" / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""One run, end to end: resolve the campaign, start the simulators, reach the candidate, play, report.
+
+This is what ``esante run`` does, as a function the tests (and editors' own tooling) can call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.campaign import LoadedCampaign, Mode, load_campaign, resolve_campaign
+from harness.checks import load_checks
+from harness.driver import API_PREFIX, DriverClient
+from harness.environment import LocalEnvironment
+from harness.operator import Operator
+from harness.results import CaseResult, RunResult
+from harness.runner import CampaignRunner, new_run_id
+from reports import ReportPaths, write_reports
+from simulators.core.evidence import EvidenceStore
+from simulators.core.pki import default_pki_dir
+from simulators.core.server import ServerHandle
+
+REFERENCE = "reference"
+
+
+@dataclass(slots=True)
+class RunRequest:
+    campaign: str
+    candidate: str = REFERENCE
+    out_dir: Path | None = None
+    defects: Sequence[str] = ()
+    mode: Mode = Mode.DRIVER
+    case_ids: set[str] | None = None
+    tls: bool = True
+    pki_dir: Path | None = None
+    operator: Operator | None = None
+    signing_key: Path | None = None
+
+
+@dataclass(slots=True)
+class RunOutput:
+    result: RunResult
+    out_dir: Path
+    evidence_path: Path
+    reports: ReportPaths
+
+
+@contextmanager
+def _candidate(request: RunRequest, pki_dir: Path) -> Iterator[DriverClient | None]:
+    if request.mode is Mode.OPERATOR:
+        yield None
+        return
+    if request.candidate != REFERENCE:
+        client = DriverClient(request.candidate)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    from harness.reference import create_reference_app
+
+    with ServerHandle(create_reference_app(pki_dir=pki_dir, defects=request.defects)) as server:
+        client = DriverClient(server.url + API_PREFIX)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def load(request: RunRequest) -> LoadedCampaign:
+    return load_campaign(resolve_campaign(request.campaign), known_checks=set(load_checks()))
+
+
+def play(request: RunRequest, progress: Callable[[str, CaseResult | None], None] | None = None) -> RunOutput:
+    """Play a campaign; everything goes under ``out_dir`` (default ``runs/<run id>/``)."""
+    loaded = load(request)
+    run_id = new_run_id()
+    out_dir = request.out_dir or Path("runs") / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pki_dir = request.pki_dir or default_pki_dir()
+    store = EvidenceStore(out_dir / "evidence.sqlite")
+    header = loaded.campaign.campaign
+    with LocalEnvironment(header.simulators, store=store, pki_dir=pki_dir, tls=request.tls,
+                          dataset=header.dataset) as env, _candidate(request, pki_dir) as driver:
+        runner = CampaignRunner(loaded, env, mode=request.mode, driver=driver, operator=request.operator,
+                                run_id=run_id, case_ids=request.case_ids, progress=progress)
+        result = runner.run()
+    paths = write_reports(result, store, out_dir, signing_key=request.signing_key)
+    return RunOutput(result, out_dir, store.path, paths)

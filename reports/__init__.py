@@ -1,0 +1,50 @@
+"""What comes out of one run: the JSON report (with its published schema), JUnit XML for CI, a
+self-contained HTML report for people, and the signed evidence bundle a reviewer verifies offline.
+
+All of them are rendered from the one :class:`~harness.results.RunResult`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.results import RunResult
+from reports.bundle import BundleVerification, verify_bundle, write_bundle
+from reports.html import write_html
+from reports.junit import write_junit
+from reports.signing import default_key_path, load_or_create_key
+from simulators.core.evidence import EvidenceStore
+
+__all__ = ["BUNDLE_NAME", "BundleVerification", "ReportPaths", "verify_bundle", "write_reports"]
+
+BUNDLE_NAME = "evidence-bundle.zip"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPaths:
+    json: Path
+    junit: Path
+    html: Path
+    bundle: Path
+
+
+def write_reports(result: RunResult, store: EvidenceStore, out_dir: Path,
+                  signing_key: Path | None = None) -> ReportPaths:
+    """Write ``report.json``, ``junit.xml``, ``report.html`` and ``evidence-bundle.zip`` into ``out_dir``.
+
+    The bundle is written last: it holds the other three. It is signed with the Ed25519 key at
+    ``signing_key`` (default: ``$ESANTE_SIGNING_KEY`` or ``~/.esante/keys/ed25519.pem``), created if absent.
+    """
+    from reports.json_report import write_json  # not at import time: `python -m reports.json_report` works cleanly
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = load_or_create_key(signing_key or default_key_path())
+    paths = ReportPaths(json=write_json(result, out_dir / "report.json"),
+                        junit=write_junit(result, out_dir / "junit.xml"),
+                        html=write_html(result, out_dir / "report.html"),
+                        bundle=out_dir / BUNDLE_NAME)
+    write_bundle(result, store, paths.bundle, key,
+                 {"report.json": paths.json, "junit.xml": paths.junit, "report.html": paths.html})
+    return paths
