@@ -38,27 +38,38 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefine
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
+@dataclass(frozen=True, slots=True)
+class MatrixEntry:
+    """One case judging one requirement, with the verdict *on that requirement*."""
+
+    case: CaseResult
+    verdict: Verdict
+
+
 @dataclass(slots=True)
 class MatrixRow:
     """One requirement of the traceability matrix."""
 
     id: str
     text: str
-    cases: list[CaseResult] = field(default_factory=list)
+    entries: list[MatrixEntry] = field(default_factory=list)
 
     @property
     def covered(self) -> bool:
         """Some case of the campaign judges it (even if that case was skipped in this run)."""
-        return bool(self.cases)
+        return bool(self.entries)
 
     @property
     def judged(self) -> bool:
         """Some case that judges it was actually played in this run."""
-        return any(c.verdict != Verdict.SKIPPED for c in self.cases)
+        return any(e.verdict != Verdict.SKIPPED for e in self.entries)
 
     @property
     def status(self) -> str:
-        return worst([c.verdict for c in self.cases]).value if self.cases else NOT_COVERED
+        return worst([e.verdict for e in self.entries]).value if self.entries else NOT_COVERED
+
+    def with_verdict(self, verdict: Verdict) -> list[MatrixEntry]:
+        return [e for e in self.entries if e.verdict == verdict]
 
 
 def judged_requirements(case: CaseResult) -> list[str]:
@@ -66,12 +77,21 @@ def judged_requirements(case: CaseResult) -> list[str]:
     return list(dict.fromkeys([*case.requirements, *(r for c in case.checks for r in c.requirements)]))
 
 
+def verdict_on(case: CaseResult, requirement: str) -> Verdict:
+    """A case's verdict on one requirement: the worst of the checks citing it. A case that failed on
+    another requirement has not failed this one; a requirement no check cites takes the case's verdict."""
+    citing = [c.verdict for c in case.checks if requirement in c.requirements]
+    if case.verdict in (Verdict.SKIPPED, Verdict.ERROR) or not citing:
+        return case.verdict
+    return worst(citing)
+
+
 def traceability(result: RunResult) -> list[MatrixRow]:
     """Rows = the campaign's requirements, then any other requirement a case names, in order of appearance."""
     rows = {rid: MatrixRow(rid, text) for rid, text in result.campaign.requirements.items()}
     for case in result.cases:
         for rid in judged_requirements(case):
-            rows.setdefault(rid, MatrixRow(rid, "")).cases.append(case)
+            rows.setdefault(rid, MatrixRow(rid, "")).entries.append(MatrixEntry(case, verdict_on(case, rid)))
     return list(rows.values())
 
 
@@ -92,7 +112,8 @@ def render_html(result: RunResult, generated_at: str | None = None) -> str:
         "result": result, "counts": result.counts(), "verdict": result.verdict.value, "matrix": matrix,
         "covered": sum(row.covered for row in matrix), "judged": sum(row.judged for row in matrix),
         "anchors": _anchors(result), "detail": _detail, "generated_at": generated_at or utc_now(),
-        "script": SCRIPT, "csp": _csp(), "unfolded": {Verdict.FAILED, Verdict.ERROR, Verdict.INCONCLUSIVE},
+        "script": SCRIPT, "csp": _csp(), "Verdict": Verdict,
+        "unfolded": {Verdict.FAILED, Verdict.ERROR, Verdict.INCONCLUSIVE},
     }
     return _ENV.get_template("report.html").render(context)
 

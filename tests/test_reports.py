@@ -536,3 +536,16 @@ def test_cli_verify_exit_codes(real_run: Any, tmp_path: Path) -> None:
     altered = _rewrite(real_run.reports.bundle, tmp_path / "b.zip", {"report.json": b"{}"})
     result = runner.invoke(app, ["verify", str(altered)])
     assert result.exit_code == 1 and "report.json" in result.output
+
+
+def test_matrix_fails_only_the_requirements_whose_checks_failed(tmp_path: Path) -> None:
+    """A case failing on one requirement has not failed the others it also judges."""
+    from harness.session import RunRequest, play
+    from reports.html import traceability
+
+    output = play(RunRequest(campaign="insi", out_dir=tmp_path / "out", pki_dir=tmp_path / "pki",
+                             signing_key=tmp_path / "k.pem", defects=["keeps_local_traits"],
+                             case_ids={"INSI-01", "INSI-06"}))
+    status = {row.id: row.status for row in traceability(output.result)}
+    assert status["IDV-02"] == "failed"
+    assert status["INSI-EXG-01"] == "passed" and status["IDV-01"] == "passed"
