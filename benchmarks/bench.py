@@ -136,7 +136,8 @@ def bench_campaign(tmp: Path, repeats: int = 3) -> dict[str, float]:
     times, verdicts = [], set()
     for i in range(repeats):
         started = time.perf_counter()
-        output = play(RunRequest(campaign="insi", out_dir=tmp / f"run{i}", pki_dir=tmp / "pki"))
+        output = play(RunRequest(campaign="insi", out_dir=tmp / f"run{i}", pki_dir=tmp / "pki",
+                                 signing_key=tmp / "signing.pem"))
         times.append(time.perf_counter() - started)
         verdicts |= {c.verdict.value for c in output.result.cases}
     return {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],

@@ -124,13 +124,6 @@ class EvidenceStore:
         self._db.executescript(_SCHEMA)
 
     # -- writing -------------------------------------------------------------------------------------
-    def put_blob(self, data: bytes) -> str:
-        digest = sha256_hex(data)
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO blobs (digest, size, data) VALUES (?, ?, ?)",
-                             (digest, len(data), data))
-        return digest
-
     def append(self, kind: str, payload: Mapping[str, Any], *, run_id: str | None = None,
                case_id: str | None = None, ref: str | None = None,
                blobs: Mapping[str, bytes] | None = None) -> Record:
