@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.driver import ActionReport
 from harness.results import Verdict
@@ -79,6 +79,19 @@ def inconclusive(message: str, *exchanges: Exchange) -> Outcome:
     return Outcome(Verdict.INCONCLUSIVE, message, list(exchanges))
 
 
+class Judged(Exception):
+    """Raised (through :func:`stop`) by a check's helper that already knows the outcome, such as "nothing
+    to judge: no call was observed", so checks read straight through instead of testing every helper."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+def stop(outcome: Outcome) -> NoReturn:
+    raise Judged(outcome)
+
+
 CheckFunction = Callable[[CheckContext], Outcome]
 
 
@@ -90,7 +103,10 @@ class RegisteredCheck:
     function: CheckFunction
 
     def __call__(self, ctx: CheckContext) -> Outcome:
-        return self.function(ctx)
+        try:
+            return self.function(ctx)
+        except Judged as judged:
+            return judged.outcome
 
 
 REGISTRY: dict[str, RegisteredCheck] = {}

@@ -273,6 +273,17 @@ def common_name_of_der(der: bytes) -> str | None:
     return str(names[0].value) if names else None
 
 
+def common_name_of_subject(subject: str | None) -> str | None:
+    """The CN of an RFC 4514 subject string (as journaled), None when absent."""
+    if not subject:
+        return None
+    try:
+        names = x509.Name.from_rfc4514_string(subject).get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return None
+    return str(names[0].value) if names else None
+
+
 def _load_chain(context: ssl.SSLContext, source: CertSource) -> None:
     if isinstance(source, tuple):
         context.load_cert_chain(*source)

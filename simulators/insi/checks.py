@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok
+from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
 from harness.driver import ActionOutcome, ActionReport
 from simulators.core.journal import Exchange
+from simulators.core.pki import common_name_of_subject
 from simulators.core.soap import SOAP12_NS, WSSE_NS, SoapMessage, SoapRejected, parse_envelope
 from simulators.core.xml import text_of
 from simulators.dataset.identifiers import normalise_name
@@ -83,9 +85,9 @@ def _ins(element: object) -> dict[str, str] | None:
             "oid": text_of(element.find(f"{r}OID")) or ""}  # type: ignore[attr-defined]
 
 
-def _calls(ctx: CheckContext) -> list[Exchange] | Outcome:
+def _calls(ctx: CheckContext) -> list[Exchange]:
     calls = ctx.of("insi")
-    return calls if calls else fail("no call to the INSi teleservice was observed in this test case")
+    return calls or stop(fail("no call to the INSi teleservice was observed in this test case"))
 
 
 def _operation_calls(ctx: CheckContext, operation: Operation) -> list[tuple[int, Exchange, SoapMessage]]:
@@ -107,9 +109,9 @@ def _report_ins(report: ActionReport) -> dict[str, str] | None:
     return report.identity.ins.model_dump()
 
 
-def _final(ctx: CheckContext, prefix: str = "insi.") -> tuple[StepObservation, ActionReport] | Outcome:
+def _final(ctx: CheckContext, prefix: str = "insi.") -> tuple[StepObservation, ActionReport]:
     reports = ctx.reports(prefix)
-    return reports[-1] if reports else fail("the candidate reported no result for the INSi action")
+    return reports[-1] if reports else stop(fail("the candidate reported no result for the INSi action"))
 
 
 # -- the messages sent -------------------------------------------------------------------------------------
@@ -117,8 +119,6 @@ def _final(ctx: CheckContext, prefix: str = "insi.") -> tuple[StepObservation, A
        title="Every call is a SOAP 1.2 envelope sent as application/soap+xml")
 def soap12_envelope(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     for i, exchange in enumerate(calls):
         media = (exchange.header("content-type") or "").split(";")[0].strip()
         message = request_of(exchange)
@@ -135,8 +135,6 @@ def soap12_envelope(ctx: CheckContext) -> Outcome:
        title="wsa:Action names the operation of the body and wsa:MessageID is present and unique")
 def addressing_headers(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     seen: set[str] = set()
     for i, exchange in enumerate(calls):
         message = request_of(exchange)
@@ -158,8 +156,6 @@ def addressing_headers(ctx: CheckContext) -> Outcome:
        title="Every call carries ContexteBAM, ContexteLPS and wsse:Security")
 def security_context(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     required = [(NS_CTXBAM, "ContexteBAM"), (NS_CTXLPS, "ContexteLPS"), (WSSE_NS, "Security")]
     for i, exchange in enumerate(calls):
         message = request_of(exchange)
@@ -173,8 +169,6 @@ def security_context(ctx: CheckContext) -> Outcome:
        title="ContexteLPS carries an authorised IDAM, the software name and version")
 def lps_identity(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     authorised = {lps.idam for lps in ctx.dataset.lps if lps.authorised}
     for i, exchange in enumerate(calls):
         message = request_of(exchange)
@@ -195,12 +189,10 @@ def lps_identity(ctx: CheckContext) -> Outcome:
        title="Calls are authenticated by an INSI-AUTO / INSI-MANU certificate (or a CPS assertion)")
 def authentication(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     for i, exchange in enumerate(calls):
         subject = exchange.client_cert_subject
         if subject is not None:
-            cn = next((p.split("=", 1)[1] for p in subject.split(",") if p.strip().upper().startswith("CN=")), None)
+            cn = common_name_of_subject(subject)
             if cn not in AUTHORISED_CERT_CNS:
                 return fail(f"{_where(exchange, i)}: client certificate CN {cn!r} (subject {subject}) is not "
                             "INSI-AUTO or INSI-MANU (the service answers desir_560)", exchange)
@@ -212,22 +204,21 @@ def authentication(ctx: CheckContext) -> Outcome:
     return ok("every call authenticated", *calls)
 
 
-def _lookup_traits(ctx: CheckContext) -> dict[str, object] | None:
+def _traits_searches(ctx: CheckContext) -> tuple[list[tuple[int, Exchange, SoapMessage]], dict[str, Any]]:
+    """The traits searches observed, and the traits the software was given (typed, or held for a verify)."""
+    calls = _operation_calls(ctx, Operation.TRAITS)
     for step in ctx.steps:
-        if step.action == "insi.lookup_traits":
-            return step.params["traits"]
-        if step.action == "insi.verify":
-            return step.params["identity"]["traits"]
-    return None
+        if calls and step.action == "insi.lookup_traits":
+            return calls, step.params["traits"]
+        if calls and step.action == "insi.verify":
+            return calls, step.params["identity"]["traits"]
+    stop(fail("no traits search (rechercherInsAvecTraitsIdentite) was observed"))
 
 
 @check("insi.request_traits", requirements=["INSI-REQ-01"],
        title="Traits searches send the mandatory traits, as the software knows them")
 def request_traits(ctx: CheckContext) -> Outcome:
-    calls = _operation_calls(ctx, Operation.TRAITS)
-    traits = _lookup_traits(ctx)
-    if not calls or traits is None:
-        return fail("no traits search (rechercherInsAvecTraitsIdentite) was observed")
+    calls, traits = _traits_searches(ctx)
     s = f"{{{NS_RECSANS}}}"
     for i, exchange, message in calls:
         body = message.body
@@ -250,10 +241,7 @@ def request_traits(ctx: CheckContext) -> Outcome:
 @check("insi.lunar_date_kept", requirements=["INSI-REQ-02"],
        title="An unknown birth day or month is sent as 00, never 'corrected'")
 def lunar_date_kept(ctx: CheckContext) -> Outcome:
-    calls = _operation_calls(ctx, Operation.TRAITS)
-    traits = _lookup_traits(ctx)
-    if not calls or traits is None:
-        return fail("no traits search was observed")
+    calls, traits = _traits_searches(ctx)
     for i, exchange, message in calls:
         sent = text_of(message.body.find(f"{{{NS_RECSANS}}}DateNaissance"))
         if sent != traits["birth_date"]:
@@ -265,10 +253,7 @@ def lunar_date_kept(ctx: CheckContext) -> Outcome:
 @check("insi.first_names_one_at_a_time", requirements=["INSI-REQ-03"],
        title="Without a match, each first name is tried alone, then the whole list")
 def first_names_one_at_a_time(ctx: CheckContext) -> Outcome:
-    calls = _operation_calls(ctx, Operation.TRAITS)
-    traits = _lookup_traits(ctx)
-    if not calls or traits is None:
-        return fail("no traits search was observed")
+    calls, traits = _traits_searches(ctx)
     tried = {normalise_name(" ".join(text_of(p) or "" for p in m.body.findall(f"{{{NS_RECSANS}}}Prenom")))
              for _, _, m in calls}
     if any(answer_of(e).code_cr == "00" for _, e, _ in calls):
@@ -311,12 +296,7 @@ def vitale_request(ctx: CheckContext) -> Outcome:
        title="A fault or an unreachable service is reported to the user and nothing is stored")
 def fault_reported(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
-    final = _final(ctx)
-    if isinstance(final, Outcome):
-        return final
-    _, report = final
+    _, report = _final(ctx)
     last = answer_of(calls[-1])
     expected = {"fault": ActionOutcome.ERROR}.get(last.kind, ActionOutcome.UNAVAILABLE)
     if last.kind == "result":
@@ -340,8 +320,6 @@ def _instant(exchange: Exchange) -> datetime:
        title="After a failure, at most 2 retries, spaced by at least 100 ms")
 def retry_discipline(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
     max_calls = int(ctx.params.get("max_calls", 3))
     min_gap = float(ctx.params.get("min_interval_ms", 100))
     if len(calls) > max_calls:
@@ -358,12 +336,7 @@ def retry_discipline(ctx: CheckContext) -> Outcome:
        title="A slow but working service is waited for: one call, and its answer is used")
 def waits_for_slow_answer(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    if isinstance(calls, Outcome):
-        return calls
-    final = _final(ctx)
-    if isinstance(final, Outcome):
-        return final
-    step, report = final
+    step, report = _final(ctx)
     expected = ctx.params.get("outcome", "found")
     if report.outcome.value != expected:
         took = f" after {step.elapsed_ms:.0f} ms" if step.elapsed_ms else ""
@@ -375,25 +348,19 @@ def waits_for_slow_answer(ctx: CheckContext) -> Outcome:
 
 
 # -- what the software did with the answers ----------------------------------------------------------------
-def _found_answer(ctx: CheckContext) -> tuple[Exchange, Answer] | Outcome:
+def _found_answer(ctx: CheckContext) -> tuple[Exchange, Answer]:
     for exchange in reversed(ctx.of("insi")):
         answer = answer_of(exchange)
         if answer.code_cr == "00":
             return exchange, answer
-    return fail("the teleservice returned no identity (no CodeCR 00) in this test case")
+    stop(fail("the teleservice returned no identity (no CodeCR 00) in this test case"))
 
 
 @check("identity.ins_as_returned", requirements=["IDV-01"],
        title="The INS stored is the active INS returned, with its key and OID")
 def ins_as_returned(ctx: CheckContext) -> Outcome:
-    found = _found_answer(ctx)
-    final = _final(ctx)
-    if isinstance(found, Outcome):
-        return found
-    if isinstance(final, Outcome):
-        return final
-    exchange, answer = found
-    _, report = final
+    exchange, answer = _found_answer(ctx)
+    _, report = _final(ctx)
     stored = _report_ins(report)
     if stored != answer.active:
         return fail(f"the teleservice returned INS {_ins_text(answer.active)}; the candidate stored "
@@ -404,14 +371,8 @@ def ins_as_returned(ctx: CheckContext) -> Outcome:
 @check("identity.traits_from_insi", requirements=["IDV-02"],
        title="After retrieval the identity carries the teleservice's reference traits")
 def traits_from_insi(ctx: CheckContext) -> Outcome:
-    found = _found_answer(ctx)
-    final = _final(ctx)
-    if isinstance(found, Outcome):
-        return found
-    if isinstance(final, Outcome):
-        return final
-    exchange, answer = found
-    _, report = final
+    exchange, answer = _found_answer(ctx)
+    _, report = _final(ctx)
     if report.identity is None:
         return fail("the candidate reported no identity", exchange)
     t = report.identity.traits
@@ -427,10 +388,7 @@ def traits_from_insi(ctx: CheckContext) -> Outcome:
 @check("identity.status_after_retrieval", requirements=["IDV-03"],
        title="Status is récupérée after retrieval, qualifiée only when an identity document was checked")
 def status_after_retrieval(ctx: CheckContext) -> Outcome:
-    final = _final(ctx)
-    if isinstance(final, Outcome):
-        return final
-    step, report = final
+    step, report = _final(ctx)
     if report.identity is None:
         return fail(f"the candidate reported no identity (outcome {report.outcome.value}: {report.message})")
     document = bool(step.params.get("id_document_checked"))
@@ -456,41 +414,34 @@ def _no_ins(report: ActionReport, outcome: ActionOutcome, what: str, *exchanges:
        title="CodeCR 01 is reported as not found and no INS is stored")
 def not_found_reported(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    final = _final(ctx)
-    if isinstance(calls, Outcome) or isinstance(final, Outcome):
-        return calls if isinstance(calls, Outcome) else final  # type: ignore[return-value]
+    _, report = _final(ctx)
     codes = {answer_of(e).code_cr for e in calls}
     if codes != {"01"}:
         return fail(f"expected only CodeCR 01 answers, observed {sorted(c or '-' for c in codes)}", *calls)
-    return _no_ins(final[1], ActionOutcome.NOT_FOUND, "01 (no identity found)", *calls)
+    return _no_ins(report, ActionOutcome.NOT_FOUND, "01 (no identity found)", *calls)
 
 
 @check("identity.several_reported", requirements=["IDV-05"],
        title="CodeCR 02 is reported as several identities and no INS is stored")
 def several_reported(ctx: CheckContext) -> Outcome:
     calls = _calls(ctx)
-    final = _final(ctx)
-    if isinstance(calls, Outcome) or isinstance(final, Outcome):
-        return calls if isinstance(calls, Outcome) else final  # type: ignore[return-value]
+    _, report = _final(ctx)
     codes = {answer_of(e).code_cr for e in calls}
     if "02" not in codes or "00" in codes:
         return fail(f"expected CodeCR 02 and no 00, observed {sorted(c or '-' for c in codes)}", *calls)
-    return _no_ins(final[1], ActionOutcome.SEVERAL, "02 (several identities)", *calls)
+    return _no_ins(report, ActionOutcome.SEVERAL, "02 (several identities)", *calls)
 
 
-def _verify_step(ctx: CheckContext) -> tuple[StepObservation, ActionReport] | Outcome:
+def _verify_step(ctx: CheckContext) -> tuple[StepObservation, ActionReport]:
     reports = ctx.reports("insi.verify")
-    return reports[-1] if reports else fail("no INS verification was reported")
+    return reports[-1] if reports else stop(fail("no INS verification was reported"))
 
 
 @check("identity.verification_result", requirements=["IDV-06"],
        title="Verification compares the INS held with the INS returned; a mismatch is not trusted")
 def verification_result(ctx: CheckContext) -> Outcome:
-    found = _verify_step(ctx)
+    step, report = _verify_step(ctx)
     calls = _calls(ctx)
-    if isinstance(found, Outcome) or isinstance(calls, Outcome):
-        return found if isinstance(found, Outcome) else calls  # type: ignore[return-value]
-    step, report = found
     held = step.params["identity"]["ins"]
     answer = next((a for a in map(answer_of, calls) if a.code_cr == "00"), None)
     active = answer.active if answer else None
@@ -516,12 +467,8 @@ def verification_result(ctx: CheckContext) -> Outcome:
 @check("identity.history_update", requirements=["IDV-07"],
        title="A held INS that was replaced is updated to the active INS")
 def history_update(ctx: CheckContext) -> Outcome:
-    found = _verify_step(ctx)
-    answered = _found_answer(ctx)
-    if isinstance(found, Outcome) or isinstance(answered, Outcome):
-        return found if isinstance(found, Outcome) else answered  # type: ignore[return-value]
-    step, report = found
-    exchange, answer = answered
+    step, report = _verify_step(ctx)
+    exchange, answer = _found_answer(ctx)
     held = step.params["identity"]["ins"]
     if not any(h["nir"] == held["nir"] for h in answer.history):
         return fail(f"held INS {_ins_text(held)} is not in the answer's INSHISTO", exchange)

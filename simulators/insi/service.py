@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from simulators.core.app import Simulator
 from simulators.core.journal import ServiceError, notes_of
+from simulators.core.pki import common_name_of_subject
 from simulators.core.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
 from simulators.insi.matching import PatientIndex, individual
 from simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
@@ -36,16 +37,6 @@ def fault_response(key: str, detail: str = "", message_id: str | None = None) ->
     erreur.text = spec["detail"].format(detail=detail).strip()
     body = fault(spec["code"], spec["reason"], subcode=spec["subcode"], detail=erreur)
     return Response(body, status_code=500, media_type=SOAP12_CONTENT_TYPE)
-
-
-def _common_name(subject: str | None) -> str | None:
-    if not subject:
-        return None
-    for part in subject.split(","):
-        key, _, value = part.partition("=")
-        if key.strip().upper() == "CN":
-            return value.strip()
-    return None
 
 
 class InsiSimulator(Simulator):
@@ -101,7 +92,7 @@ class InsiSimulator(Simulator):
     def _authorise(self, req: InsiRequest, scope: dict[str, Any]) -> None:
         subject = (scope.get("extensions", {}).get("tls") or {}).get("client_cert_subject")
         if subject is not None:
-            cn = _common_name(subject)
+            cn = common_name_of_subject(subject)
             if cn not in AUTHORISED_CERT_CNS:
                 raise InsiFault("desir_560", f"client certificate CN {cn!r} is not INSI-AUTO or INSI-MANU")
         elif self.require_mtls:
