@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from simulators.core.faults import FaultRule
 
 MAX_CAMPAIGN_BYTES = 2 * 1024 * 1024
+#: Bound on the campaign's size once YAML aliases are expanded: anchors are welcome, alias bombs are not.
+MAX_EXPANDED_NODES = 200_000
 
 
 class Model(BaseModel):
@@ -125,12 +127,21 @@ def load_campaign(path: str | Path, *, known_checks: set[str] | None = None) -> 
         raise CampaignError(f"{path}: file of {len(raw)} bytes is larger than {MAX_CAMPAIGN_BYTES}")
     text = raw.decode("utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay shared nodes here: cheap
+        data = yaml.safe_load(text)  # shares aliased objects too; only validation would walk them all
+    except RecursionError:
+        raise CampaignError(f"{path}:1: the YAML is nested too deeply to be a campaign") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark else "?"
         raise CampaignError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    try:
+        expanded = _expanded_size(node)
+    except RecursionError:
+        raise CampaignError(f"{path}:1: the YAML is nested too deeply to be a campaign") from None
+    if expanded > MAX_EXPANDED_NODES:
+        raise CampaignError(f"{path}:1: the file expands to {expanded} YAML nodes through aliases "
+                            f"(limit {MAX_EXPANDED_NODES}): refused")
     lines = _line_index(node)
     try:
         campaign = Campaign.model_validate(data)
@@ -151,6 +162,26 @@ def resolve_campaign(name_or_path: str) -> Path:
     if shipped.is_file():
         return shipped
     raise FileNotFoundError(f"no campaign file {name_or_path!r} and no shipped campaign of that name")
+
+
+def _expanded_size(node: yaml.Node | None) -> int:
+    """How many nodes the document would have with every alias expanded, computed without expanding."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a cycle counts once (safe_load would build a recursive object, refused later)
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = total
+        return total
+
+    return size(node) if node is not None else 0
 
 
 def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:

@@ -112,3 +112,20 @@ def test_corrupted_campaigns_fail_only_with_campaign_error(tmp_path: Path, data:
         load_campaign(path)
     except CampaignError as exc:
         assert str(exc).startswith(str(path) + ":")
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    lines += ["campaign: *a8"]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CampaignError, match="aliases"):
+        load_campaign(bomb)
+
+
+def test_deeply_nested_yaml_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("campaign: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(CampaignError, match="nested too deeply"):
+        load_campaign(deep)
