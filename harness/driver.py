@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 API_PREFIX = "/esante/v1"
+MAX_DRIVER_ANSWER_BYTES = 5 * 1024 * 1024  # a candidate's answer is untrusted input too
 
 
 class Model(BaseModel):
@@ -113,7 +114,14 @@ class DriverClient:
             raise DriverError(f"driver {method} {path} failed: {exc}") from None
         if response.status_code >= 400:
             raise DriverError(f"driver {method} {path} answered HTTP {response.status_code}: {response.text[:300]}")
-        return response.json() if response.content else {}
+        if len(response.content) > MAX_DRIVER_ANSWER_BYTES:
+            raise DriverError(f"driver {method} {path} answered {len(response.content)} bytes, over the "
+                              f"{MAX_DRIVER_ANSWER_BYTES}-byte limit")
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise DriverError(f"driver {method} {path} answered something that is not JSON: "
+                              f"{response.text[:200]!r}") from None
 
     def info(self) -> CandidateInfo:
         return CandidateInfo.model_validate(self._call("GET", "/info"))
