@@ -142,6 +142,12 @@ class DriverClient:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> DriverClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def contract_app() -> FastAPI:
     """A stub app whose OpenAPI document *is* the published contract."""

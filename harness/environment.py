@@ -19,7 +19,7 @@ from simulators.core.app import SimulatorSettings, build_simulator, create_app
 from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultRule
 from simulators.core.journal import Exchange
-from simulators.core.pki import TestCA
+from simulators.core.pki import TestCA, client_ssl_context
 from simulators.core.server import ServerHandle, TlsSettings
 
 
@@ -29,11 +29,7 @@ class SimulatorClient:
     def __init__(self, name: str, url: str, admin_token: str, *, ca_pem: bytes | None = None) -> None:
         self.name = name
         self.url = url.rstrip("/")
-        verify: Any = True
-        if ca_pem is not None:
-            import ssl
-
-            verify = ssl.create_default_context(cadata=ca_pem.decode())
+        verify = client_ssl_context(ca_pem) if ca_pem is not None else True
         self._http = httpx.Client(base_url=f"{self.url}/_admin", verify=verify, timeout=30,
                                   headers={"Authorization": f"Bearer {admin_token}"})
 

@@ -53,20 +53,14 @@ def _candidate(request: RunRequest, pki_dir: Path) -> Iterator[DriverClient | No
         yield None
         return
     if request.candidate != REFERENCE:
-        client = DriverClient(request.candidate)
-        try:
+        with DriverClient(request.candidate) as client:
             yield client
-        finally:
-            client.close()
         return
     from harness.reference import create_reference_app
 
-    with ServerHandle(create_reference_app(pki_dir=pki_dir, defects=request.defects)) as server:
-        client = DriverClient(server.url + API_PREFIX)
-        try:
-            yield client
-        finally:
-            client.close()
+    with ServerHandle(create_reference_app(pki_dir=pki_dir, defects=request.defects)) as server, \
+            DriverClient(server.url + API_PREFIX) as client:
+        yield client
 
 
 def load(request: RunRequest) -> LoadedCampaign:

@@ -33,12 +33,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
 
 
 def play(campaign: LoadedCampaign, env: LocalEnvironment, defects: list[str]) -> RunResult:
-    with ServerHandle(create_reference_app(pki_dir=env.pki_dir, defects=defects)) as candidate:
-        driver = DriverClient(candidate.url + API_PREFIX)
-        try:
-            return CampaignRunner(campaign, env, driver=driver).run()
-        finally:
-            driver.close()
+    with ServerHandle(create_reference_app(pki_dir=env.pki_dir, defects=defects)) as candidate, \
+            DriverClient(candidate.url + API_PREFIX) as driver:
+        return CampaignRunner(campaign, env, driver=driver).run()
 
 
 def test_reference_candidate_passes_the_whole_campaign(campaign: LoadedCampaign, env: LocalEnvironment) -> None:

@@ -121,10 +121,7 @@ def create_app(simulator: Simulator, settings: SimulatorSettings, store: Evidenc
                   openapi_url="/_admin/openapi.json")
     api.include_router(simulator.router())
     api.include_router(admin_router(runtime))
-    api.state.runtime = runtime
-    journaled = JournalMiddleware(api, runtime)
-    journaled.runtime = runtime  # type: ignore[attr-defined]  # handy for in-process callers
-    return journaled
+    return JournalMiddleware(api, runtime)
 
 
 def build_simulator(name: str, settings: SimulatorSettings) -> Simulator:
