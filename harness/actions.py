@@ -16,6 +16,8 @@ from harness.campaign import Step
 from simulators.dataset import Dataset
 
 Builder = Callable[[Step, Dataset], dict[str, Any]]
+#: What the user types on a simulator's page during a browser flow (login page fields), from the parameters.
+FormFiller = Callable[[dict[str, Any]], dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +27,17 @@ class ActionSpec:
     build: Builder
     #: Shown to a person in operator mode; formatted with the built parameters (``{traits[birth_name]}``).
     instruction: str
+    #: For actions that go through the user's browser: the fields the harness fills on simulators' pages.
+    browser_form: FormFiller | None = None
 
 
 ACTIONS: dict[str, ActionSpec] = {}
 
 
-def action(name: str, *, title: str, instruction: str) -> Callable[[Builder], Builder]:
+def action(name: str, *, title: str, instruction: str,
+           browser_form: FormFiller | None = None) -> Callable[[Builder], Builder]:
     def register(build: Builder) -> Builder:
-        ACTIONS[name] = ActionSpec(name, title, build, instruction)
+        ACTIONS[name] = ActionSpec(name, title, build, instruction, browser_form)
         return build
 
     return register

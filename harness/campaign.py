@@ -43,19 +43,22 @@ class Mode(StrEnum):
 
 
 class Step(Model):
-    """Exactly one of ``action`` (a driver action, shown to a person as ``instruction`` in operator mode)
-    or ``attest`` (a statement a person confirms, with an optional attached file)."""
+    """Exactly one of ``action`` (a driver action, shown to a person as ``instruction`` in operator mode),
+    ``attest`` (a statement a person confirms, with an optional attached file) or ``wait`` (seconds to let
+    pass, e.g. until a token expires)."""
 
     action: str | None = Field(default=None, description="driver action, e.g. insi.lookup_traits")
     patient: str | None = Field(default=None, description="test patient id from the data set (e.g. P001)")
+    professional: str | None = Field(default=None, description="test professional id from the data set (PS001)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="extra action parameters")
     instruction: str | None = Field(default=None, description="what a person does in operator mode")
     attest: str | None = Field(default=None, description="statement the operator confirms (operator mode)")
+    wait: float | None = Field(default=None, gt=0, le=300, description="seconds to wait before the next step")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if (self.action is None) == (self.attest is None):
-            raise ValueError("a step has exactly one of 'action' or 'attest'")
+        if sum(x is not None for x in (self.action, self.attest, self.wait)) != 1:
+            raise ValueError("a step has exactly one of 'action', 'attest' or 'wait'")
         return self
 
 

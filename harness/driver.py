@@ -1,15 +1,22 @@
 """The driver contract: the small HTTP API a candidate's test build exposes so the harness can drive it.
 
-Three calls, all under the candidate's driver base URL (e.g. ``http://127.0.0.1:8700/esante/v1``):
+Four calls, all under the candidate's driver base URL (e.g. ``http://127.0.0.1:8700/esante/v1``):
 
 * ``GET  /info``                  → :class:`CandidateInfo` (declared name and version, actions supported)
-* ``POST /reset``                 → forget every patient and identity (each test case starts clean); the body
-  gives the simulators' endpoints, which a test build may use to configure itself
-* ``POST /actions/{action}``      → perform one user-level action ("look up this patient's INS") with its
-  parameters, and report what the software did with the answer (:class:`ActionReport`)
+* ``POST /reset``                 → forget every patient, identity and session (each test case starts clean);
+  the body gives the simulators' endpoints, which a test build may use to configure itself
+* ``POST /actions/{action}``      → perform one user-level action ("look up this patient's INS", "sign in
+  with Pro Santé Connect") with its parameters, and report what the software did (:class:`ActionReport`)
+* ``POST /callback``              → the user's browser arrived at one of the candidate's own URLs (an OAuth
+  redirect URI, a post-logout URI): handle it as the web application would and report
+
+Browser flows: when an action needs the user's browser (a sign-in through an OpenID Connect federator), the
+candidate answers ``outcome: redirect`` with the URL it sends the browser to. The harness plays the browser:
+it follows the redirects through the simulators (filling their login pages as the test case says), and
+hands the URL the browser finally lands on back to the candidate with ``/callback``.
 
 The contract is published as an OpenAPI document (``harness/driver-openapi.json``, regenerated with
-``esante driver-openapi``). :class:`DriverClient` is the harness side.
+``esante schema driver --write harness/driver-openapi.json``). :class:`DriverClient` is the harness side.
 """
 
 from __future__ import annotations
@@ -71,6 +78,19 @@ class ActionOutcome(StrEnum):
     UPDATED = "updated"          # verification found the stored INS replaced; the active INS was taken
     ERROR = "error"              # the service answered a fault
     UNAVAILABLE = "unavailable"  # the service could not be reached or did not answer in time
+    REDIRECT = "redirect"        # the software sends the user's browser to ``redirect_url``
+    SIGNED_IN = "signed_in"      # a professional's session is open (``professional`` says who)
+    SIGNED_OUT = "signed_out"    # the session is closed (or was found closed)
+    REFUSED = "refused"          # the software refused an answer it must not trust (tampered, unsigned...)
+    COMPLETED = "completed"      # the action was carried out (e.g. a token obtained for a connected API)
+
+
+class ProfessionalSession(Model):
+    """Who the software considers signed in after an authentication."""
+
+    user_id: str = Field(description="the identifier the software keys the professional's account on")
+    family_name: str | None = None
+    given_name: str | None = None
 
 
 class ActionRequest(Model):
@@ -83,6 +103,13 @@ class ActionReport(Model):
     message: str = ""
     identity: PatientIdentity | None = None
     error_code: str | None = Field(default=None, description="the service's error code when outcome is error")
+    redirect_url: str | None = Field(default=None, description="where the browser is sent (outcome redirect)")
+    professional: ProfessionalSession | None = None
+
+
+class CallbackRequest(Model):
+    url: str = Field(description="the candidate's own URL the user's browser landed on, with its query")
+    case_id: str | None = None
 
 
 class CandidateInfo(Model):
@@ -139,6 +166,14 @@ class DriverClient:
         except ValueError as exc:
             raise DriverError(f"driver action {action} answered a malformed report: {exc}") from None
 
+    def callback(self, url: str, case_id: str | None) -> ActionReport:
+        """Hand the candidate the URL the user's browser landed on (end of a browser flow)."""
+        raw = self._call("POST", "/callback", CallbackRequest(url=url, case_id=case_id).model_dump())
+        try:
+            return ActionReport.model_validate(raw)
+        except ValueError as exc:
+            raise DriverError(f"driver callback answered a malformed report: {exc}") from None
+
     def close(self) -> None:
         self._http.close()
 
@@ -165,6 +200,11 @@ def contract_app() -> FastAPI:
     @app.post(f"{API_PREFIX}/actions/{{action}}", response_model=ActionReport,
               summary="Perform one user-level action and report what the software did")
     def act(action: str, body: ActionRequest) -> ActionReport:  # pragma: no cover - contract only
+        raise NotImplementedError
+
+    @app.post(f"{API_PREFIX}/callback", response_model=ActionReport,
+              summary="The user's browser landed on one of the candidate's URLs; handle it and report")
+    def callback(body: CallbackRequest) -> ActionReport:  # pragma: no cover - contract only
         raise NotImplementedError
 
     return app

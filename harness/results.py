@@ -72,7 +72,7 @@ class ExchangeSummary(Model):
 
 class StepResult(Model):
     index: int
-    kind: str = Field(description="action | attest | operator")
+    kind: str = Field(description="action | attest | wait")
     description: str
     outcome: str = Field(description="what the candidate (or the person) answered, in short")
     detail: dict[str, Any] = Field(default_factory=dict)

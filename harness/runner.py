@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from harness import __version__
-from harness.actions import ACTIONS, load_actions
+from harness.actions import ACTIONS, ActionSpec, load_actions
+from harness.browser import Browser
 from harness.campaign import LoadedCampaign, Mode, Step, TestCase
 from harness.checks import CheckContext, StepObservation, load_checks
-from harness.driver import CandidateInfo, DriverClient, DriverError
+from harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
 from harness.environment import SimulatorClient
 from harness.operator import Operator
 from harness.results import (
@@ -49,11 +50,13 @@ from simulators.core.xml import pretty
 from simulators.dataset import Dataset, load_dataset
 
 EXCERPT_CHARS = 20_000
+MAX_BROWSER_TRIPS = 4  # sign-in, then e.g. a consent or a logout round trip: more is a redirect loop
 
 
 class Environment(Protocol):
     store: EvidenceStore
     clients: dict[str, SimulatorClient]
+    ca_pem: bytes | None  # the CA the simulators' HTTPS certificates chain to (None: plain HTTP)
 
     @property
     def endpoints(self) -> dict[str, str]: ...
@@ -69,6 +72,7 @@ class _CaseState:
     step_results: list[StepResult] = field(default_factory=list)
     problems: list[CheckResult] = field(default_factory=list)
     error: str | None = None
+    browser: Browser | None = None
 
 
 def _ref(record: Record, label: str = "") -> EvidenceRef:
@@ -148,6 +152,8 @@ class CampaignRunner:
             state.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._file_under(None)
+            if state.browser is not None:
+                state.browser.close()
         exchanges = self._observed(case)
         checks = [] if state.error else self._judge(case, dataset, exchanges, state)
         checks += state.problems
@@ -186,27 +192,62 @@ class CampaignRunner:
         if step.attest is not None:
             self._attest(case, index, step, state)
             return
+        if step.wait is not None:
+            time.sleep(step.wait)
+            state.step_results.append(StepResult(index=index, kind="wait", description=f"wait {step.wait:g} s",
+                                                 outcome="waited"))
+            return
         spec = ACTIONS.get(step.action or "")
         if spec is None:
             raise ValueError(f"step {index + 1}: no simulator defines the action {step.action!r}")
         params = spec.build(step, dataset)
+        trips: list[dict[str, Any]] = []
         if self.mode is Mode.DRIVER:
             assert self.driver is not None
-            report, elapsed = self.driver.act(spec.name, params, case.id)
+            started = time.perf_counter()
+            report, _ = self.driver.act(spec.name, params, case.id)
+            report = self._browse(case, spec, params, report, state, trips)
+            elapsed = (time.perf_counter() - started) * 1000
         else:
             assert self.operator is not None
             instruction = (step.instruction or spec.instruction).format(**params)
             t = time.perf_counter()
             report = self.operator.perform(case.id, spec.title, instruction, params)
             elapsed = (time.perf_counter() - t) * 1000
-        record = self.store.append("step", {"index": index, "action": spec.name, "params": params,
-                                            "report": report.model_dump(mode="json"), "elapsed_ms": elapsed,
-                                            "mode": self.mode.value}, run_id=self.run_id, case_id=case.id)
+        payload = {"index": index, "action": spec.name, "params": params, "report": report.model_dump(mode="json"),
+                   "elapsed_ms": elapsed, "mode": self.mode.value}
+        if trips:
+            payload["browser"] = trips
+        record = self.store.append("step", payload, run_id=self.run_id, case_id=case.id)
         state.steps.append(StepObservation(index, spec.name, params, report, elapsed, seq=record.seq))
         state.step_results.append(StepResult(
             index=index, kind="action", description=spec.title, outcome=report.outcome.value,
             detail={"params": params, "report": report.model_dump(mode="json", exclude_none=True),
                     "elapsed_ms": round(elapsed, 1)}, evidence=[_ref(record, f"step {index + 1}")]))
+
+    def _browse(self, case: TestCase, spec: ActionSpec, params: dict[str, Any], report: ActionReport,
+                state: _CaseState, trips: list[dict[str, Any]]) -> ActionReport:
+        """Play the user's browser while the candidate redirects it; the candidate's last report stands.
+
+        A trip that stops on a simulator's page (an error page) never reaches the candidate: the action then
+        ends there, as the user would see it, and the report says so.
+        """
+        assert self.driver is not None
+        for _ in range(MAX_BROWSER_TRIPS):
+            if report.outcome is not ActionOutcome.REDIRECT:
+                return report
+            if not report.redirect_url:
+                raise DriverError(f"{spec.name}: the candidate answered redirect without a redirect_url")
+            if state.browser is None:
+                state.browser = Browser(self.env.endpoints, self.env.ca_pem)
+            fill = spec.browser_form(params) if spec.browser_form else None
+            trip = state.browser.visit(report.redirect_url, fill)
+            trips.append(trip.as_evidence())
+            if trip.landed is None:
+                return ActionReport(outcome=ActionOutcome.ERROR, message=f"(observed by the harness's browser) "
+                                                                         f"{trip.stopped}")
+            report = self.driver.callback(trip.landed, case.id)
+        raise DriverError(f"{spec.name}: the candidate kept redirecting the browser ({MAX_BROWSER_TRIPS} trips)")
 
     def _attest(self, case: TestCase, index: int, step: Step, state: _CaseState) -> None:
         assert step.attest is not None

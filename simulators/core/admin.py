@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from simulators.core.app import SimulatorRuntime
-from simulators.core.faults import FaultRule
+from simulators.core.faults import FaultKind, FaultRule
 from simulators.core.journal import ADMIN_PREFIX, load_exchanges
 from simulators.dataset import dataset_from_mapping, load_dataset
 
@@ -99,8 +99,10 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
 
 
 def _check_codes(runtime: SimulatorRuntime, rules: list[FaultRule]) -> None:
-    known = runtime.simulator.service_faults
     for rule in rules:
+        behaviour = rule.kind == FaultKind.BEHAVIOUR
+        known = runtime.simulator.behaviours if behaviour else runtime.simulator.service_faults
         if rule.fault_code and rule.fault_code not in known:
-            raise HTTPException(422, f"unknown fault_code {rule.fault_code!r} for {runtime.name}; "
-                                     f"known: {', '.join(sorted(known))}")
+            what = "behaviour" if behaviour else "fault_code"
+            raise HTTPException(422, f"unknown {what} {rule.fault_code!r} for {runtime.name}; "
+                                     f"known: {', '.join(sorted(known)) or 'none'}")

@@ -30,6 +30,9 @@ class Simulator:
     title: ClassVar[str]
     #: Named faults of the service itself, usable in fault rules (``fault_code``) and campaigns.
     service_faults: ClassVar[dict[str, str]] = {}
+    #: Named misbehaviours (``behaviour`` fault rules): the service answers, but wrongly on purpose
+    #: (a tampered redirect, an ID token signed with an unknown key...), to test a candidate's defences.
+    behaviours: ClassVar[dict[str, str]] = {}
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset

@@ -1,7 +1,8 @@
 """Fault injection: make a simulator misbehave on purpose so a candidate's error handling can be tested.
 
 A :class:`FaultRule` says *what* goes wrong (added latency, an HTTP error, the service's own fault message,
-a dropped connection) and *when* (the next N matching calls, or a share of them). The
+a dropped connection, or a named misbehaviour of the protocol itself such as a tampered redirect) and *when*
+(the next N matching calls, or a share of them). The
 :class:`FaultInjector` holds the active rules; the journal asks it, once per exchange, which rules fire.
 """
 
@@ -19,6 +20,7 @@ class FaultKind(StrEnum):
     HTTP_ERROR = "http_error"    # answer ``status`` with a short plain-text body, as a broken proxy would
     SERVICE_FAULT = "service_fault"  # answer with the service's own fault message ``fault_code``
     DROP = "drop"                # close the connection without answering
+    BEHAVIOUR = "behaviour"      # answer, but misbehave as the simulator's named behaviour ``fault_code`` says
 
 
 class FaultRule(BaseModel):
@@ -42,8 +44,8 @@ class FaultRule(BaseModel):
             raise ValueError("a fault rule takes either count or ratio, not both")
         if self.kind == FaultKind.LATENCY and self.latency_ms == 0:
             raise ValueError("a latency fault needs latency_ms > 0")
-        if self.kind == FaultKind.SERVICE_FAULT and not self.fault_code:
-            raise ValueError("a service_fault needs the fault_code of the service's fault to send")
+        if self.kind in (FaultKind.SERVICE_FAULT, FaultKind.BEHAVIOUR) and not self.fault_code:
+            raise ValueError(f"a {self.kind.value} fault needs a fault_code naming the service's fault or behaviour")
         if self.remaining is None and self.count is not None:
             self.remaining = self.count
         return self

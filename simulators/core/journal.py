@@ -53,6 +53,12 @@ class ConnectionDropped(Exception):
     """Raised inside the journal when a fault rule drops the connection."""
 
 
+def behaviours_of(scope_or_request: Any) -> set[str]:
+    """The named misbehaviours (``behaviour`` fault rules) that fired for this call; the handler applies them."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    return scope.setdefault("state", {}).setdefault("esante_behaviours", set())
+
+
 def notes_of(scope_or_request: Any) -> dict[str, Any]:
     """The notes dict a protocol handler fills for the journal (operation, findings...)."""
     scope = getattr(scope_or_request, "scope", scope_or_request)
@@ -167,6 +173,9 @@ class JournalMiddleware:
             return None
         if rule.kind == FaultKind.HTTP_ERROR:
             return PlainTextResponse(f"HTTP {rule.status} (injected fault)", status_code=rule.status)
+        if rule.kind == FaultKind.BEHAVIOUR:
+            behaviours_of(scope).add(rule.fault_code or "")
+            return None
         if rule.kind == FaultKind.SERVICE_FAULT:
             return self.runtime.error_response(ServiceError("injected", "injected service fault",
                                                             rule.fault_code))
@@ -274,4 +283,4 @@ def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
 
 
 __all__ = ["ADMIN_PREFIX", "ConnectionDropped", "Exchange", "JournalMiddleware", "ServiceError",
-           "load_exchanges", "notes_of"]
+           "behaviours_of", "load_exchanges", "notes_of"]

@@ -41,6 +41,7 @@ __all__ = [
 
 # Each list lives in its own file, under a top-level key of the same name.
 _LIST_FILES = ("patients", "professionals", "structures", "lps")
+_OPTIONAL_LIST_FILES = ("oidc_clients",)  # a data set made before PSC existed has none
 
 
 def dataset_from_mapping(data: dict[str, Any]) -> Dataset:
@@ -76,7 +77,9 @@ def _mapping_from_folder(folder: Traversable | Path) -> dict[str, Any]:
     header = _read_yaml(folder, "dataset.yaml")
     if not isinstance(header, dict):
         raise ValueError(f"dataset.yaml in {folder} must be a mapping with name and version")
-    return {**header, **{key: _list_from(folder, key) for key in _LIST_FILES}}
+    lists = {key: _list_from(folder, key) for key in _LIST_FILES}
+    lists |= {key: _list_from(folder, key) for key in _OPTIONAL_LIST_FILES if (folder / f"{key}.yaml").is_file()}
+    return {**header, **lists}
 
 
 def _packaged_folder(name: str) -> Traversable | None:

@@ -147,6 +147,14 @@ class Professional(_Frozen):
     email: str | None = None
     mssante: str | None = None
 
+    @property
+    def national_id(self) -> str:
+        """The national professional identifier (idNat_PS): "8" followed by the RPPS for an RPPS holder.
+
+        This is PSC's ``SubjectNameID``, the identifier relying parties must key a professional on.
+        """
+        return f"8{self.rpps}"
+
 
 class Structure(_Frozen):
     """A fictitious health structure (hospital, practice, pharmacy, lab), identified by FINESS."""
@@ -167,6 +175,43 @@ class Lps(_Frozen):
     name: NonEmpty
     version: NonEmpty
     authorised: bool
+
+
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"]
+
+
+class OidcClient(_Frozen):
+    """A relying party registered with the Pro Santé Connect federator (what an editor declares to the ANS).
+
+    Redirect and post-logout URIs on a loopback host match on any port (RFC 8252 §7.3), so that a
+    candidate serving on a random local port needs no new registration.
+    """
+
+    client_id: NonEmpty
+    name: NonEmpty
+    secret: str | None = Field(default=None, min_length=16)
+    auth_methods: list[ClientAuthMethod] = Field(min_length=1)
+    redirect_uris: list[NonEmpty] = Field(min_length=1)
+    post_logout_redirect_uris: list[NonEmpty] = Field(default_factory=list)
+    backchannel_logout_uri: str | None = None
+    #: PEM public key for private_key_jwt client assertions.
+    public_key_pem: str | None = None
+    #: Certificate subject CN accepted for tls_client_auth and token exchange (RFC 8705 tls_client_auth).
+    tls_client_auth_cn: str | None = None
+    #: Structure on whose behalf a token-exchange (API Pro Santé connectées) client acts.
+    structure_id: str | None = None
+    grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OidcClient:
+        secret_methods = {"client_secret_basic", "client_secret_post"} & set(self.auth_methods)
+        if secret_methods and not self.secret:
+            raise ValueError(f"client {self.client_id}: {', '.join(sorted(secret_methods))} needs a secret")
+        if "private_key_jwt" in self.auth_methods and not self.public_key_pem:
+            raise ValueError(f"client {self.client_id}: private_key_jwt needs public_key_pem")
+        if "tls_client_auth" in self.auth_methods and not self.tls_client_auth_cn:
+            raise ValueError(f"client {self.client_id}: tls_client_auth needs tls_client_auth_cn")
+        return self
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:
@@ -203,6 +248,7 @@ class Dataset(_Frozen):
     professionals: list[Professional] = Field(default_factory=list)
     structures: list[Structure] = Field(default_factory=list)
     lps: list[Lps] = Field(default_factory=list)
+    oidc_clients: list[OidcClient] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_integrity(self) -> Dataset:
@@ -222,6 +268,7 @@ class Dataset(_Frozen):
         _check_unique("structure id", (s.id for s in self.structures))
         _check_unique("LPS idam", (lps.idam for lps in self.lps))
         _check_unique("active INS NIR", (p.ins.nir for p in self.patients))
+        _check_unique("OIDC client id", (c.client_id for c in self.oidc_clients))
 
     def _check_professionals(self) -> None:
         known = {s.id for s in self.structures}
@@ -246,6 +293,20 @@ class Dataset(_Frozen):
             if professional.id == professional_id:
                 return professional
         raise KeyError(f"no professional with id {professional_id!r} in data set {self.name!r}")
+
+    def professional_by_national_id(self, national_id: str) -> Professional:
+        """The professional whose national identifier (``8`` + RPPS) this is; KeyError when none."""
+        for professional in self.professionals:
+            if professional.national_id == national_id:
+                return professional
+        raise KeyError(f"no professional with national id {national_id!r} in data set {self.name!r}")
+
+    def oidc_client(self, client_id: str) -> OidcClient:
+        """The registered relying party with this client_id; KeyError when none."""
+        for client in self.oidc_clients:
+            if client.client_id == client_id:
+                return client
+        raise KeyError(f"no OIDC client {client_id!r} registered in data set {self.name!r}")
 
     def structure(self, structure_id: str) -> Structure:
         """The structure with this id; KeyError names the id when there is none."""
