@@ -1,0 +1,1 @@
+"""Conformance checks of a software integrating Pro Santé Connect (filled in below)."""

@@ -1,0 +1,169 @@
+"""The token endpoint's grants: authorization code (with PKCE), refresh, CIBA poll, token exchange (RFC 8693).
+
+Each grant takes the authenticated client and the form, and answers the token response or raises
+:class:`~simulators.psc.oauth.OAuthError` with the code the federator would answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from simulators.psc.oauth import AuthenticatedClient, OAuthError, pkce_matches
+from simulators.psc.protocol import (
+    CIBA_AUTO_APPROVAL_DELAY,
+    GRANT_CIBA,
+    GRANT_CODE,
+    GRANT_REFRESH,
+    GRANT_TOKEN_EXCHANGE,
+    TOKEN_TYPE_ACCESS,
+)
+from simulators.psc.state import Code, Session
+from simulators.psc.tokens import Issuer
+
+
+def redeem(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, ciba_auto: bool,
+           cert_der: bytes | None) -> dict[str, Any]:
+    grant_type = form.get("grant_type", "")
+    issuer.notes["grant_type"] = grant_type
+    if grant_type not in auth.client.grant_types:
+        if grant_type in _GRANTS:
+            raise OAuthError("unauthorized_client", f"client {auth.client.client_id} may not use {grant_type}")
+        raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
+    if grant_type == GRANT_CIBA:
+        return ciba_poll(issuer, auth, form, auto=ciba_auto)
+    if grant_type == GRANT_TOKEN_EXCHANGE:
+        return token_exchange(issuer, auth, form, cert_der)
+    return _GRANTS[grant_type](issuer, auth, form)
+
+
+def authorization_code(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str]) -> dict[str, Any]:
+    state = issuer.state
+    with state.lock:
+        code = state.codes.get(form.get("code", ""))
+        if code is None or code.transaction.client_id != auth.client.client_id:
+            raise OAuthError("invalid_grant", "Code not valid")
+        if code.used:
+            _revoke_issued(issuer, code)
+            raise OAuthError("invalid_grant", "Code not valid")  # reuse: RFC 6749 §4.1.2, tokens revoked
+        code.used = True
+    if code.expires < time.time():
+        raise OAuthError("invalid_grant", "Code is expired")
+    transaction = code.transaction
+    if form.get("redirect_uri") != transaction.redirect_uri:
+        raise OAuthError("invalid_grant", "Incorrect redirect_uri")
+    _check_verifier(code, form.get("code_verifier"))
+    session = state.sessions[code.sid]
+    answer = issuer.tokens(auth.client.client_id, session, transaction.scope, nonce=transaction.nonce,
+                           thumbprint=auth.cert_thumbprint)
+    with state.lock:
+        code.tokens += [t.id for t in state.tokens.values() if t.sid == code.sid]
+    return answer
+
+
+def _check_verifier(code: Code, verifier: str | None) -> None:
+    transaction = code.transaction
+    if transaction.code_challenge is None:
+        if verifier is not None:
+            raise OAuthError("invalid_grant", "PKCE code verifier specified but challenge not present in authorization")
+        return
+    if verifier is None:
+        raise OAuthError("invalid_grant", "PKCE code verifier not specified")
+    if not pkce_matches(transaction.code_challenge_method or "plain", transaction.code_challenge, verifier):
+        raise OAuthError("invalid_grant", "PKCE verification failed")
+
+
+def _revoke_issued(issuer: Issuer, code: Code) -> None:
+    for token_id in code.tokens:
+        token = issuer.state.tokens.get(token_id)
+        if token is not None:
+            token.active = False
+
+
+def refresh(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str]) -> dict[str, Any]:
+    state = issuer.state
+    token = state.token(form.get("refresh_token", ""), "refresh")
+    if token is None or token.client_id != auth.client.client_id:
+        raise OAuthError("invalid_grant", "Invalid refresh token")
+    session = state.sessions.get(token.sid)
+    if "refresh_rejected" in issuer.behaviours or session is None or not session.active or not token.active:
+        raise OAuthError("invalid_grant", "Session not active")
+    if token.expires < time.time():
+        raise OAuthError("invalid_grant", "Token is not active")
+    scope = form.get("scope") or token.scope
+    if not set(scope.split()) <= set(token.scope.split()):
+        raise OAuthError("invalid_scope", "Requested scope exceeds the granted scope")
+    return issuer.tokens(auth.client.client_id, session, scope, nonce=None, thumbprint=auth.cert_thumbprint)
+
+
+def ciba_poll(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, auto: bool) -> dict[str, Any]:
+    """CIBA poll mode: ``authorization_pending`` until the professional answers on the e-CPS app."""
+    state, now = issuer.state, time.time()
+    with state.lock:
+        request = state.ciba.get(form.get("auth_req_id", ""))
+        if request is None or request.client_id != auth.client.client_id:
+            raise OAuthError("invalid_grant", "Invalid auth_req_id")
+        too_soon = request.last_poll is not None and now - request.last_poll < request.interval
+        request.last_poll = now
+        if request.status == "pending" and auto and now - request.created >= CIBA_AUTO_APPROVAL_DELAY:
+            request.status = "denied" if request.deny else "approved"
+    issuer.notes["ciba_status"] = request.status
+    if request.expires < now:
+        raise OAuthError("expired_token", "The auth_req_id has expired")
+    if too_soon:
+        raise OAuthError("slow_down", f"Polling faster than the {request.interval}-second interval")
+    if request.status == "pending":
+        raise OAuthError("authorization_pending", "The end-user authorization is pending")
+    if request.status == "denied":
+        raise OAuthError("access_denied", "The end-user denied the authorization request")
+    if request.status == "redeemed":
+        raise OAuthError("invalid_grant", "The auth_req_id was already used")
+    with state.lock:
+        request.status = "redeemed"
+        session = Session(f"ciba-{request.auth_req_id[:12]}", request.national_id)
+        state.sessions[session.sid] = session
+    return issuer.tokens(auth.client.client_id, session, request.scope, nonce=None,
+                         thumbprint=auth.cert_thumbprint)
+
+
+def token_exchange(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str],
+                   cert_der: bytes | None) -> dict[str, Any]:
+    """RFC 8693 for the "API Pro Santé connectées": a PSC access token for a certificate-bound API token."""
+    if auth.cert_thumbprint is None or cert_der is None:
+        raise OAuthError("invalid_request", "token exchange requires mutual TLS with a structure certificate "
+                                            "(RFC 8705)")
+    if not _structure_certificate(issuer, cert_der):
+        raise OAuthError("invalid_request", "the client certificate does not identify a known structure "
+                                            "(OU must be its FINESS number)")
+    if form.get("subject_token_type") != TOKEN_TYPE_ACCESS:
+        raise OAuthError("invalid_request", f"subject_token_type must be {TOKEN_TYPE_ACCESS}")
+    claims = issuer.keys.verify(form.get("subject_token", ""))
+    token = issuer.state.token(str(claims.get("jti")), "access") if claims else None
+    if token is None or not token.active or token.expires < time.time():
+        raise OAuthError("invalid_request", "Invalid token: subject_token is not an active PSC access token")
+    session = issuer.state.sessions.get(token.sid)
+    if session is None or not session.active:
+        raise OAuthError("invalid_request", "Invalid token: the professional's session is over")
+    audience = form.get("audience") or auth.client.client_id
+    access = issuer.access_token(auth.client.client_id, session, token.scope, thumbprint=auth.cert_thumbprint,
+                                 now=time.time(), audience=audience)
+    issuer.notes["issued"] = {"bound_to": auth.cert_thumbprint, "audience": audience}
+    return {"access_token": access, "issued_token_type": TOKEN_TYPE_ACCESS, "token_type": "Bearer",
+            "expires_in": issuer.access_lifetime()}
+
+
+def _structure_certificate(issuer: Issuer, cert_der: bytes) -> bool:
+    """IGC-Santé structure certificates carry the structure's FINESS as OU."""
+    try:
+        subject = x509.load_der_x509_certificate(cert_der).subject
+    except ValueError:
+        return False
+    units = {str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)}
+    return bool(units & {s.finess for s in issuer.dataset.structures})
+
+
+_GRANTS = {GRANT_CODE: authorization_code, GRANT_REFRESH: refresh, GRANT_CIBA: ciba_poll,
+           GRANT_TOKEN_EXCHANGE: token_exchange}

@@ -1,0 +1,177 @@
+"""OAuth 2.0 plumbing of the federator: error answers, client authentication, PKCE, redirect URI matching.
+
+Errors are answered the way Keycloak (and RFC 6749 §5.2) does: JSON ``{"error", "error_description"}``,
+400 for request errors, 401 for client authentication failures and invalid bearer tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+from starlette.responses import JSONResponse
+
+from simulators.core.pki import common_name_of_subject, subject_of_der
+from simulators.dataset import Dataset
+from simulators.dataset.models import OidcClient
+from simulators.psc.protocol import CLIENT_ASSERTION_TYPE
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_PKCE_VALUE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+class OAuthError(Exception):
+    """An OAuth error answer: ``error`` code (RFC 6749 / 6750 / 8693 / CIBA), description, HTTP status."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error, self.description, self.status = error, description, status
+
+    def response(self) -> JSONResponse:
+        headers = dict(NO_STORE)
+        if self.status == 401:
+            scheme = "Bearer" if self.error == "invalid_token" else "Basic"
+            headers["WWW-Authenticate"] = f'{scheme} error="{self.error}", error_description="{self.description}"'
+        return JSONResponse({"error": self.error, "error_description": self.description},
+                            status_code=self.status, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    client: OidcClient
+    method: str
+    cert_thumbprint: str | None  # x5t#S256 of the TLS client certificate, when one was presented
+    cert_subject: str | None
+
+
+def cert_thumbprint(der: bytes | None) -> str | None:
+    """RFC 8705 ``x5t#S256``: base64url SHA-256 of the DER certificate."""
+    if not der:
+        return None
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def authenticate_client(form: dict[str, str], authorization: str | None, cert_der: bytes | None,
+                        dataset: Dataset, audiences: tuple[str, ...]) -> AuthenticatedClient:
+    """Identify and authenticate the client by the one method it used (RFC 6749 §2.3, RFC 7523, RFC 8705)."""
+    thumbprint = cert_thumbprint(cert_der)
+    subject = subject_of_der(cert_der) if cert_der else None
+    method, client_id = _method_of(form, authorization)
+    client = _registered(dataset, client_id)
+    if method not in client.auth_methods:
+        raise OAuthError("invalid_client", f"client {client_id} is not registered for {method}", 401)
+    if method == "client_secret_basic":
+        _check_secret(client, _basic_credentials(authorization or "")[1])
+    elif method == "client_secret_post":
+        _check_secret(client, form.get("client_secret", ""))
+    elif method == "private_key_jwt":
+        _check_assertion(client, form.get("client_assertion", ""), audiences)
+    elif common_name_of_subject(subject) != client.tls_client_auth_cn:
+        raise OAuthError("invalid_client", "tls_client_auth: no client certificate, or its CN is not the one "
+                                           f"registered for {client_id}", 401)
+    return AuthenticatedClient(client, method, thumbprint, subject)
+
+
+def _method_of(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
+    if authorization and authorization.lower().startswith("basic "):
+        return "client_secret_basic", _basic_credentials(authorization)[0]
+    if form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE:
+        claims = _unverified_claims(form.get("client_assertion", ""))
+        return "private_key_jwt", str(claims.get("sub") or form.get("client_id") or "")
+    if "client_secret" in form:
+        return "client_secret_post", form.get("client_id", "")
+    if form.get("client_id"):
+        return "tls_client_auth", form["client_id"]
+    raise OAuthError("invalid_client", "no client authentication", 401)
+
+
+def _registered(dataset: Dataset, client_id: str) -> OidcClient:
+    try:
+        return dataset.oidc_client(client_id)
+    except KeyError:
+        raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401) from None
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
+        client_id, secret = decoded.split(":", 1)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "malformed HTTP Basic credentials", 401) from None
+    return unquote(client_id), unquote(secret)  # RFC 6749 §2.3.1: both are form-urlencoded first
+
+
+def _check_secret(client: OidcClient, secret: str) -> None:
+    if not client.secret or not secret or not _equal(secret, client.secret):
+        raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401)
+
+
+def _equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        raise OAuthError("invalid_client", "client_assertion is not a JWT", 401) from None
+
+
+def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, ...]) -> None:
+    """RFC 7523 §3: signed by the client's registered key, iss = sub = client_id, our endpoint as audience."""
+    try:
+        key = RSAKey.import_key(client.public_key_pem or "")
+        claims = jwt.decode(assertion, key).claims
+    except (JoseError, ValueError, TypeError):
+        raise OAuthError("invalid_client", "client_assertion signature does not verify", 401) from None
+    audience = claims.get("aud")
+    audience_list = audience if isinstance(audience, list) else [audience]
+    if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
+        raise OAuthError("invalid_client", "client_assertion iss and sub must be the client_id", 401)
+    if not set(audience_list) & set(audiences):
+        raise OAuthError("invalid_client", "client_assertion aud is not this token endpoint", 401)
+    if not isinstance(claims.get("exp"), int | float) or claims["exp"] < time.time():
+        raise OAuthError("invalid_client", "client_assertion is expired or has no exp", 401)
+
+
+def check_pkce(method: str | None, challenge: str | None) -> None:
+    """Authorization request: PKCE is optional, but when present it must be well formed (RFC 7636 §4.2)."""
+    if challenge is None and method is None:
+        return
+    if method not in (None, "plain", "S256"):
+        raise OAuthError("invalid_request", "Invalid parameter: code challenge method is not supported.")
+    if challenge is None or not _PKCE_VALUE.match(challenge):
+        raise OAuthError("invalid_request", "Invalid parameter: code_challenge")
+
+
+def pkce_matches(method: str, challenge: str, verifier: str) -> bool:
+    if not _PKCE_VALUE.match(verifier):
+        return False
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
+    return verifier == challenge
+
+
+def uri_registered(uri: str, registered: list[str]) -> bool:
+    """Exact match, except that a loopback http URI matches on any port (RFC 8252 §7.3)."""
+    if uri in registered:
+        return True
+    try:
+        parts = urlsplit(uri)
+        port_free = parts._replace(netloc=parts.hostname or "").geturl() if parts.port is not None else None
+    except ValueError:
+        return False
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return loopback and port_free is not None and not parts.query and port_free in registered
