@@ -52,7 +52,7 @@ class SimulatorClient:
         self._call("PUT", "/dataset", {"name": name})
 
     def set_faults(self, rules: list[FaultRule]) -> None:
-        self._call("PUT", "/faults", [r.model_dump(exclude_none=True, exclude={"remaining"}) for r in rules])
+        self._call("PUT", "/faults", [r.model_dump(exclude_none=True, exclude={"remaining", "passed"}) for r in rules])
 
     def journal(self, run_id: str, case_id: str) -> list[Exchange]:
         data = self._call("GET", f"/journal?run_id={run_id}&case_id={case_id}")

@@ -86,6 +86,20 @@ def test_ratio_rules_are_reproducible_with_a_seed() -> None:
     assert 30 < sum(fired(7)) < 90
 
 
+def test_after_lets_calls_through_before_a_count_rule_fires() -> None:
+    injector = FaultInjector()
+    injector.set([FaultRule(kind=FaultKind.HTTP_ERROR, path_prefix="/token", after=1, count=1)])
+    fired = [bool(injector.draw(path)) for path in ("/other", "/token", "/token", "/token")]
+    assert fired == [False, False, True, False]  # the second /token call only; /other does not count
+
+
+def test_behaviour_rules_name_a_behaviour_of_the_simulator(insi: RunningSimulator) -> None:
+    response = insi.admin("PUT", "/faults", [{"kind": "behaviour", "fault_code": "tamper_state"}])
+    assert response.status_code == 422 and "unknown behaviour" in response.text  # INSi has no behaviours
+    with pytest.raises(ValueError, match="fault_code"):
+        FaultRule(kind=FaultKind.BEHAVIOUR)
+
+
 def test_fault_rule_validation() -> None:
     with pytest.raises(ValueError, match="either count or ratio"):
         FaultRule(kind=FaultKind.DROP, count=1, ratio=0.5)

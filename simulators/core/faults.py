@@ -25,7 +25,8 @@ class FaultKind(StrEnum):
 
 class FaultRule(BaseModel):
     """One misbehaviour. Exactly one of ``count`` (next N calls) or ``ratio`` (share of calls) applies;
-    with neither, the rule fires on every matching call until removed."""
+    with neither, the rule fires on every matching call until removed. ``after`` delays it: "the second
+    sign-in is tampered with" is ``after: 1, count: 1``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,7 +37,9 @@ class FaultRule(BaseModel):
     count: int | None = Field(default=None, ge=1)
     ratio: float | None = Field(default=None, gt=0, le=1)
     path_prefix: str | None = None
+    after: int = Field(default=0, ge=0, description="let this many matching calls through before the rule applies")
     remaining: int | None = Field(default=None, description="calls left for a count rule (read only)")
+    passed: int = Field(default=0, description="matching calls let through so far under 'after' (read only)")
 
     @model_validator(mode="after")
     def _coherent(self) -> FaultRule:
@@ -83,6 +86,9 @@ class FaultInjector:
         with self._lock:
             for rule in self._rules:
                 if not rule.matches(path):
+                    continue
+                if rule.passed < rule.after:
+                    rule.passed += 1
                     continue
                 if rule.ratio is not None and self._random.random() >= rule.ratio:
                     continue
