@@ -48,10 +48,12 @@ class Operator:
     def perform(self, case_id: str, title: str, instruction: str, params: dict[str, Any]) -> ActionReport:
         self.console.print(Panel(instruction, title=f"{case_id} — {title}", border_style="cyan"))
         self._prompt("Press Enter once done in the software")
-        choices = "/".join(o.value for o in ActionOutcome)
+        # a person follows redirects in their own browser: "redirect" is a driver's answer, never theirs
+        outcomes = [o.value for o in ActionOutcome if o is not ActionOutcome.REDIRECT]
+        choices = "/".join(outcomes)
         while True:
             outcome = self._prompt(f"What did the software report? ({choices})")
-            if outcome in {o.value for o in ActionOutcome}:
+            if outcome in outcomes:
                 break
             self.console.print(f"[red]Please answer one of: {choices}[/red]")
         report: dict[str, Any] = {"outcome": outcome, "message": self._prompt("Message shown (optional)")}
@@ -59,7 +61,15 @@ class Operator:
             report["identity"] = self._identity(params)
         if outcome == "error":
             report["error_code"] = self._prompt("Error code shown") or None
+        if outcome == "signed_in":
+            report["professional"] = self._professional(params)
         return ActionReport.model_validate(report)
+
+    def _professional(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = params.get("professional") or {}
+        return {"user_id": self._prompt("Identifier the software keeps for the professional (account page)"),
+                "family_name": self._prompt("Family name shown", known.get("family_name", "")) or None,
+                "given_name": self._prompt("Given name shown", known.get("given_name", "")) or None}
 
     def _identity(self, params: dict[str, Any]) -> dict[str, Any]:
         known = params.get("traits") or params.get("identity", {}).get("traits") or {}
