@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from simulators.core.app import SimulatorRuntime
 from simulators.core.faults import FaultKind, FaultRule
 from simulators.core.journal import ADMIN_PREFIX, load_exchanges
+from simulators.core.remote_evidence import MAX_PAGE_RECORDS, export_page
 from simulators.dataset import dataset_from_mapping, load_dataset
 
 
@@ -93,6 +94,12 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
         exchanges = load_exchanges(runtime.store, run_id=run_id, case_id=case_id,
                                    simulator=runtime.name, since=since)
         return {"simulator": runtime.name, "exchanges": [e.to_json() for e in exchanges]}
+
+    @router.get("/records")
+    def records(since: int = Query(0, ge=0),
+                limit: int = Query(MAX_PAGE_RECORDS, ge=0, le=MAX_PAGE_RECORDS)) -> dict[str, Any]:
+        """This simulator's evidence records after ``since``, as stored: a harness elsewhere imports them."""
+        return export_page(runtime.store, runtime.name, since, limit)
 
     public.include_router(router)
     return public

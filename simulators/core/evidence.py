@@ -192,11 +192,22 @@ class EvidenceStore:
             row = self._db.execute("SELECT MAX(seq) FROM records").fetchone()
         return int(row[0] or 0)
 
-    def raw_records(self) -> list[dict[str, Any]]:
-        """Every record as stored (``payload`` as its canonical text): what digests are computed over."""
+    def raw_records(self, *, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Records as stored (``payload`` as its canonical text): what digests are computed over.
+
+        ``since`` and ``limit`` read a page (records after seq ``since``), as the admin API's export does.
+        """
+        sql = "SELECT * FROM records WHERE seq > ? ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
         with self._lock:
-            rows = self._db.execute("SELECT * FROM records ORDER BY seq").fetchall()
+            rows = self._db.execute(sql, (since,)).fetchall()
         return [_row_to_raw(r) for r in rows]
+
+    def chain_at(self, seq: int) -> str:
+        """The chain value after record ``seq`` (the genesis value for 0): where a page after ``seq`` links to."""
+        with self._lock:
+            row = self._db.execute("SELECT chain FROM records WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                                   (seq,)).fetchone()
+        return row[0] if row else GENESIS
 
     def verify(self) -> list[ChainProblem]:
         """Recompute every digest and chain link and every blob digest; empty list means intact."""
