@@ -6,7 +6,10 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
   the journal on, against a bare FastAPI endpoint answering a constant in the same run, on the same
   server stack; the figure is their ratio (aim: >= 0.5);
 * ``campaign_wall_s`` — the whole INSi campaign against the reference candidate (aim: < 5 s);
-* ``simulator_ready_s`` — from ``esante sim insi`` to the first healthy answer (aim: < 2 s).
+* ``simulator_ready_s`` — from ``esante sim insi`` to the first healthy answer (aim: < 2 s);
+* ``psc_token_refresh_per_s`` — refresh grants per second and p99 latency at the PSC token endpoint (two
+  RS256 signatures and the journal per call), against a bare FastAPI endpoint answering a same-size token
+  response in the same run, on the same server stack (no aim: a figure to watch).
 
 Servers run in their own processes; the load comes from threads of this process, on loopback only.
 """
@@ -160,6 +163,113 @@ def bench_ready(tmp: Path, repeats: int = 5) -> dict[str, float]:
     return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
 
 
+# -- PSC: token endpoint ----------------------------------------------------------------------------------
+
+PSC_CLIENT = ("esante-reference-rp", "reference-rp-secret-not-for-production")
+PSC_REDIRECT = "http://127.0.0.1/psc/callback"
+PSC_BARE_APP = """
+import sys, uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from simulators.core.server import _EsanteProtocol
+from simulators.psc.protocol import TOKEN_PATH
+app = FastAPI()
+BODY = open(sys.argv[2], 'rb').read()
+@app.post(TOKEN_PATH)
+async def token(request: Request) -> Response:
+    await request.body()
+    return Response(BODY, media_type='application/json', headers={'Cache-Control': 'no-store'})
+uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), http=_EsanteProtocol, log_level='warning',
+            access_log=False, lifespan='off')
+"""
+
+
+def _load_timed(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[float, list[float]]:
+    """Like :func:`_load`, for any path, keeping each request's latency (seconds)."""
+    latencies: list[list[float]] = [[] for _ in range(CLIENT_THREADS)]
+    stop = time.perf_counter() + LOAD_SECONDS
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while (started := time.perf_counter()) < stop:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+            latencies[i].append(time.perf_counter() - started)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENT_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [x for per_thread in latencies for x in per_thread]
+    return len(every) / LOAD_SECONDS, every
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    return round(statistics.quantiles(latencies, n=100)[98] * 1000, 2)
+
+
+def _psc_refresh_token(port: int) -> str:
+    """Sign a professional in through the login page (as a browser would) and redeem the code: a refresh token."""
+    import httpx
+    from lxml import html
+
+    from simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
+
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base) as browser:
+        page = browser.get(AUTHORIZE_PATH, params={"response_type": "code", "client_id": PSC_CLIENT[0],
+                                                   "redirect_uri": PSC_REDIRECT, "scope": "openid scope_all",
+                                                   "acr_values": "eidas1", "nonce": "bench", "state": "bench"})
+        form = html.fromstring(page.text).forms[0]
+        location = browser.post(form.action, data=dict(form.fields)).headers["location"]
+        code = location.split("code=")[1].split("&")[0]
+        answer = browser.post(TOKEN_PATH, auth=PSC_CLIENT, data={"grant_type": "authorization_code", "code": code,
+                                                                 "redirect_uri": PSC_REDIRECT})
+        return str(answer.json()["refresh_token"])
+
+
+def bench_psc_token(tmp: Path) -> dict[str, float]:
+    """Refresh grants per second at the PSC token endpoint (each signs an access and an ID token, RS256 2048,
+    and is journaled), against a bare FastAPI endpoint answering a token response of the same size."""
+    import base64
+    from urllib.parse import urlencode
+
+    from simulators.psc.protocol import TOKEN_PATH
+
+    esante = str(Path(sys.executable).with_name("esante"))
+    sim_port, bare_port = _free_port(), _free_port()
+    sim = _spawn([esante, "sim", "psc", "--port", str(sim_port), "--evidence", str(tmp / "psc.sqlite")])
+    try:
+        _wait_healthy(sim_port, "/_admin/health")
+        body = urlencode({"grant_type": "refresh_token", "refresh_token": _psc_refresh_token(sim_port)}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(":".join(PSC_CLIENT).encode()).decode()}
+        conn = http.client.HTTPConnection("127.0.0.1", sim_port)
+        conn.request("POST", TOKEN_PATH, body=body, headers=headers)
+        answer = tmp / "token.json"
+        answer.write_bytes(conn.getresponse().read())
+        bare = _spawn([sys.executable, "-c", PSC_BARE_APP, str(bare_port), str(answer)])
+        try:
+            _wait_healthy(bare_port, TOKEN_PATH)
+            _load_timed(sim_port, TOKEN_PATH, body, headers), _load_timed(bare_port, TOKEN_PATH, body, headers)
+            simulator, sim_latencies = _load_timed(sim_port, TOKEN_PATH, body, headers)
+            baseline, bare_latencies = _load_timed(bare_port, TOKEN_PATH, body, headers)
+        finally:
+            bare.terminate()
+            bare.wait()
+    finally:
+        sim.terminate()
+        sim.wait()
+    return {"simulator": round(simulator, 1), "bare_fastapi": round(baseline, 1),
+            "ratio": round(simulator / baseline, 3), "simulator_p99_ms": _p99_ms(sim_latencies),
+            "bare_fastapi_p99_ms": _p99_ms(bare_latencies), "client_threads": CLIENT_THREADS}
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
@@ -169,6 +279,7 @@ def main() -> None:
             "insi_lookups_per_s": bench_lookups(tmp),
             "campaign_wall_s": bench_campaign(tmp),
             "simulator_ready_s": bench_ready(tmp),
+            "psc_token_refresh_per_s": bench_psc_token(tmp),
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},
         }
     out = ROOT / "benchmarks" / "results.json"

@@ -71,7 +71,10 @@ def message_page(heading: str, message: str, status: int) -> HTMLResponse:
 async def read_form(request: Request) -> dict[str, str]:
     """The urlencoded body as a dict; a repeated parameter is refused (RFC 6749 §3.2)."""
     if request.method == "GET":
-        pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        try:
+            pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError as exc:
+            raise OAuthError("invalid_request", f"unreadable query: {exc}") from None
     else:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM_CONTENT_TYPE:
