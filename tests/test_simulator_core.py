@@ -91,6 +91,8 @@ def test_after_lets_calls_through_before_a_count_rule_fires() -> None:
     injector.set([FaultRule(kind=FaultKind.HTTP_ERROR, path_prefix="/token", after=1, count=1)])
     fired = [bool(injector.draw(path)) for path in ("/other", "/token", "/token", "/token")]
     assert fired == [False, False, True, False]  # the second /token call only; /other does not count
+    injector.set([FaultRule(kind=FaultKind.HTTP_ERROR, path="/token")])
+    assert [bool(injector.draw(p)) for p in ("/token/introspect", "/token")] == [False, True]
 
 
 def test_behaviour_rules_name_a_behaviour_of_the_simulator(insi: RunningSimulator) -> None:

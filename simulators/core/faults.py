@@ -37,6 +37,8 @@ class FaultRule(BaseModel):
     count: int | None = Field(default=None, ge=1)
     ratio: float | None = Field(default=None, gt=0, le=1)
     path_prefix: str | None = None
+    path: str | None = Field(default=None, description="this exact path only (a prefix would also match "
+                                                        "/token/introspect under /token)")
     after: int = Field(default=0, ge=0, description="let this many matching calls through before the rule applies")
     remaining: int | None = Field(default=None, description="calls left for a count rule (read only)")
     passed: int = Field(default=0, description="matching calls let through so far under 'after' (read only)")
@@ -54,6 +56,8 @@ class FaultRule(BaseModel):
         return self
 
     def matches(self, path: str) -> bool:
+        if self.path is not None and path != self.path:
+            return False
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
 
