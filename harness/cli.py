@@ -51,13 +51,19 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
         operator: bool = typer.Option(False, help="a person plays the candidate at the prompts"),
         case: list[str] = typer.Option([], help="play only these case ids"),
         plain_http: bool = typer.Option(False, help="serve the simulators over plain HTTP instead of HTTPS"),
-        signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle")) -> None:
+        signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle"),
+        simulators: str = typer.Option("local", help="where the simulators run: local (this process), containers "
+                                                     "(started from the image for the run), or a YAML file with "
+                                                     "the URL of each simulator already running"),
+        image: str | None = typer.Option(None, envvar="ESANTE_IMAGE", help="--simulators containers: the image "
+                                                                           "[default: esante-conformance:latest]")
+        ) -> None:
     """Play a campaign against a candidate and write the reports and the evidence bundle."""
     from harness.session import RunRequest, play
 
     request = RunRequest(campaign=campaign, candidate=candidate, out_dir=out, defects=defect,
                          mode=Mode.OPERATOR if operator else Mode.DRIVER, case_ids=set(case) or None,
-                         tls=not plain_http, signing_key=signing_key)
+                         tls=not plain_http, signing_key=signing_key, simulators=simulators, image=image)
     try:
         output = play(request, progress=_progress)
     except (CampaignError, FileNotFoundError, DriverError, ValueError) as exc:
@@ -95,14 +101,22 @@ def verify(bundle: Path, trusted_key: Path | None = typer.Option(None, help="PEM
 
 
 @app.command()
-def sim(name: str = typer.Argument(..., help="simulator name (insi)"),
-        host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8001),
-        tls: bool = typer.Option(False, help="serve HTTPS with a certificate from the test PKI"),
-        mtls: bool = typer.Option(False, help="require a client certificate (implies --tls)"),
+def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulator name (insi)"),
+        host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
+        port: int = typer.Option(8001, envvar="ESANTE_PORT"),
+        tls: bool = typer.Option(False, envvar="ESANTE_TLS", help="serve HTTPS with a certificate from the test PKI"),
+        mtls: bool = typer.Option(False, envvar="ESANTE_MTLS", help="require a client certificate (implies --tls)"),
+        hostname: list[str] = typer.Option(["localhost", "127.0.0.1"], envvar="ESANTE_TLS_HOSTNAMES",
+                                           help="names the HTTPS certificate is valid for (a compose service "
+                                                "name too, when other containers call it)"),
         evidence: Path = typer.Option(Path("evidence.sqlite"), envvar="ESANTE_EVIDENCE"),
         dataset: str = typer.Option("default", envvar="ESANTE_DATASET"),
         pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR")) -> None:
-    """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed)."""
+    """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed).
+
+    Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
+    container image and the compose file choose the simulator, and how its health check finds it.
+    """
     from simulators.core.app import SimulatorSettings, build_simulator, create_app
     from simulators.core.pki import default_pki_dir
     from simulators.core.server import TlsSettings, serve
@@ -111,11 +125,25 @@ def sim(name: str = typer.Argument(..., help="simulator name (insi)"),
     if mtls:
         settings.options["require_mtls"] = True
     simulator = build_simulator(name, settings)
-    tls_settings = TlsSettings(pki_dir=pki_dir or default_pki_dir(), require_client_cert=mtls) \
-        if tls or mtls else None
+    tls_settings = TlsSettings(pki_dir=pki_dir or default_pki_dir(), require_client_cert=mtls,
+                               hostnames=tuple(hostname)) if tls or mtls else None
     console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
                   f"(evidence {evidence}); admin token: {settings.admin_token}")
     serve(create_app(simulator, settings), host=host, port=port, tls=tls_settings)
+
+
+@app.command()
+def reference(host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
+              port: int = typer.Option(8700, envvar="ESANTE_REFERENCE_PORT"),
+              defect: list[str] = typer.Option([], help="switch on a named defect"),
+              pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR")) -> None:
+    """Serve the reference candidate's driver API in the foreground (under /esante/v1)."""
+    from harness.reference import create_reference_app
+    from simulators.core.pki import default_pki_dir
+    from simulators.core.server import serve
+
+    console.print(f"reference candidate on http://{host}:{port}/esante/v1 (defects: {', '.join(defect) or 'none'})")
+    serve(create_reference_app(pki_dir=pki_dir or default_pki_dir(), defects=defect), host=host, port=port)
 
 
 @app.command("check-campaign")

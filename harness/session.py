@@ -15,14 +15,16 @@ from harness.checks import load_checks
 from harness.driver import API_PREFIX, DriverClient
 from harness.environment import LocalEnvironment
 from harness.operator import Operator
+from harness.remote import RemoteConfig, RemoteEnvironment
 from harness.results import CaseResult, RunResult
 from harness.runner import CampaignRunner, new_run_id
 from reports import ReportPaths, write_reports
 from simulators.core.evidence import EvidenceStore
-from simulators.core.pki import default_pki_dir
+from simulators.core.pki import CA_CERT_FILE, default_pki_dir
 from simulators.core.server import ServerHandle
 
 REFERENCE = "reference"
+LOCAL, CONTAINERS = "local", "containers"
 
 
 @dataclass(slots=True)
@@ -37,6 +39,10 @@ class RunRequest:
     pki_dir: Path | None = None
     operator: Operator | None = None
     signing_key: Path | None = None
+    #: where the simulators run: "local" (served by this process), "containers" (started for the run from
+    #: the project's image), or the path of a YAML file giving the URL of each simulator already running
+    simulators: str = LOCAL
+    image: str | None = None  # for "containers": the image (default $ESANTE_IMAGE, else esante-conformance:latest)
 
 
 @dataclass(slots=True)
@@ -63,6 +69,20 @@ def _candidate(request: RunRequest, pki_dir: Path) -> Iterator[DriverClient | No
         yield client
 
 
+def environment(request: RunRequest, names: list[str], store: EvidenceStore, pki_dir: Path,
+                dataset: str) -> LocalEnvironment | RemoteEnvironment:
+    """The simulators of the run, where ``request.simulators`` says; the campaign is the same for all three."""
+    if request.simulators == LOCAL:
+        return LocalEnvironment(names, store=store, pki_dir=pki_dir, tls=request.tls, dataset=dataset)
+    if request.simulators == CONTAINERS:
+        from harness.containers import ContainerEnvironment
+
+        return ContainerEnvironment(names, store=store, pki_dir=pki_dir, tls=request.tls, dataset=dataset,
+                                    image=request.image)
+    config = RemoteConfig.load(Path(request.simulators))
+    return RemoteEnvironment.from_config(names, config, store=store, default_ca=pki_dir / CA_CERT_FILE)
+
+
 def load(request: RunRequest) -> LoadedCampaign:
     return load_campaign(resolve_campaign(request.campaign), known_checks=set(load_checks()))
 
@@ -76,8 +96,8 @@ def play(request: RunRequest, progress: Callable[[str, CaseResult | None], None]
     pki_dir = request.pki_dir or default_pki_dir()
     store = EvidenceStore(out_dir / "evidence.sqlite")
     header = loaded.campaign.campaign
-    with LocalEnvironment(header.simulators, store=store, pki_dir=pki_dir, tls=request.tls,
-                          dataset=header.dataset) as env, _candidate(request, pki_dir) as driver:
+    with environment(request, header.simulators, store, pki_dir, header.dataset) as env, \
+            _candidate(request, pki_dir) as driver:
         runner = CampaignRunner(loaded, env, mode=request.mode, driver=driver, operator=request.operator,
                                 run_id=run_id, case_ids=request.case_ids, progress=progress)
         result = runner.run()

@@ -1,0 +1,139 @@
+"""The simulators as containers, for real: the image, the compose services, the container backend of the runner.
+
+These tests need a Docker-compatible engine. Where none answers they skip, saying why; they never fail for it.
+The image is built once per session (layers cached by the engine: quick when ``.ci/run`` built it already);
+set ``ESANTE_IMAGE`` to test an image built elsewhere instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.containers import HEALTH_CHECK, SimulatorContainer, build_image, engine_problem, image_name
+from harness.session import CONTAINERS, RunRequest, play
+from reports import verify_bundle
+from simulators.core.remote_evidence import verify_imported
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker" / "compose.yaml"
+ENGINE_PROBLEM = engine_problem()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if ENGINE_PROBLEM:
+        pytest.skip(f"container tests need a container engine: {ENGINE_PROBLEM}")
+    tag = image_name()
+    if not os.environ.get("ESANTE_IMAGE"):
+        build_image(tag)
+    return tag
+
+
+def _exec(container: SimulatorContainer, *command: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = container.container.get_wrapped_container().exec_run(list(command), environment=env or {})
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+def test_image_runs_as_a_non_root_user_and_checks_the_simulator_it_serves(image: str) -> None:
+    container = SimulatorContainer("insi", image=image, admin_token="t", ca=None).start()
+    try:
+        assert _exec(container, "id", "-u") == (0, "10001\n")
+        assert _exec(container, *HEALTH_CHECK)[0] == 0
+        code, output = _exec(container, *HEALTH_CHECK, env={"ESANTE_SIMULATOR": "psc"})
+        assert code == 1 and "'simulator': 'insi'" in output, "a health check must name the simulator it expects"
+        code, output = _exec(container, *HEALTH_CHECK, env={"ESANTE_PORT": "8999"})
+        assert code == 1 and "unhealthy" in output
+    finally:
+        container.stop()
+
+
+def _verdicts(out: Path) -> dict[str, str]:
+    return {case["id"]: case["verdict"] for case in json.loads((out / "report.json").read_text())["cases"]}
+
+
+@pytest.mark.parametrize("defects", [(), ("wrong_oid", "wrong_certificate")], ids=["correct", "defective"])
+def test_insi_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_path: Path,
+                                                              defects: tuple[str, ...]) -> None:
+    """Simulators in containers, the reference candidate outside (this process): same verdicts as local mode,
+    and the run's bundle holds, verifiably, everything the containers observed."""
+    pki, key = tmp_path / "pki", tmp_path / "signing.pem"
+    local = play(RunRequest("insi", out_dir=tmp_path / "local", pki_dir=pki, defects=defects, signing_key=key))
+    contained = play(RunRequest("insi", out_dir=tmp_path / "containers", pki_dir=pki, defects=defects,
+                                signing_key=key, simulators=CONTAINERS, image=image))
+    assert _verdicts(contained.out_dir) == _verdicts(local.out_dir)
+    if defects:
+        assert "failed" in _verdicts(contained.out_dir).values()
+    assert all(url.startswith("https://") for url in contained.result.simulators.values())
+    assert verify_bundle(contained.reports.bundle).ok
+    with zipfile.ZipFile(contained.reports.bundle) as bundle:
+        rows = [json.loads(line) for line in bundle.read("evidence/records.jsonl").splitlines() if line]
+    assert verify_imported(rows) == []
+    exchanges = sum(len(case.exchanges) for case in contained.result.cases)
+    assert exchanges > 0 and sum(r["kind"] == "exchange.request" for r in rows) == exchanges
+    assert any(case.exchanges and case.exchanges[0].client_cert_subject for case in contained.result.cases), \
+        "the candidate authenticated to the containers with its test-PKI certificate, as in local mode"
+
+
+# -- the compose file, service by service --------------------------------------------------------------------
+
+def _interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, enough to start a service as compose would."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)(?::([-?])([^}]*))?\}",
+                      lambda m: env.get(m[1]) or (m[3] if m[2] == "-" else pytest.fail(f"{m[1]} unset: {m[3]}")),
+                      value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env) for v in value]
+    return value
+
+
+def test_every_compose_service_comes_up_healthy(image: str) -> None:
+    """No compose tool is needed: each service is started with its own environment and command, and waited for
+    with its own health check command."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import ExecWaitStrategy
+
+    services = _interpolate(yaml.safe_load(COMPOSE.read_text())["services"],
+                            {"ESANTE_ADMIN_TOKEN": "compose-token", "ESANTE_IMAGE": image})
+    started = []
+    try:
+        for name, service in services.items():
+            port = int(service["ports"][0].rsplit(":", 1)[1])
+            container = DockerContainer(service["image"]).with_exposed_ports(port).with_envs(
+                **{k: str(v) for k, v in service.get("environment", {}).items()})
+            if "command" in service:
+                container.with_command(service["command"])
+            test = service["healthcheck"]["test"]
+            container.waiting_for(ExecWaitStrategy(test[1:]).with_startup_timeout(60).with_poll_interval(0.2))
+            started.append(container)
+            container.start()
+            assert container.get_wrapped_container().attrs["Config"]["User"] == "esante", name
+    finally:
+        for container in started:
+            container.stop()
+
+
+# -- the pytest plugin, in containers ------------------------------------------------------------------------
+
+def test_plugin_fixtures_run_the_example_in_containers(image: str, tmp_path: Path) -> None:
+    from tests.test_pytest_plugin import example
+
+    (tmp_path / "test_example.py").write_text(example())
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--esante-simulators",
+                          "container", "--esante-image", image, str(tmp_path)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"\b3 passed\b", run.stdout), run.stdout
