@@ -62,7 +62,7 @@ def cert_thumbprint(der: bytes | None) -> str | None:
 
 
 def authenticate_client(form: dict[str, str], authorization: str | None, cert_der: bytes | None,
-                        dataset: Dataset, audiences: tuple[str, ...]) -> AuthenticatedClient:
+                        dataset: Dataset, audiences: tuple[str, ...], used_jtis: set[str]) -> AuthenticatedClient:
     """Identify and authenticate the client by the one method it used (RFC 6749 §2.3, RFC 7523, RFC 8705)."""
     thumbprint = cert_thumbprint(cert_der)
     subject = subject_of_der(cert_der) if cert_der else None
@@ -75,7 +75,9 @@ def authenticate_client(form: dict[str, str], authorization: str | None, cert_de
     elif method == "client_secret_post":
         _check_secret(client, form.get("client_secret", ""))
     elif method == "private_key_jwt":
-        _check_assertion(client, form.get("client_assertion", ""), audiences)
+        _check_assertion(client, form.get("client_assertion", ""), audiences, used_jtis)
+        if form.get("client_id") not in (None, client.client_id):
+            raise OAuthError("invalid_client", "client_id differs from the client_assertion's sub", 401)
     elif common_name_of_subject(subject) != client.tls_client_auth_cn:
         raise OAuthError("invalid_client", "tls_client_auth: no client certificate, or its CN is not the one "
                                            f"registered for {client_id}", 401)
@@ -128,8 +130,9 @@ def _unverified_claims(token: str) -> dict[str, Any]:
         raise OAuthError("invalid_client", "client_assertion is not a JWT", 401) from None
 
 
-def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, ...]) -> None:
-    """RFC 7523 §3: signed by the client's registered key, iss = sub = client_id, our endpoint as audience."""
+def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, ...], used_jtis: set[str]) -> None:
+    """RFC 7523 §3: signed by the client's registered key, iss = sub = client_id, our endpoint as audience,
+    not expired, and its jti never seen before (a captured assertion cannot be replayed)."""
     try:
         key = RSAKey.import_key(client.public_key_pem or "")
         claims = jwt.decode(assertion, key).claims
@@ -143,6 +146,10 @@ def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, .
         raise OAuthError("invalid_client", "client_assertion aud is not this token endpoint", 401)
     if not isinstance(claims.get("exp"), int | float) or claims["exp"] < time.time():
         raise OAuthError("invalid_client", "client_assertion is expired or has no exp", 401)
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or jti in used_jtis:
+        raise OAuthError("invalid_client", "client_assertion has no jti, or a jti already used", 401)
+    used_jtis.add(jti)
 
 
 def check_pkce(method: str | None, challenge: str | None) -> None:

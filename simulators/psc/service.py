@@ -10,6 +10,7 @@ from importlib.resources import files
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 import yaml
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -44,11 +45,14 @@ from simulators.psc.protocol import (
     TOKEN_PATH,
     USERINFO_PATH,
     WALLET_DISCOVERY_PATH,
+    subject_of,
 )
 from simulators.psc.state import CibaRequest, Code, FederatorState, Session, Transaction, new_id
 from simulators.psc.tokens import Issuer
 
 MAX_FORM_FIELDS = 50
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold the user's logout page
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -163,8 +167,10 @@ class PscSimulator(Simulator):
 
     def authenticate(self, request: Request, form: dict[str, str]) -> Any:
         base = self.base_url(request)
-        auth = authenticate_client(form, request.headers.get("authorization"), client_cert(request), self.dataset,
-                                   (base + ISSUER_PATH, base + TOKEN_PATH))
+        with self.state.lock:
+            auth = authenticate_client(form, request.headers.get("authorization"), client_cert(request),
+                                       self.dataset, (base + ISSUER_PATH, base + TOKEN_PATH),
+                                       self.state.assertion_jtis)
         notes = notes_of(request)
         notes["client_id"], notes["client_auth"] = auth.client.client_id, auth.method
         return auth
@@ -379,9 +385,32 @@ class PscSimulator(Simulator):
                 return message_page("Erreur", "Invalid redirect uri", 400)
         if claims is not None and (ended := self.state.end_session(str(claims.get("sid")))) is not None:
             notes["ended_session"] = {"sid": ended.sid, "clients": sorted(ended.client_ids)}
+            notes["backchannel_logout"] = await self._backchannel_logout(request, ended)
         if post_logout:
             return _redirect(post_logout, {"state": form.get("state")})
         return message_page("Déconnexion", "Vous êtes déconnecté de Pro Santé Connect.", 200)
+
+    async def _backchannel_logout(self, request: Request, session: Session) -> list[dict[str, Any]]:
+        """OpenID Connect Back-Channel Logout 1.0: tell every client of the session that registered a URI.
+
+        What each client answered is kept in the end-session exchange's notes: the evidence of the delivery.
+        """
+        deliveries = []
+        issuer = self.issuer(request).issuer
+        for client_id in sorted(session.client_ids):
+            uri = self.dataset.oidc_client(client_id).backchannel_logout_uri
+            if not uri:
+                continue
+            token = self.keys.sign({"iss": issuer, "aud": client_id, "iat": int(time.time()), "jti": new_id(16),
+                                    "exp": int(time.time()) + 120, "sub": subject_of(session.national_id),
+                                    "sid": session.sid, "events": {BACKCHANNEL_EVENT: {}}}, typ="logout+jwt")
+            try:
+                async with httpx.AsyncClient(timeout=BACKCHANNEL_TIMEOUT) as http:
+                    answer = await http.post(uri, data={"logout_token": token})
+                deliveries.append({"client_id": client_id, "uri": uri, "status": answer.status_code})
+            except httpx.HTTPError as exc:
+                deliveries.append({"client_id": client_id, "uri": uri, "error": f"{type(exc).__name__}: {exc}"})
+        return deliveries
 
     # CIBA and the simulated e-CPS app --------------------------------------------------------------------
     async def ciba_auth(self, request: Request) -> Response:

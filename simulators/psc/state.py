@@ -104,10 +104,13 @@ class FederatorState:
         self.ciba: dict[str, CibaRequest] = {}
         #: Each client's last authorization response (code, state): what ``replay_response`` sends again.
         self.last_response: dict[str, tuple[str, str | None]] = {}
+        #: jti of every private_key_jwt client assertion accepted (RFC 7523 §3: single use)
+        self.assertion_jtis: set[str] = set()
 
     def reset(self) -> None:
         with self.lock:
-            for table in (self.transactions, self.codes, self.sessions, self.tokens, self.ciba, self.last_response):
+            for table in (self.transactions, self.codes, self.sessions, self.tokens, self.ciba, self.last_response,
+                          self.assertion_jtis):
                 table.clear()
 
     def token(self, token_id: str, kind: str) -> Token | None:

@@ -1,0 +1,113 @@
+"""Back-channel logout reaches the relying parties of an ended session; a client assertion cannot be replayed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from starlette.responses import Response
+
+from simulators.core.app import SimulatorSettings, create_app
+from simulators.core.evidence import EvidenceStore
+from simulators.core.journal import load_exchanges
+from simulators.core.server import ServerHandle
+from simulators.dataset import dataset_from_mapping, load_dataset
+from simulators.psc import PscSimulator
+from simulators.psc.protocol import JWKS_PATH, LOGOUT_PATH
+from tests.conftest import RunningPsc
+from tests.test_psc_simulator import (
+    authorize_params,
+    client_assertion,
+    code_flow,
+    jwt_auth,
+    oauth_error,
+    redeem,
+    sign_in,
+)
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[str]]]:
+    """A relying party's back-channel logout endpoint, recording the logout tokens it receives."""
+    received: list[str] = []
+    app = FastAPI()
+
+    @app.post("/backchannel-logout")
+    async def logout(request: Request) -> Response:
+        received.append(dict(parse_qsl((await request.body()).decode()))["logout_token"])
+        return Response(status_code=200)
+
+    with ServerHandle(app) as server:
+        yield f"{server.url}/backchannel-logout", received
+
+
+def _bare(server: ServerHandle, settings: SimulatorSettings, store: EvidenceStore, http: httpx.Client) -> RunningPsc:
+    """What the shared flow helpers need of a running PSC: its URL and an HTTP client (plain HTTP here)."""
+    return RunningPsc(server.url, settings.admin_token, store, None, None, None, None, http, http)  # type: ignore[arg-type]
+
+
+def test_ending_a_session_posts_a_signed_logout_token_to_its_clients(tmp_path: Path,
+                                                                     receiver: tuple[str, list[str]]) -> None:
+    uri, received = receiver
+    data = load_dataset().model_dump(mode="json")
+    data["oidc_clients"][0]["backchannel_logout_uri"] = uri
+    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
+    store = EvidenceStore(settings.evidence_path)
+    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
+            httpx.Client(timeout=10) as http:
+        psc = _bare(server, settings, store, http)
+        tokens = code_flow(psc)
+        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
+        assert answer.status_code == 200
+        keys = KeySet.import_key_set(http.get(server.url + JWKS_PATH).json())
+    assert len(received) == 1
+    token = jwt.decode(received[0], keys, algorithms=["RS256"])
+    id_claims = jwt.decode(tokens["id_token"], keys, algorithms=["RS256"]).claims
+    assert token.header["typ"] == "logout+jwt"
+    assert token.claims["aud"] == "esante-reference-rp" and EVENT in token.claims["events"]
+    assert token.claims["sid"] == id_claims["sid"] and token.claims["sub"] == id_claims["sub"]
+    assert "nonce" not in token.claims  # OIDC Back-Channel Logout §2.4: a logout token never has one
+    logout = [e for e in load_exchanges(store) if e.path == LOGOUT_PATH][-1]
+    assert logout.notes["backchannel_logout"] == [{"client_id": "esante-reference-rp", "uri": uri, "status": 200}]
+
+
+def test_an_unreachable_back_channel_is_recorded_not_fatal(tmp_path: Path) -> None:
+    data = load_dataset().model_dump(mode="json")
+    data["oidc_clients"][0]["backchannel_logout_uri"] = "http://127.0.0.1:9/backchannel-logout"
+    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
+    store = EvidenceStore(settings.evidence_path)
+    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
+            httpx.Client(timeout=10) as http:
+        psc = _bare(server, settings, store, http)
+        tokens = code_flow(psc)
+        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
+    assert answer.status_code == 200
+    logout = [e for e in load_exchanges(store) if e.path == LOGOUT_PATH][-1]
+    assert "error" in logout.notes["backchannel_logout"][0]
+
+
+def test_a_client_assertion_is_single_use(psc: RunningPsc) -> None:
+    assert psc.admin("POST", "/reset").status_code == 200
+    assertion = client_assertion(psc)
+    first = authorize_params("esante-jwt-rp")
+    answer = redeem(psc, first, sign_in(psc, first), auth=None, extra=jwt_auth(assertion))
+    assert answer.status_code == 200, answer.text
+    second = authorize_params("esante-jwt-rp")
+    replayed = redeem(psc, second, sign_in(psc, second), auth=None, extra=jwt_auth(assertion))
+    oauth_error(replayed, 401, "invalid_client")
+    assert "jti" in replayed.json()["error_description"]
+
+
+def test_a_client_assertion_must_name_the_client_it_authenticates(psc: RunningPsc) -> None:
+    assert psc.admin("POST", "/reset").status_code == 200
+    params = authorize_params("esante-jwt-rp")
+    extra = jwt_auth(client_assertion(psc)) | {"client_id": "esante-reference-rp"}
+    oauth_error(redeem(psc, params, sign_in(psc, params), auth=None, extra=extra), 401, "invalid_client")
