@@ -9,7 +9,10 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
 * ``simulator_ready_s`` — from ``esante sim insi`` to the first healthy answer (aim: < 2 s);
 * ``psc_token_refresh_per_s`` — refresh grants per second and p99 latency at the PSC token endpoint (two
   RS256 signatures and the journal per call), against a bare FastAPI endpoint answering a same-size token
-  response in the same run, on the same server stack (no aim: a figure to watch).
+  response in the same run, on the same server stack (no aim: a figure to watch);
+* ``containers`` — the image's size, the compose services from start to all healthy, and the INSi campaign
+  with its simulators in containers against local mode, as a ratio taken in one run (skipped, with the
+  reason, where no container engine answers).
 
 Servers run in their own processes; the load comes from threads of this process, on loopback only.
 """
@@ -270,7 +273,68 @@ def bench_psc_token(tmp: Path) -> dict[str, float]:
             "bare_fastapi_p99_ms": _p99_ms(bare_latencies), "client_threads": CLIENT_THREADS}
 
 
+def _campaign_seconds(tmp: Path, label: str, simulators: str) -> float:
+    from harness.session import RunRequest, play
+
+    started = time.perf_counter()
+    play(RunRequest("insi", out_dir=tmp / label, pki_dir=tmp / "pki", signing_key=tmp / "key.pem",
+                    simulators=simulators))
+    return time.perf_counter() - started
+
+
+def bench_containers(tmp: Path, repeats: int = 3) -> dict[str, object]:
+    """Image size; compose services up to all healthy; INSi campaign in containers ÷ local, in one run.
+
+    Without a compose tool the services are started from docker/compose.yaml through the Docker API, in
+    parallel, each waited for with its own health check command: what ``docker compose up --wait`` does.
+    Campaign times are end to end (``esante run``): in containers they include starting and stopping them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.containers import build_image, compose_services, engine_problem, image_name, image_size, start_service
+
+    problem = engine_problem()
+    if problem:
+        return {"skipped": problem}
+    image = image_name()
+    build_image(image)
+    env = {"ESANTE_ADMIN_TOKEN": "bench", "ESANTE_IMAGE": image}
+    services = compose_services(ROOT / "docker" / "compose.yaml", env)
+    up = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(services)) as pool:
+            containers = list(pool.map(start_service, services.values()))
+        up.append(time.perf_counter() - started)
+        for container in containers:
+            container.stop()
+    local = [_campaign_seconds(tmp, f"local-{n}", "local") for n in range(repeats)]
+    contained = [_campaign_seconds(tmp, f"containers-{n}", "containers") for n in range(repeats)]
+    base = os.environ.get("BASE_IMAGE", "python:3.11-slim")
+    return {"image": image, "image_size_mb": round(image_size(image) / 1e6, 1),
+            "base_image": base, "base_image_size_mb": round(image_size(base) / 1e6, 1),
+            "compose_up_to_healthy_s": {"median_s": round(statistics.median(up), 3), "services": sorted(services),
+                                        "runs_s": [round(t, 3) for t in up]},
+            "campaign_local_s": round(statistics.median(local), 3),
+            "campaign_containers_s": round(statistics.median(contained), 3),
+            "campaign_containers_over_local": round(statistics.median(contained) / statistics.median(local), 2)}
+
+
+def main_containers() -> None:
+    """``python benchmarks/bench.py containers``: only the container figures, merged into results.json."""
+    out = ROOT / "benchmarks" / "results.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory() as directory:
+        results["containers"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                 **bench_containers(Path(directory))}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["containers"], indent=2))
+
+
 def main() -> None:
+    if sys.argv[1:] == ["containers"]:
+        main_containers()
+        return
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
         results = {
@@ -280,6 +344,7 @@ def main() -> None:
             "campaign_wall_s": bench_campaign(tmp),
             "simulator_ready_s": bench_ready(tmp),
             "psc_token_refresh_per_s": bench_psc_token(tmp),
+            "containers": bench_containers(tmp),
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},
         }
     out = ROOT / "benchmarks" / "results.json"

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from harness.remote import RemoteEnvironment
 from simulators.core.evidence import EvidenceStore
@@ -181,3 +185,48 @@ class ContainerEnvironment(RemoteEnvironment):
         finally:
             self._stop_containers()
 
+
+
+# -- the compose file's services, started through the Docker API (where no compose tool is installed) ----------
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def _interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}``."""
+    if isinstance(value, str):
+        def one(match: re.Match[str]) -> str:
+            if env.get(match[1]):
+                return env[match[1]]
+            if match[2] == "?":
+                raise ValueError(f"{match[1]} is not set: {match[3]}")
+            return match[3] or ""
+
+        return _VARIABLE.sub(one, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env) for v in value]
+    return value
+
+
+def compose_services(path: Path, env: Mapping[str, str], *, profiles: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The services of a compose file that ``up`` would start with these profiles, variables interpolated."""
+    services = _interpolate(yaml.safe_load(path.read_text())["services"], env)
+    return {name: s for name, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)}
+
+
+def start_service(service: Mapping[str, Any]) -> Any:
+    """Start one compose service as compose would (image, environment, command, first port) and wait for its
+    own health check command; returns the started testcontainers container."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import ExecWaitStrategy
+
+    port = int(str(service["ports"][0]).rsplit(":", 1)[1])
+    container = DockerContainer(service["image"]).with_exposed_ports(port).with_envs(
+        **{k: str(v) for k, v in service.get("environment", {}).items()})
+    if "command" in service:
+        container.with_command(service["command"])
+    test = service["healthcheck"]["test"]
+    container.waiting_for(ExecWaitStrategy(test[1:]).with_startup_timeout(START_TIMEOUT).with_poll_interval(0.2))
+    return container.start()

@@ -10,8 +10,10 @@ import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
 import yaml
 
+from harness.containers import compose_services
 from harness.remote import RemoteConfig
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
@@ -75,3 +77,11 @@ def test_shipped_simulator_files_match_the_compose_ports() -> None:
             assert endpoint.url.port == _port(SERVICES[sim])
             if endpoint.candidate_url is not None:
                 assert endpoint.candidate_url.host == sim
+
+
+def test_compose_refuses_to_start_without_an_admin_token() -> None:
+    with pytest.raises(ValueError, match="ESANTE_ADMIN_TOKEN is not set"):
+        compose_services(DOCKER / "compose.yaml", {})
+    services = compose_services(DOCKER / "compose.yaml", {"ESANTE_ADMIN_TOKEN": "x"})
+    assert set(services) == set(SIMULATORS), "the reference candidate starts only with its profile"
+    assert services["insi"]["image"] == "esante-conformance:latest"

@@ -14,12 +14,18 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from harness.containers import HEALTH_CHECK, SimulatorContainer, build_image, engine_problem, image_name
+from harness.containers import (
+    HEALTH_CHECK,
+    SimulatorContainer,
+    build_image,
+    compose_services,
+    engine_problem,
+    image_name,
+    start_service,
+)
 from harness.session import CONTAINERS, RunRequest, play
 from reports import verify_bundle
 from simulators.core.remote_evidence import verify_imported
@@ -87,40 +93,17 @@ def test_insi_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_pa
 
 # -- the compose file, service by service --------------------------------------------------------------------
 
-def _interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, enough to start a service as compose would."""
-    if isinstance(value, str):
-        return re.sub(r"\$\{(\w+)(?::([-?])([^}]*))?\}",
-                      lambda m: env.get(m[1]) or (m[3] if m[2] == "-" else pytest.fail(f"{m[1]} unset: {m[3]}")),
-                      value)
-    if isinstance(value, dict):
-        return {k: _interpolate(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, env) for v in value]
-    return value
-
-
 def test_every_compose_service_comes_up_healthy(image: str) -> None:
-    """No compose tool is needed: each service is started with its own environment and command, and waited for
-    with its own health check command."""
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.wait_strategies import ExecWaitStrategy
-
-    services = _interpolate(yaml.safe_load(COMPOSE.read_text())["services"],
-                            {"ESANTE_ADMIN_TOKEN": "compose-token", "ESANTE_IMAGE": image})
+    """No compose tool is needed: each service (the reference profile's too) is started with its own
+    environment and command, and waited for with its own health check command."""
+    env = {"ESANTE_ADMIN_TOKEN": "compose-token", "ESANTE_IMAGE": image}
+    services = compose_services(COMPOSE, env, profiles=("reference",))
+    assert {"insi", "psc", "reference"} <= set(services)
     started = []
     try:
         for name, service in services.items():
-            port = int(service["ports"][0].rsplit(":", 1)[1])
-            container = DockerContainer(service["image"]).with_exposed_ports(port).with_envs(
-                **{k: str(v) for k, v in service.get("environment", {}).items()})
-            if "command" in service:
-                container.with_command(service["command"])
-            test = service["healthcheck"]["test"]
-            container.waiting_for(ExecWaitStrategy(test[1:]).with_startup_timeout(60).with_poll_interval(0.2))
-            started.append(container)
-            container.start()
-            assert container.get_wrapped_container().attrs["Config"]["User"] == "esante", name
+            started.append(start_service(service))
+            assert started[-1].get_wrapped_container().attrs["Config"]["User"] == "esante", name
     finally:
         for container in started:
             container.stop()
