@@ -111,7 +111,10 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
                                                 "name too, when other containers call it)"),
         evidence: Path = typer.Option(Path("evidence.sqlite"), envvar="ESANTE_EVIDENCE"),
         dataset: str = typer.Option("default", envvar="ESANTE_DATASET"),
-        pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR")) -> None:
+        pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR"),
+        option: list[str] = typer.Option([], envvar="ESANTE_SIM_OPTIONS",
+                                          help="a simulator option KEY=VALUE, e.g. auto_login=PS001 or "
+                                               "ciba=manual for psc")) -> None:
     """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed).
 
     Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
@@ -122,14 +125,28 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     from simulators.core.server import TlsSettings, serve
 
     settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset)
-    if mtls:
-        settings.options["require_mtls"] = True
-    simulator = build_simulator(name, settings)
+    settings.options.update(_options(option))
+    try:
+        simulator = build_simulator(name, settings)
+    except (KeyError, TypeError, ValueError) as exc:  # unknown simulator, or an option it does not take
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(4) from None
     tls_settings = TlsSettings(pki_dir=pki_dir or default_pki_dir(), require_client_cert=mtls,
                                hostnames=tuple(hostname)) if tls or mtls else None
     console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
                   f"(evidence {evidence}); admin token: {settings.admin_token}")
     serve(create_app(simulator, settings), host=host, port=port, tls=tls_settings)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs as simulator options; true/false become booleans."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"option {pair!r} is not KEY=VALUE")
+        options[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
 
 
 @app.command()

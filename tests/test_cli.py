@@ -55,3 +55,11 @@ def test_driver_contract_document_is_published_and_current() -> None:
     shipped = Path(__file__).parent.parent / "harness" / "driver-openapi.json"
     assert json.loads(shipped.read_text()) == json.loads(json.dumps(contract_app().openapi())), \
         "regenerate: esante schema driver --write harness/driver-openapi.json"
+
+
+def test_sim_refuses_an_option_the_simulator_does_not_take(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sim", "psc", "--option", "nope=1", "--evidence", str(tmp_path / "e.sqlite")])
+    assert result.exit_code == 4
+    assert "nope" in result.output
+    result = CliRunner().invoke(app, ["sim", "psc", "--option", "novalue"])
+    assert result.exit_code != 0 and "KEY=VALUE" in result.output
