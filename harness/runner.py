@@ -223,7 +223,8 @@ class CampaignRunner:
         state.step_results.append(StepResult(
             index=index, kind="action", description=spec.title, outcome=report.outcome.value,
             detail={"params": params, "report": report.model_dump(mode="json", exclude_none=True),
-                    "elapsed_ms": round(elapsed, 1)}, evidence=[_ref(record, f"step {index + 1}")]))
+                    "elapsed_ms": round(elapsed, 1), **({"browser": trips} if trips else {})},
+            evidence=[_ref(record, f"step {index + 1}")]))
 
     def _browse(self, case: TestCase, spec: ActionSpec, params: dict[str, Any], report: ActionReport,
                 state: _CaseState, trips: list[dict[str, Any]]) -> ActionReport:

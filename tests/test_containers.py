@@ -91,6 +91,20 @@ def test_insi_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_pa
         "the candidate authenticated to the containers with its test-PKI certificate, as in local mode"
 
 
+@pytest.mark.parametrize("defects", [(), ("psc_ignores_nonce",)], ids=["correct", "defective"])
+def test_psc_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_path: Path,
+                                                             defects: tuple[str, ...]) -> None:
+    """The PSC federator in a container, the harness's browser and the reference candidate outside: the issuer,
+    redirects and login page work through the published port, and the verdicts are those of local mode."""
+    pki, key = tmp_path / "pki", tmp_path / "signing.pem"
+    local = play(RunRequest("psc", out_dir=tmp_path / "local", pki_dir=pki, defects=defects, signing_key=key))
+    contained = play(RunRequest("psc", out_dir=tmp_path / "containers", pki_dir=pki, defects=defects,
+                                signing_key=key, simulators=CONTAINERS, image=image))
+    assert _verdicts(contained.out_dir) == _verdicts(local.out_dir)
+    assert ("failed" in _verdicts(contained.out_dir).values()) == bool(defects)
+    assert verify_bundle(contained.reports.bundle).ok
+
+
 # -- the compose file, service by service --------------------------------------------------------------------
 
 def test_every_compose_service_comes_up_healthy(image: str) -> None:

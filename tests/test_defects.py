@@ -1,6 +1,6 @@
-"""The reference candidate passes the whole INSi campaign; each named defect fails exactly the cases the
-catalogue says, each through the check of its rule with a message saying what was wrong; and no registered
-check is left without a defect that makes it fail."""
+"""The reference candidate passes every shipped campaign; each named defect fails exactly the cases the catalogue
+says, each through the check of its rule with a message saying what was wrong; and no registered check is left
+without a defect that makes it fail."""
 
 from __future__ import annotations
 
@@ -19,16 +19,19 @@ from harness.runner import CampaignRunner
 from simulators.core.evidence import EvidenceStore
 from simulators.core.server import ServerHandle
 
+CAMPAIGNS = ("insi", "psc")
+
 
 @pytest.fixture(scope="module")
-def campaign() -> LoadedCampaign:
-    return load_campaign(resolve_campaign("insi"), known_checks=set(load_checks()))
+def campaigns() -> dict[str, LoadedCampaign]:
+    known = set(load_checks())
+    return {name: load_campaign(resolve_campaign(name), known_checks=known) for name in CAMPAIGNS}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     tmp = tmp_path_factory.mktemp("defects")
-    with LocalEnvironment(["insi"], store=EvidenceStore(tmp / "evidence.sqlite"), pki_dir=tmp / "pki") as env:
+    with LocalEnvironment(list(CAMPAIGNS), store=EvidenceStore(tmp / "evidence.sqlite"), pki_dir=tmp / "pki") as env:
         yield env
 
 
@@ -38,19 +41,21 @@ def play(campaign: LoadedCampaign, env: LocalEnvironment, defects: list[str]) ->
         return CampaignRunner(campaign, env, driver=driver).run()
 
 
-def test_reference_candidate_passes_the_whole_campaign(campaign: LoadedCampaign, env: LocalEnvironment) -> None:
-    result = play(campaign, env, [])
+@pytest.mark.parametrize("name", CAMPAIGNS)
+def test_reference_candidate_passes_the_whole_campaign(campaigns: dict[str, LoadedCampaign], env: LocalEnvironment,
+                                                       name: str) -> None:
+    result = play(campaigns[name], env, [])
     problems = {c.id: c.reason for c in result.cases if c.verdict != Verdict.PASSED}
     assert problems == {}
-    assert len(result.cases) >= 12
+    assert len(result.cases) >= 15
     assert result.candidate.name == "esante-reference-candidate"
 
 
 @pytest.mark.parametrize("name", list(DEFECTS))
-def test_defect_fails_exactly_the_cases_of_its_rule(campaign: LoadedCampaign, env: LocalEnvironment,
+def test_defect_fails_exactly_the_cases_of_its_rule(campaigns: dict[str, LoadedCampaign], env: LocalEnvironment,
                                                      name: str) -> None:
     defect = DEFECTS[name]
-    result = play(campaign, env, [name])
+    result = play(campaigns[defect.campaign], env, [name])
     verdicts = {c.id: c.verdict for c in result.cases}
     failed = {case for case, verdict in verdicts.items() if verdict != Verdict.PASSED}
     assert defect.fails, f"defect {name} declares no failing case"
@@ -63,24 +68,26 @@ def test_defect_fails_exactly_the_cases_of_its_rule(campaign: LoadedCampaign, en
             assert len(rule[0].message) > 20, rule[0].message
 
 
-def test_every_registered_check_has_a_defect_that_makes_it_fail(campaign: LoadedCampaign) -> None:
+def test_every_registered_check_has_a_defect_that_makes_it_fail(campaigns: dict[str, LoadedCampaign]) -> None:
     checks = set(load_checks())
     covered = {d.rule for d in DEFECTS.values()}
     assert checks - covered == set(), f"checks no defect breaks: {sorted(checks - covered)}"
     assert covered - checks == set(), f"defects naming unknown checks: {sorted(covered - checks)}"
-    used = {e.check for case in campaign.campaign.cases for e in case.expect}
-    assert checks - used == set(), f"checks no case of the shipped campaign runs: {sorted(checks - used)}"
+    used = {e.check for c in campaigns.values() for case in c.campaign.cases for e in case.expect}
+    assert checks - used == set(), f"checks no case of a shipped campaign runs: {sorted(checks - used)}"
 
 
-def test_defect_catalogue_fails_only_cases_that_exist(campaign: LoadedCampaign) -> None:
-    ids = {c.id for c in campaign.campaign.cases}
+def test_defect_catalogue_fails_only_cases_that_exist(campaigns: dict[str, LoadedCampaign]) -> None:
     for defect in DEFECTS.values():
+        ids = {c.id for c in campaigns[defect.campaign].campaign.cases}
         assert set(defect.fails) <= ids, defect.name
 
 
-def test_case_requirements_cover_the_requirements_of_their_checks(campaign: LoadedCampaign) -> None:
+@pytest.mark.parametrize("name", CAMPAIGNS)
+def test_case_requirements_cover_the_requirements_of_their_checks(campaigns: dict[str, LoadedCampaign],
+                                                                  name: str) -> None:
     registry = load_checks()
-    for case in campaign.campaign.cases:
+    for case in campaigns[name].campaign.cases:
         judged = {r for e in case.expect for r in registry[e.check].requirements}
         assert judged <= set(case.requirements), f"{case.id} judges {sorted(judged - set(case.requirements))}"
 

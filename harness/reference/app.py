@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
@@ -21,6 +21,7 @@ from harness.driver import (
     API_PREFIX,
     ActionReport,
     ActionRequest,
+    CallbackRequest,
     CandidateInfo,
     PatientIdentity,
     ResetRequest,
@@ -29,6 +30,7 @@ from harness.driver import (
 from harness.reference.candidate import NotConfigured, ReferenceCandidate, VitaleCard
 from harness.reference.defects import Defects
 from harness.reference.insi_client import InsiClient
+from harness.reference.psc import PscCandidate
 from simulators.core.pki import TestCA
 from simulators.insi.protocol import SERVICE_PATH
 
@@ -37,7 +39,9 @@ STRUCTURE_FINESS = "750000001"
 STRUCTURE_NAME = "ESANTE REFERENCE CANDIDATE (FICTIVE)"
 INSI_CERT_CN = "INSI-AUTO"
 VENDOR = "esante-conformance"
-ACTIONS = ("insi.lookup_traits", "insi.lookup_vitale", "insi.verify")
+INSI_ACTIONS = ("insi.lookup_traits", "insi.lookup_vitale", "insi.verify")
+PSC_ACTIONS = ("psc.login", "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api")
+ACTIONS = INSI_ACTIONS + PSC_ACTIONS
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -77,6 +81,7 @@ class ReferenceRuntime:
         self.name = name
         self.version = version
         self.candidate = ReferenceCandidate(defects)
+        self.psc: PscCandidate | None = None
         self.lock = threading.Lock()  # one action at a time: the identities are plain in-memory state
 
     def info(self) -> CandidateInfo:
@@ -84,9 +89,11 @@ class ReferenceRuntime:
         return CandidateInfo(name=self.name, version=version, vendor=VENDOR, actions=list(ACTIONS))
 
     def reset(self, endpoints: dict[str, str]) -> None:
-        """Forget the identities; (re)point the INSi client, keeping its connection when the URL is unchanged."""
+        """Forget identities and sessions; (re)point the INSi client, keeping its connection when the URL is
+        unchanged; start a fresh PSC web session (discovery and keys are read again, as after a restart)."""
         with self.lock:
             self.candidate.reset()
+            self._reset_psc(endpoints.get("psc"))
             base = endpoints.get("insi")
             endpoint = f"{base.rstrip('/')}{SERVICE_PATH}" if base else None
             current = self.candidate.client
@@ -95,6 +102,21 @@ class ReferenceRuntime:
             if current is not None:
                 current.close()
             self.candidate.client = self._client(endpoint) if endpoint else None
+
+    def _reset_psc(self, base: str | None) -> None:
+        if self.psc is not None:
+            self.psc.close()
+        ca_pem = TestCA.load_or_create(self.pki_dir).ca_pem if base and base.startswith("https:") else None
+        self.psc = PscCandidate(base, self.pki_dir, ca_pem, self.defects) if base else None
+
+    def _psc(self) -> PscCandidate:
+        if self.psc is None:
+            raise NotConfigured("no Pro Santé Connect endpoint was given on /reset")
+        return self.psc
+
+    def callback(self, url: str) -> ActionReport:
+        with self.lock:
+            return self._psc().callback(url)
 
     def _client(self, endpoint: str) -> InsiClient:
         cert = self.certificate() if endpoint.startswith("https:") else None
@@ -114,8 +136,14 @@ class ReferenceRuntime:
             if self.candidate.client is not None:
                 self.candidate.client.close()
                 self.candidate.client = None
+            if self.psc is not None:
+                self.psc.close()
+                self.psc = None
 
-    def act(self, action: str, params: dict[str, Any]) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str = "") -> ActionReport:
+        if action in PSC_ACTIONS:
+            with self.lock:
+                return self._psc().act(action, params, own_url)
         handler = self._handlers().get(action)
         if handler is None:
             raise HTTPException(404, f"unknown action {action!r}; the reference candidate supports "
@@ -189,9 +217,17 @@ def create_reference_app(*, pki_dir: Path, defects: Iterable[str] = (), idam: st
         return Response(status_code=204)
 
     @router.post("/actions/{action}", response_model=ActionReport)
-    def act(action: str, body: ActionRequest) -> ActionReport:
+    def act(action: str, body: ActionRequest, request: Request) -> ActionReport:
+        own_url = str(request.base_url).rstrip("/")  # the web application's own address (its redirect URIs)
         try:
-            return runtime.act(action, body.params)
+            return runtime.act(action, body.params, own_url)
+        except NotConfigured as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.post("/callback", response_model=ActionReport)
+    def callback(body: CallbackRequest) -> ActionReport:
+        try:
+            return runtime.callback(body.url)
         except NotConfigured as exc:
             raise HTTPException(409, str(exc)) from None
 

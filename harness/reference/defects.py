@@ -21,16 +21,17 @@ class Defect:
     name: str
     description: str
     rule: str
+    campaign: str  # the shipped campaign whose cases ``fails`` names (insi, psc)
     fails: tuple[str, ...] = ()  # test cases this defect makes fail, when the catalogue lists them
 
 
 def _defect(entry: dict[str, Any]) -> Defect:
     """One catalogue entry; unknown keys are refused so a typo in the YAML fails loudly."""
-    unknown = set(entry) - {"name", "description", "rule", "fails"}
+    unknown = set(entry) - {"name", "description", "rule", "campaign", "fails"}
     if unknown:
         raise ValueError(f"defect {entry.get('name')!r}: unknown field(s) {', '.join(sorted(unknown))}")
     return Defect(name=str(entry["name"]), description=str(entry["description"]), rule=str(entry["rule"]),
-                  fails=tuple(str(case) for case in entry.get("fails") or ()))
+                  campaign=str(entry["campaign"]), fails=tuple(str(case) for case in entry.get("fails") or ()))
 
 
 def load_defects() -> dict[str, Defect]:

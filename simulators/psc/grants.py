@@ -107,7 +107,8 @@ def ciba_poll(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *
         if request is None or request.client_id != auth.client.client_id:
             raise OAuthError("invalid_grant", "Invalid auth_req_id")
         too_soon = request.last_poll is not None and now - request.last_poll < request.interval
-        request.last_poll = now
+        if not too_soon:  # the interval runs from the last poll answered, so a hasty client still gets through
+            request.last_poll = now
         if request.status == "pending" and auto and now - request.created >= CIBA_AUTO_APPROVAL_DELAY:
             request.status = "denied" if request.deny else "approved"
     issuer.notes["ciba_status"] = request.status
