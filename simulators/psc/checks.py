@@ -262,13 +262,15 @@ def jwks_refreshed_on_rotation(ctx: CheckContext) -> Outcome:
     if rotation is None:
         return fail("PSC did not rotate its key in this test case: nothing to judge (check the preconditions)")
     refetched = [e for e in _calls(ctx, "jwks") if e.request_seq > rotation.request_seq]
-    after = [r for s, r in _reports(ctx, "psc.login") if s.seq is not None and s.seq > rotation.request_seq]
+    # the sign-in that met the new key is the last one (step records and exchanges are not comparable by seq:
+    # a container's exchanges are imported into the run's store after the steps)
+    _, last = _last_report(ctx, "psc.login")
     if not refetched:
         return fail(f"PSC signed with a new key (kid {rotation.notes['rotated_to_kid']}) at {_where(rotation)}, "
                     "and the software never fetched the JWKS again", rotation)
-    if not after or after[-1].outcome is not ActionOutcome.SIGNED_IN:
-        return fail("the software fetched the new keys but did not complete the sign-in: "
-                    f"{_describe(after[-1]) if after else 'no report'}", rotation, refetched[0])
+    if last.outcome is not ActionOutcome.SIGNED_IN:
+        return fail(f"the software fetched the new keys but did not complete the sign-in: {_describe(last)}",
+                    rotation, refetched[0])
     return ok(f"JWKS fetched again at {_where(refetched[0])} after the rotation; sign-in completed",
               rotation, refetched[0])
 
