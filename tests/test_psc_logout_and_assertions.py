@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -49,25 +50,28 @@ def receiver() -> Iterator[tuple[str, list[str]]]:
         yield f"{server.url}/backchannel-logout", received
 
 
-def _bare(server: ServerHandle, settings: SimulatorSettings, store: EvidenceStore, http: httpx.Client) -> RunningPsc:
-    """What the shared flow helpers need of a running PSC: its URL and an HTTP client (plain HTTP here)."""
-    return RunningPsc(server.url, settings.admin_token, store, None, None, None, None, http, http)  # type: ignore[arg-type]
+def _sign_in_and_out(tmp_path: Path, backchannel_uri: str) -> tuple[dict[str, Any], KeySet, EvidenceStore]:
+    """Sign in with the reference client registered for back-channel logout at ``backchannel_uri``, then end
+    the session at PSC; returns the tokens, PSC's keys and the store holding the journal."""
+    data = load_dataset().model_dump(mode="json")
+    data["oidc_clients"][0]["backchannel_logout_uri"] = backchannel_uri
+    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
+    store = EvidenceStore(settings.evidence_path)
+    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
+            httpx.Client(timeout=10) as http:
+        # the shared flow helpers need only the URL and an HTTP client (plain HTTP here)
+        psc = RunningPsc(server.url, settings.admin_token, store, None, None, None, None, http, http)  # type: ignore[arg-type]
+        tokens = code_flow(psc)
+        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
+        assert answer.status_code == 200
+        keys = KeySet.import_key_set(http.get(server.url + JWKS_PATH).json())
+    return tokens, keys, store
 
 
 def test_ending_a_session_posts_a_signed_logout_token_to_its_clients(tmp_path: Path,
                                                                      receiver: tuple[str, list[str]]) -> None:
     uri, received = receiver
-    data = load_dataset().model_dump(mode="json")
-    data["oidc_clients"][0]["backchannel_logout_uri"] = uri
-    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
-    store = EvidenceStore(settings.evidence_path)
-    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
-            httpx.Client(timeout=10) as http:
-        psc = _bare(server, settings, store, http)
-        tokens = code_flow(psc)
-        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
-        assert answer.status_code == 200
-        keys = KeySet.import_key_set(http.get(server.url + JWKS_PATH).json())
+    tokens, keys, store = _sign_in_and_out(tmp_path, uri)
     assert len(received) == 1
     token = jwt.decode(received[0], keys, algorithms=["RS256"])
     id_claims = jwt.decode(tokens["id_token"], keys, algorithms=["RS256"]).claims
@@ -80,16 +84,7 @@ def test_ending_a_session_posts_a_signed_logout_token_to_its_clients(tmp_path: P
 
 
 def test_an_unreachable_back_channel_is_recorded_not_fatal(tmp_path: Path) -> None:
-    data = load_dataset().model_dump(mode="json")
-    data["oidc_clients"][0]["backchannel_logout_uri"] = "http://127.0.0.1:9/backchannel-logout"
-    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
-    store = EvidenceStore(settings.evidence_path)
-    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
-            httpx.Client(timeout=10) as http:
-        psc = _bare(server, settings, store, http)
-        tokens = code_flow(psc)
-        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
-    assert answer.status_code == 200
+    _, _, store = _sign_in_and_out(tmp_path, "http://127.0.0.1:9/backchannel-logout")
     logout = [e for e in load_exchanges(store) if e.path == LOGOUT_PATH][-1]
     assert "error" in logout.notes["backchannel_logout"][0]
 

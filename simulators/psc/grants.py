@@ -30,13 +30,15 @@ def redeem(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, c
     grant_type = form.get("grant_type", "")
     issuer.notes["grant_type"] = grant_type
     if grant_type not in auth.client.grant_types:
-        if grant_type in _GRANTS:
+        if grant_type in KNOWN_GRANTS:
             raise OAuthError("unauthorized_client", f"client {auth.client.client_id} may not use {grant_type}")
         raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
     if grant_type == GRANT_CIBA:
         return ciba_poll(issuer, auth, form, auto=ciba_auto)
     if grant_type == GRANT_TOKEN_EXCHANGE:
         return token_exchange(issuer, auth, form, cert_der)
+    if grant_type not in _GRANTS:  # registered for the client, but not a grant this federator serves here
+        raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
     return _GRANTS[grant_type](issuer, auth, form)
 
 
@@ -166,5 +168,5 @@ def _structure_certificate(issuer: Issuer, cert_der: bytes) -> bool:
     return bool(units & {s.finess for s in issuer.dataset.structures})
 
 
-_GRANTS = {GRANT_CODE: authorization_code, GRANT_REFRESH: refresh, GRANT_CIBA: ciba_poll,
-           GRANT_TOKEN_EXCHANGE: token_exchange}
+_GRANTS = {GRANT_CODE: authorization_code, GRANT_REFRESH: refresh}
+KNOWN_GRANTS = (*_GRANTS, GRANT_CIBA, GRANT_TOKEN_EXCHANGE)

@@ -47,7 +47,7 @@ from simulators.psc.protocol import (
     WALLET_DISCOVERY_PATH,
     subject_of,
 )
-from simulators.psc.state import CibaRequest, Code, FederatorState, Session, Transaction, new_id
+from simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
 from simulators.psc.tokens import Issuer
 
 MAX_FORM_FIELDS = 50
@@ -330,12 +330,16 @@ class PscSimulator(Simulator):
             return Response(signed, media_type="application/jwt", headers=NO_STORE)
         return JSONResponse(info, headers=NO_STORE)
 
+    def _presented_token(self, value: str) -> tuple[dict[str, Any] | None, Token | None]:
+        """A token given to introspection or revocation: a signed access token (by its jti) or a refresh token."""
+        claims = self.keys.verify(value)
+        return claims, (self.state.token(str(claims.get("jti")), "access") if claims
+                        else self.state.token(value, "refresh"))
+
     async def introspect(self, request: Request) -> Response:
         form = await read_form(request)
         auth = self.authenticate(request, form)
-        value = form.get("token", "")
-        claims = self.keys.verify(value)
-        token = self.state.token(str(claims.get("jti")), "access") if claims else self.state.token(value, "refresh")
+        claims, token = self._presented_token(form.get("token", ""))
         if token is None or token.client_id != auth.client.client_id or not token.active \
                 or token.expires < time.time():
             return JSONResponse({"active": False}, headers=NO_STORE)
@@ -353,9 +357,7 @@ class PscSimulator(Simulator):
     async def revoke(self, request: Request) -> Response:
         form = await read_form(request)
         auth = self.authenticate(request, form)
-        value = form.get("token", "")
-        claims = self.keys.verify(value)
-        token = self.state.token(str(claims.get("jti")), "access") if claims else self.state.token(value, "refresh")
+        _, token = self._presented_token(form.get("token", ""))
         if token is not None and token.client_id == auth.client.client_id:
             token.active = False
             notes_of(request)["revoked"] = token.kind

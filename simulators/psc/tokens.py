@@ -58,7 +58,7 @@ class Issuer:
         if with_id_token and "openid" in scope.split():
             answer["id_token"] = self.id_token(client_id, session, nonce, now=now)
         self.notes["issued"] = {"kid": self.keys.kid, "sid": session.sid, "expires_in": answer["expires_in"],
-                                "refresh_token_sha256_prefix": refresh.id[:6]}
+                                "refresh_token_prefix": refresh.id[:6]}
         return answer
 
     def access_token(self, client_id: str, session: Session, scope: str, *, thumbprint: str | None,
