@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from harness.driver import (
@@ -30,7 +30,7 @@ from harness.driver import (
 from harness.reference.candidate import NotConfigured, ReferenceCandidate, VitaleCard
 from harness.reference.defects import Defects
 from harness.reference.insi_client import InsiClient
-from harness.reference.psc import PscCandidate
+from harness.reference.psc import PscCandidate, guarded
 from simulators.core.pki import TestCA
 from simulators.insi.protocol import SERVICE_PATH
 
@@ -42,6 +42,7 @@ VENDOR = "esante-conformance"
 INSI_ACTIONS = ("insi.lookup_traits", "insi.lookup_vitale", "insi.verify")
 PSC_ACTIONS = ("psc.login", "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api")
 ACTIONS = INSI_ACTIONS + PSC_ACTIONS
+LOOPBACK = "http://127.0.0.1"
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -62,6 +63,38 @@ class LookupVitaleParams(_Params):
 
 class VerifyParams(_Params):
     identity: PatientIdentity
+
+
+class ProfessionalParams(_Params):
+    """The professional a PSC step is about, as the harness's action builders send it."""
+
+    id: str
+    national_id: str = Field(min_length=1)
+    family_name: str
+    given_name: str
+
+
+class LoginParams(_Params):
+    professional: ProfessionalParams | None = None  # for the browser's login page; the software needs nothing
+
+
+class NoParams(_Params):
+    pass
+
+
+class CibaLoginParams(_Params):
+    professional: ProfessionalParams
+    channel: Literal["CARD", "MOBILE"] = "MOBILE"
+
+
+class StructureParams(_Params):
+    id: str | None = None  # the data set's id (S001), sent by the action builder; not needed here
+    finess: str = Field(pattern=r"^\d{9}$")
+    name: str = Field(min_length=1)
+
+
+class CallApiParams(_Params):
+    structure: StructureParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +173,22 @@ class ReferenceRuntime:
                 self.psc.close()
                 self.psc = None
 
-    def act(self, action: str, params: dict[str, Any], own_url: str = "") -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str = LOOPBACK) -> ActionReport:
         if action in PSC_ACTIONS:
-            with self.lock:
-                return self._psc().act(action, params, own_url)
+            return self._act_psc(action, params, own_url)
         handler = self._handlers().get(action)
         if handler is None:
             raise HTTPException(404, f"unknown action {action!r}; the reference candidate supports "
                                      f"{', '.join(ACTIONS)}")
         with self.lock:
             return handler(params)
+
+    def _act_psc(self, action: str, raw: dict[str, Any], own_url: str) -> ActionReport:
+        """Validate the step's parameters (a 422 is the harness's mistake), then do what the user clicked."""
+        work = _psc_work(action, raw, own_url)
+        with self.lock:
+            psc = self._psc()
+            return guarded(lambda: work(psc))
 
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], ActionReport]]:
         c = self.candidate
@@ -169,6 +208,30 @@ class ReferenceRuntime:
             return c.verify(p.identity)
 
         return {"insi.lookup_traits": traits, "insi.lookup_vitale": vitale, "insi.verify": verify}
+
+
+def _psc_work(action: str, raw: dict[str, Any], own_url: str) -> Callable[[PscCandidate], ActionReport]:
+    """One PSC action with its validated parameters, ready to run on the web session."""
+    if action == "psc.login":
+        _validated(LoginParams, raw)
+        return lambda psc: psc.login(own_url)
+    if action == "psc.ciba_login":
+        ciba = _validated(CibaLoginParams, raw)
+        return lambda psc: psc.ciba_login(ciba.professional.national_id, ciba.channel)
+    if action == "psc.call_api":
+        structure = _validated(CallApiParams, raw).structure
+        return lambda psc: psc.call_api(structure.finess, structure.name)
+    _validated(NoParams, raw)
+    if action == "psc.logout":
+        return lambda psc: psc.logout(own_url)
+    return lambda psc: psc.show_profile()
+
+
+def loopback_origin(request: Request) -> str:
+    """The application's own origin for its redirect URIs: PSC registers loopback URIs (``127.0.0.1``, any
+    port, RFC 8252 §7.3), so the port is the one the driver was called on, whatever host name it used."""
+    port = request.base_url.port
+    return f"{LOOPBACK}:{port}" if port else LOOPBACK
 
 
 _issued: dict[tuple[Path, str, bytes], _ClientCertificate] = {}
@@ -218,9 +281,8 @@ def create_reference_app(*, pki_dir: Path, defects: Iterable[str] = (), idam: st
 
     @router.post("/actions/{action}", response_model=ActionReport)
     def act(action: str, body: ActionRequest, request: Request) -> ActionReport:
-        own_url = str(request.base_url).rstrip("/")  # the web application's own address (its redirect URIs)
         try:
-            return runtime.act(action, body.params, own_url)
+            return runtime.act(action, body.params, loopback_origin(request))
         except NotConfigured as exc:
             raise HTTPException(409, str(exc)) from None
 

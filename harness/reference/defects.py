@@ -25,11 +25,25 @@ class Defect:
     fails: tuple[str, ...] = ()  # test cases this defect makes fail, when the catalogue lists them
 
 
+#: The shipped campaigns a defect can be judged by (``scenarios/<campaign>/``).
+CAMPAIGNS = ("insi", "psc")
+_REQUIRED = ("name", "description", "rule", "campaign")
+
+
 def _defect(entry: dict[str, Any]) -> Defect:
-    """One catalogue entry; unknown keys are refused so a typo in the YAML fails loudly."""
-    unknown = set(entry) - {"name", "description", "rule", "campaign", "fails"}
+    """One catalogue entry; unknown or missing keys and unknown campaigns are refused, so a typo in the YAML
+    fails loudly instead of leaving a defect unjudged."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"defect entry {entry!r} is not a mapping")
+    unknown = set(entry) - {*_REQUIRED, "fails"}
     if unknown:
         raise ValueError(f"defect {entry.get('name')!r}: unknown field(s) {', '.join(sorted(unknown))}")
+    missing = [key for key in _REQUIRED if not entry.get(key)]
+    if missing:
+        raise ValueError(f"defect {entry.get('name')!r}: missing field(s) {', '.join(missing)}")
+    if entry["campaign"] not in CAMPAIGNS:
+        raise ValueError(f"defect {entry['name']!r}: campaign {entry['campaign']!r} is not one of "
+                         f"{', '.join(CAMPAIGNS)}")
     return Defect(name=str(entry["name"]), description=str(entry["description"]), rule=str(entry["rule"]),
                   campaign=str(entry["campaign"]), fails=tuple(str(case) for case in entry.get("fails") or ()))
 

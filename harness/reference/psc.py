@@ -15,7 +15,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from harness.driver import ActionOutcome, ActionReport, ProfessionalSession
 from harness.reference.defects import Defects
-from harness.reference.psc_client import PendingLogin, PscClient, PscError, PscRefused, PscUnavailable, Session
+from harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from harness.reference.psc_tokens import (
+    PscError,
+    PscRefused,
+    PscUnavailable,
+    bound_thumbprint,
+    certificate_thumbprint,
+)
 from simulators.core.pki import TestCA
 from simulators.dataset import load_dataset
 
@@ -29,13 +36,16 @@ def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> ActionR
     return ActionReport(outcome=outcome, message=message, **fields)
 
 
-def _failure(exc: Exception) -> ActionReport:
-    if isinstance(exc, PscUnavailable):
+def guarded(work: Callable[[], ActionReport]) -> ActionReport:
+    """What the user is told when PSC fails: unavailable, a refusal of an untrustworthy answer, or PSC's error."""
+    try:
+        return work()
+    except PscUnavailable as exc:
         return _report(ActionOutcome.UNAVAILABLE, str(exc))
-    if isinstance(exc, PscRefused):
+    except PscRefused as exc:
         return _report(ActionOutcome.REFUSED, str(exc))
-    error = exc.error if isinstance(exc, PscError) else "error"
-    return _report(ActionOutcome.ERROR, str(exc), error_code=error)
+    except PscError as exc:
+        return _report(ActionOutcome.ERROR, str(exc), error_code=exc.error)
 
 
 class PscCandidate:
@@ -53,23 +63,12 @@ class PscCandidate:
     def close(self) -> None:
         self.client.close()
 
-    # -- actions --------------------------------------------------------------------------------------------
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
-        handlers: dict[str, Callable[[], ActionReport]] = {
-            "psc.login": lambda: self.login(own_url),
-            "psc.show_profile": self.show_profile,
-            "psc.logout": lambda: self.logout(own_url),
-            "psc.ciba_login": lambda: self.ciba_login(params),
-            "psc.call_api": lambda: self.call_api(params),
-        }
-        try:
-            return handlers[action]()
-        except (PscUnavailable, PscRefused, PscError) as exc:
-            return _failure(exc)
-
+    # -- actions (``own_url`` is the application's loopback origin, ``http://127.0.0.1:<port>``) -------------
     def login(self, own_url: str) -> ActionReport:
         url, pending = self.client.begin_login(own_url + CALLBACK_PATH)
         self.pending[pending.state] = pending
+        while len(self.pending) > MAX_PENDING_LOGINS:  # dicts keep insertion order: drop the oldest
+            self.pending.pop(next(iter(self.pending)))
         return _report(ActionOutcome.REDIRECT, "sent to Pro Santé Connect", redirect_url=url)
 
     def show_profile(self) -> ActionReport:
@@ -83,65 +82,81 @@ class PscCandidate:
             if self.defects.on("psc_ignores_refresh_failure"):
                 return self._signed_in(self.session, "shown from the cached profile")
             self.session = None
-            return _report(ActionOutcome.SIGNED_OUT, "the PSC session is over: please sign in again")
+            return _report(ActionOutcome.SIGNED_OUT, f"the PSC session is over ({exc}): please sign in again")
         return self._signed_in(self.session, "profile read from PSC")
 
     def _fresh(self, session: Session) -> Session:
+        """The session with a current profile, refreshing first when the access token is about to expire."""
         if self.defects.on("psc_no_proactive_refresh"):
-            try:
-                session.claims = self.client.userinfo(session)
-                return session
-            except PscError as exc:
-                if exc.error != "invalid_token":
-                    raise
-            return self.client.refresh(session)
+            return self._refresh_when_rejected(session)
         if self.client.needs_refresh(session):
             return self.client.refresh(session)
         session.claims = self.client.userinfo(session)
         return session
 
+    def _refresh_when_rejected(self, session: Session) -> Session:
+        """The psc_no_proactive_refresh defect: present the token until PSC rejects it, then refresh."""
+        try:
+            session.claims = self.client.userinfo(session)
+            return session
+        except PscError as exc:
+            if exc.error != "invalid_token":
+                raise
+        return self.client.refresh(session)
+
     def logout(self, own_url: str) -> ActionReport:
         session, self.session = self.session, None
-        if session is None or self.defects.on("psc_local_logout_only"):
+        if session is None:
+            return _report(ActionOutcome.SIGNED_OUT, "no professional was signed in")
+        if self.defects.on("psc_local_logout_only"):
             return _report(ActionOutcome.SIGNED_OUT, "signed out of the application")
-        self.logout_state = secrets.token_urlsafe(24)
+        self.logout_state = secrets.token_hex(32)
         url = self.client.logout_url(session, own_url + LOGGED_OUT_PATH, self.logout_state)
         return _report(ActionOutcome.REDIRECT, "signing out of Pro Santé Connect", redirect_url=url)
 
-    def ciba_login(self, params: dict[str, Any]) -> ActionReport:
-        national_id = str((params.get("professional") or {}).get("national_id", ""))
-        self.session = self.client.ciba_login(national_id, str(params.get("channel", "MOBILE")))
+    def ciba_login(self, national_id: str, channel: str) -> ActionReport:
+        self.session = self.client.ciba_login(national_id, channel)
         return self._signed_in(self.session, "signed in from the thick client (CIBA)")
 
-    def call_api(self, params: dict[str, Any]) -> ActionReport:
+    def call_api(self, finess: str, name: str) -> ActionReport:
+        """Exchange the PSC token for an API token bound to the structure's certificate, and make sure it is."""
         if self.session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional is signed in")
-        structure = params.get("structure") or {}
-        cert = None if self.defects.on("psc_token_exchange_without_mtls") else self._certificate(structure)
-        answer = self.client.token_exchange(self._fresh(self.session), cert)
-        return _report(ActionOutcome.COMPLETED, f"API token obtained ({answer.get('issued_token_type')}), bound "
-                                                f"to the structure certificate of {structure.get('finess')}")
+        cert = None if self.defects.on("psc_token_exchange_without_mtls") else self._certificate(finess, name)
+        self.session = self._fresh(self.session)
+        answer = self.client.token_exchange(self.session, cert)
+        bound = bound_thumbprint(answer)
+        if cert is not None and bound != certificate_thumbprint(cert[0].read_bytes()):
+            raise PscRefused(f"PSC's API token is not bound to structure {finess}'s certificate "
+                             f"(cnf.x5t#S256 {bound!r})")
+        where = f"cnf.x5t#S256 {bound}" if bound else "no cnf: an unbound bearer token"
+        return _report(ActionOutcome.COMPLETED, f"API token ({answer.get('issued_token_type')}) obtained for "
+                                                f"structure {finess}, bound to its certificate: {where}")
 
-    def _certificate(self, structure: dict[str, Any]) -> tuple[Path, Path]:
-        ca = TestCA.load_or_create(self.pki_dir)
-        issued = ca.issue_structure(str(structure.get("finess")), str(structure.get("name")), cn=CERT_CN)
-        return issued.write(self.pki_dir / "reference", f"psc-structure-{structure.get('finess')}")
+    def _certificate(self, finess: str, name: str) -> tuple[Path, Path]:
+        """The structure's certificate, issued by the run's test CA (kept on disk like the INSi one)."""
+        issued = TestCA.load_or_create(self.pki_dir).issue_structure(finess, name, cn=CERT_CN)
+        return issued.write(self.pki_dir / "reference", f"psc-structure-{finess}")
 
     # -- the browser comes back ----------------------------------------------------------------------------
     def callback(self, url: str) -> ActionReport:
         path = urlsplit(url).path
-        try:
-            if path == CALLBACK_PATH:
-                self.session = self.client.complete_login(url, self.pending)
-                return self._signed_in(self.session, "signed in with Pro Santé Connect")
-            if path == LOGGED_OUT_PATH:
-                state = dict(parse_qsl(urlsplit(url).query)).get("state")
-                if state != self.logout_state:
-                    return _report(ActionOutcome.REFUSED, "post-logout redirect with an unknown state")
-                return _report(ActionOutcome.SIGNED_OUT, "signed out of the application and of PSC")
-        except (PscUnavailable, PscRefused, PscError) as exc:
-            return _failure(exc)
+        if path == CALLBACK_PATH:
+            return guarded(lambda: self._signed_in(self._complete(url), "signed in with Pro Santé Connect"))
+        if path == LOGGED_OUT_PATH:
+            return self._logged_out(url)
         return _report(ActionOutcome.ERROR, f"the application has no page at {path}")
+
+    def _complete(self, url: str) -> Session:
+        self.session = self.client.complete_login(url, self.pending)
+        return self.session
+
+    def _logged_out(self, url: str) -> ActionReport:
+        expected, self.logout_state = self.logout_state, None  # a post-logout state is good for one arrival
+        state = dict(parse_qsl(urlsplit(url).query)).get("state")
+        if expected is None or state != expected:
+            return _report(ActionOutcome.REFUSED, "post-logout redirect with a state matching no logout in progress")
+        return _report(ActionOutcome.SIGNED_OUT, "signed out of the application and of PSC")
 
     def _signed_in(self, session: Session, message: str) -> ActionReport:
         claims = session.claims
@@ -150,7 +165,7 @@ class PscCandidate:
         elif self.defects.on("psc_keys_on_email"):
             user_id = str(claims.get("email") or claims.get("sub"))
         else:
-            user_id = str(claims.get("SubjectNameID"))
+            user_id = str(claims["SubjectNameID"])  # present: PscClient.userinfo refuses a profile without it
         professional = ProfessionalSession(user_id=user_id, family_name=claims.get("family_name"),
                                            given_name=claims.get("given_name"))
         return _report(ActionOutcome.SIGNED_IN, message, professional=professional)
