@@ -1,4 +1,5 @@
-"""The shipped reference candidate: a correct INSi client behind the driver API, with named defects.
+"""The shipped reference candidate: a correct INSi client and PSC relying party behind the driver API, with named
+defects.
 
 It shows editors what "right" looks like, and the project's tests use its defects to prove that each check
 catches the mistake it is about.
