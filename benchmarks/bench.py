@@ -74,28 +74,9 @@ def _wait_healthy(port: int, path: str, timeout: float = 15.0) -> float:
 
 
 def _load(port: int, body: bytes) -> float:
-    """Requests per second with CLIENT_THREADS keep-alive connections for LOAD_SECONDS."""
-    counts = [0] * CLIENT_THREADS
-    stop = time.perf_counter() + LOAD_SECONDS
-    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
-
-    def worker(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.perf_counter() < stop:
-            conn.request("POST", "/lps", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"unexpected status {response.status}")
-            counts[i] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENT_THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counts) / LOAD_SECONDS
+    """INSi lookups per second with CLIENT_THREADS keep-alive connections for LOAD_SECONDS."""
+    rate, _ = _load_timed(port, "/lps", body, {"Content-Type": "application/soap+xml; charset=utf-8"})
+    return rate
 
 
 def _request_body() -> bytes:
@@ -188,7 +169,8 @@ uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), http=_EsanteProtocol, 
 
 
 def _load_timed(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[float, list[float]]:
-    """Like :func:`_load`, for any path, keeping each request's latency (seconds)."""
+    """Requests per second on ``path`` with CLIENT_THREADS keep-alive connections for LOAD_SECONDS, and each
+    request's latency (seconds)."""
     latencies: list[list[float]] = [[] for _ in range(CLIENT_THREADS)]
     stop = time.perf_counter() + LOAD_SECONDS
 
