@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.driver import ActionOutcome, ActionReport, IdentityStatus, Ins, PatientIdentity, Traits
 from harness.reference.defects import Defects
 from harness.reference.insi_client import AnsweredIns, InsiAnswer, InsiClient, InsiServiceFault, InsiUnavailable
+from harness.reference.parts import NotConfigured
 from simulators.dataset.identifiers import nir_key
 from simulators.insi.protocol import OID_INS_NIR, CodeCR
 
@@ -37,10 +38,6 @@ class VitaleCard(BaseModel):
     birth_name: str | None = None
     birth_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     rank: int = Field(ge=1, le=99)
-
-
-class NotConfigured(RuntimeError):
-    """An action was asked before ``/reset`` told the candidate where the INSi teleservice is."""
 
 
 class UnusableAnswer(Exception):
