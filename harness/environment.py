@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from simulators.core.app import SimulatorSettings, build_simulator, create_app
+from simulators.core.app import Peer, SimulatorSettings, build_simulator, create_app
 from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultRule
 from simulators.core.journal import Exchange
@@ -54,6 +54,10 @@ class SimulatorClient:
     def set_faults(self, rules: list[FaultRule]) -> None:
         self._call("PUT", "/faults", [r.model_dump(exclude_none=True, exclude={"remaining", "passed"}) for r in rules])
 
+    def set_peers(self, peers: dict[str, Peer]) -> None:
+        self._call("PUT", "/peers", {name: {"url": p.url, "admin_token": p.admin_token, "ca_pem": p.ca_pem}
+                                     for name, p in peers.items()})
+
     def journal(self, run_id: str, case_id: str) -> list[Exchange]:
         data = self._call("GET", f"/journal?run_id={run_id}&case_id={case_id}")
         return [Exchange.from_json(e) for e in data["exchanges"]]
@@ -79,6 +83,7 @@ class LocalEnvironment:
             server = ServerHandle(app, tls=TlsSettings(pki_dir=pki_dir) if tls else None).start()
             self.servers[name] = server
             self.clients[name] = SimulatorClient(name, server.url, token, ca_pem=self.ca_pem)
+        introduce(self.clients, {name: server.url for name, server in self.servers.items()}, token, self.ca_pem)
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -95,3 +100,12 @@ class LocalEnvironment:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def introduce(clients: dict[str, SimulatorClient], urls: dict[str, str], admin_token: str,
+              ca_pem: bytes | None) -> None:
+    """Tell every simulator where the others are (``urls``: as the simulators reach each other)."""
+    ca = ca_pem.decode() if ca_pem else None
+    peers = {name: Peer(name, url, admin_token, ca) for name, url in urls.items()}
+    for name, client in clients.items():
+        client.set_peers({other: peer for other, peer in peers.items() if other != name})

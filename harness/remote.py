@@ -26,7 +26,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from harness.environment import SimulatorClient
+from harness.environment import SimulatorClient, introduce
 from simulators.core.evidence import EvidenceStore
 from simulators.core.journal import Exchange, load_exchanges
 from simulators.core.remote_evidence import MAX_PAGE_RECORDS, PROVENANCE, Cursor, attach, import_record, page_problems
@@ -183,6 +183,8 @@ class RemoteEnvironment:
         try:
             for name in names:
                 self.clients[name] = self._connect(name, urls[name], admin_token)
+            # simulators reach each other where the candidate does (inside the lab's network), else at ``urls``
+            introduce(self.clients, {name: self._endpoints[name] for name in names}, admin_token, ca_pem)
         except BaseException:
             self.close()
             raise

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from harness.environment import LocalEnvironment
+from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultInjector, FaultKind, FaultRule
 from tests.conftest import RunningSimulator, official_request
 
@@ -112,3 +115,19 @@ def test_fault_rule_validation() -> None:
 def test_dataset_can_be_switched_and_refused(insi: RunningSimulator) -> None:
     assert insi.admin("PUT", "/dataset", {"name": "default"}).json()["patients"] >= 25
     assert insi.admin("PUT", "/dataset", {"name": "no-such-set"}).status_code == 422
+
+
+def test_peers_say_where_the_other_simulators_are_and_tokens_are_not_evidence(insi: RunningSimulator) -> None:
+    peers = {"psc": {"url": "https://127.0.0.1:9", "admin_token": "secret-peer-token", "ca_pem": None}}
+    assert insi.admin("PUT", "/peers", peers).json() == {"psc": "https://127.0.0.1:9"}
+    record = [r.payload for r in insi.store.records(kind="admin") if r.payload["action"] == "peers"][-1]
+    assert record["peers"] == {"psc": "https://127.0.0.1:9"} and "secret-peer-token" not in str(record)
+    assert insi.admin("PUT", "/peers", {"psc": {"address": "x"}}).status_code == 422
+
+
+def test_a_local_environment_introduces_its_simulators_to_each_other(tmp_path: Path) -> None:
+    with LocalEnvironment(["insi", "psc"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=tmp_path / "pki",
+                          tls=False) as env:
+        peers = [r.payload["peers"] for r in env.store.records(kind="admin") if r.payload["action"] == "peers"]
+        urls = env.endpoints
+        assert sorted(peers, key=str) == sorted([{"psc": urls["psc"]}, {"insi": urls["insi"]}], key=str)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from simulators.core.app import SimulatorRuntime
+from simulators.core.app import Peer, SimulatorRuntime
 from simulators.core.faults import FaultKind, FaultRule
 from simulators.core.journal import ADMIN_PREFIX, load_exchanges
 from simulators.core.remote_evidence import MAX_PAGE_RECORDS, export_page
@@ -32,6 +32,13 @@ class DatasetChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     data: dict[str, Any] | None = None
+
+
+class PeerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    admin_token: str | None = None
+    ca_pem: str | None = None
 
 
 def admin_router(runtime: SimulatorRuntime) -> APIRouter:
@@ -70,6 +77,14 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
         runtime.simulator.load_dataset(dataset)
         runtime.record_admin("dataset", {"dataset": dataset.name, "version": dataset.version})
         return {"dataset": dataset.name, "patients": len(dataset.patients)}
+
+    @router.put("/peers")
+    def set_peers(peers: dict[str, PeerEntry]) -> dict[str, str]:
+        """Where the other simulators of the lab are, for the calls services make to each other."""
+        runtime.simulator.peers = {name: Peer(name, p.url, p.admin_token, p.ca_pem) for name, p in peers.items()}
+        urls = {name: p.url for name, p in peers.items()}
+        runtime.record_admin("peers", {"peers": urls})  # never the tokens
+        return urls
 
     @router.get("/faults")
     def get_faults() -> list[FaultRule]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
@@ -21,6 +22,29 @@ from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultInjector
 from simulators.core.journal import JournalMiddleware, ServiceError
 from simulators.dataset import Dataset, load_dataset
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another simulator of the same lab, for the calls national services make to each other (a messaging
+    server introspecting a Pro Santé Connect token, Mon espace santé filing a document in the DMP).
+
+    ``url`` is where this simulator reaches it; ``admin_token`` opens its private routes; ``ca_pem`` is the CA
+    of its HTTPS certificate.
+    """
+
+    name: str
+    url: str
+    admin_token: str | None = None
+    ca_pem: str | None = None
+
+    def client(self, *, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client to the peer (the caller closes it), trusting its CA, with the admin token if any."""
+        from simulators.core.pki import client_ssl_context
+
+        verify = client_ssl_context(self.ca_pem.encode()) if self.ca_pem else True
+        headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+        return httpx.Client(base_url=self.url.rstrip("/"), verify=verify, timeout=timeout, headers=headers)
 
 
 class Simulator:
@@ -36,6 +60,11 @@ class Simulator:
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
+        self.peers: dict[str, Peer] = {}  # set by the environment through the admin API (PUT /_admin/peers)
+
+    def peer(self, name: str) -> Peer | None:
+        """The lab's ``name`` simulator as this one reaches it, if the environment said where it is."""
+        return self.peers.get(name)
 
     def router(self) -> APIRouter:
         """The protocol's routes."""
