@@ -51,7 +51,7 @@ def _add(parent: etree._Element, name: str, text: str) -> None:
 def set_authorisation(call: Call, records: Records, record: DmpRecord) -> Reply:
     """TD0.3: AJOUT gives the caller an authorisation on the VIHF's patient; SUPPRESSION withdraws it."""
     action = _child(call, "action")
-    actor = call.vihf.subject_id
+    actor = call.vihf.national_id
     current = record.authorisations.get(actor)
     if action == "AJOUT":
         if current is not None and current.mode == "BLOQUE":
@@ -110,9 +110,10 @@ def patient_list(call: Call, records: Records, record: DmpRecord | None) -> Repl
         raise DmpError("DMPInvalidRequest", f"dateType {date_type!r} is unknown")
     since = datetime.strptime(start[:14].ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=now().tzinfo)
     response, out = output(call)
-    actor = call.vihf.subject_id
+    actor = call.vihf.national_id
     for found in records.authorised_for(actor):
-        moment = {"LASTDOC": found.last_add, "LASTACCESS": found.last_access, "LASTUPDATE": found.last_update}[date_type]
+        moments = {"LASTDOC": found.last_add, "LASTACCESS": found.last_access, "LASTUPDATE": found.last_update}
+        moment = moments[date_type]
         if moment is None or moment < since:
             continue
         _patient_entry(out, found, actor)

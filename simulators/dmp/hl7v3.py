@@ -190,7 +190,7 @@ def existence_test(call: Call, records: Records, record: DmpRecord | None) -> Re
     """TD0.2: is there a DMP for this INS, and may the caller access it? (NF: no DMP)."""
     request = call.body
     body, msg = message("PRPA_IN201308UV02", request)
-    actor = call.vihf.subject_id
+    actor = call.vihf.national_id
     if record is not None:
         line = _el(msg, "attentionLine")
         _el(line, "keyWordText", code="AUTORISATION", codeSystem=OID_ATTENTION_KEYWORD)
