@@ -79,6 +79,7 @@ from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XM
 from signxml.exceptions import InvalidInput
 from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
+from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dataset import Dataset
 from simulators.dataset.identifiers import is_valid_nir
 
@@ -408,6 +409,16 @@ def parse_vihf(security_header_or_assertion: etree._Element, *, require_resource
         lps_id=lps[0], lps_name=lps[1], lps_version=lps[2], lps_homologation=lps[3],
         signed=assertion.find(f"{{{DS}}}Signature") is not None,
         not_before=not_before, not_on_or_after=not_on_or_after)
+
+
+def parse_vihf_bytes(data: bytes, *, max_bytes: int = 256 * 1024, require_resource: bool = True) -> Vihf:
+    """:func:`parse_vihf` of untrusted bytes (an assertion or a message holding one), read with the hardened
+    parser: no DTD, no entities, at most ``max_bytes``; anything else is VIHF_MALFORMED."""
+    try:
+        root = parse_xml(data, max_bytes=max_bytes)
+    except XmlRejected as exc:
+        raise VihfError("VIHF_MALFORMED", exc.reason, "message") from None
+    return parse_vihf(root, require_resource=require_resource)
 
 
 # ------------------------------------------------------------------------------------------- signature
