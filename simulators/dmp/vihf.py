@@ -79,6 +79,7 @@ from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XM
 from signxml.exceptions import InvalidInput
 from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
+from simulators.core.pki import subject_of_der
 from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dataset import Dataset
 from simulators.dataset.identifiers import is_valid_nir
@@ -526,7 +527,7 @@ def verify_signature(assertion: etree._Element, trust: TrustStore, *, now: datet
         excused = {"VIHF_SIGNATURE_INVALID", "VIHF_SIGNER_UNTRUSTED"}
         if not excused <= vector.waives:
             raise VihfError("VIHF_SIGNATURE_INVALID", f"example vector {vector.name} excuses no signature failure")
-        subject = certificate.subject.rfc4514_string() if certificate else assertion.findtext(f"{{{SAML}}}Issuer", "")
+        subject = subject_of_der(der) if certificate else assertion.findtext(f"{{{SAML}}}Issuer", "")
         return Signer(certificate, subject, vector.name, vector.waives)
     if certificate is None:
         raise VihfError("VIHF_SIGNATURE_INVALID", "X509Certificate is not a DER certificate",
@@ -541,7 +542,7 @@ def verify_signature(assertion: etree._Element, trust: TrustStore, *, now: datet
                         "Assertion/Signature") from None
     if result.signed_xml is None or result.signed_xml.get("ID") != assertion.get("ID"):  # type: ignore[union-attr]
         raise VihfError("VIHF_SIGNATURE_INVALID", "the signature does not cover the assertion", "Assertion/Signature")
-    return Signer(certificate, certificate.subject.rfc4514_string())
+    return Signer(certificate, subject_of_der(der))
 
 
 def _structure_numbers(structure_id: str) -> set[str]:
