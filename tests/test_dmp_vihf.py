@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,10 +169,13 @@ def test_example_signer_files_are_the_samples_certificates(name: str) -> None:
     assert base64.b64encode(der).decode() in pems
 
 
-def test_the_td05_request_patient_is_in_the_data_set(dataset: Dataset) -> None:
+def test_the_examples_placeholder_homologation_is_refused_outside_the_vectors(dataset: Dataset) -> None:
     vihf = parse_vihf(example("TD0.5 - Recherche d'un patient sans INS_requete.xml"))
+    with pytest.raises(VihfError) as error:
+        check_against_dataset(vihf, dataset)
+    assert error.value.code == "VIHF_LPS_NOT_AUTHORISED"  # "NumAutorisation", as INSi refuses it
     assert vihf.ins == "153078987658513"
-    check_against_dataset(vihf, dataset)  # DMPEX02 was added for it
+    check_against_dataset(replace(vihf, lps_homologation="ESANTE-REF-0001"), dataset)  # patient DMPEX02
 
 
 # ------------------------------------------------------------------------------ one broken field each
@@ -331,6 +335,7 @@ DATASET_BREAKS: dict[str, tuple[Callable[[etree._Element], None], str]] = {
 def test_data_set_checks(broken: str, dataset: Dataset) -> None:
     mutate, code = DATASET_BREAKS[broken]
     root = example(UNSIGNED)
+    _set_value("LPS_ID_HOMOLOGATION_DMP", "ESANTE-REF-0001")(root)  # not the examples' placeholder
     check_against_dataset(parse_vihf(root), dataset)
     mutate(root)
     with pytest.raises(VihfError) as error:

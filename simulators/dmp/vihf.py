@@ -630,8 +630,8 @@ def check_against_dataset(vihf: Vihf, dataset: Dataset) -> None:
     except KeyError:
         authorised = False
     if not authorised:
-        raise VihfError("VIHF_LPS_NOT_AUTHORISED", f"software homologation {vihf.lps_homologation!r} is unknown "
-                        "or withdrawn", _ATTRIBUTE_LOCATION.format("LPS_ID_HOMOLOGATION_DMP"))
+        _refuse(vihf, "VIHF_LPS_NOT_AUTHORISED", f"software homologation {vihf.lps_homologation!r} is unknown "
+                "or withdrawn", _ATTRIBUTE_LOCATION.format("LPS_ID_HOMOLOGATION_DMP"))
 
 
 def validate_vihf(security_header: etree._Element, *, trust: TrustStore, dataset: Dataset, now: datetime,
