@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 from signxml.exceptions import InvalidDigest
@@ -140,6 +143,13 @@ def test_an_edited_example_is_no_longer_a_known_vector(ca: TestCA) -> None:
     with pytest.raises(VihfError) as error:
         verify_signature(root, TrustStore.from_pem(ca.ca_pem, accept_example_vectors=True))
     assert error.value.code == "VIHF_UNSIGNED"
+
+
+def test_a_vector_waiving_an_unknown_code_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "vectors.yaml"
+    bad.write_text('vectors: [{name: x, source: y, assertion_id: z, sha256: "0", waives: [VIHF_UNSGINED]}]')
+    with pytest.raises(ValueError, match="VIHF_UNSGINED"):
+        load_example_vectors(bad)
 
 
 def test_every_example_vector_matches_an_example() -> None:
@@ -441,3 +451,22 @@ def test_hostile_xml_is_refused_cleanly(payload: bytes) -> None:
 
 def test_bytes_entry_point_reads_a_real_request() -> None:
     assert parse_vihf_bytes(example_bytes(TD_REQUESTS[0]), max_bytes=1_000_000).ins == "207058575627097"
+
+
+def test_an_rsa_cps_signs_with_rsa_sha256(parties: dict, ca: TestCA, dataset: Dataset) -> None:
+    """Real CPS keys are RSA: the reference signs RSA-SHA256 with them, the simulator verifies it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, parties["professional"]["national_id"])])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(ca.cert.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                   .sign(ca.key, hashes.SHA256()))
+    cps = (certificate.public_bytes(serialization.Encoding.PEM),
+           key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()), f"CN={parties['professional']['national_id']}")
+    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=cps,
+                            structure=parties["structure"])
+    method = assertion.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod").get("Algorithm")
+    assert method == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset).signer.common_name == cps[2][3:]
