@@ -376,6 +376,14 @@ def test_each_reference_defect_is_refused_with_exactly_its_code(defect: str, par
     assert error.value.code == DEFECT_CODES[defect], error.value
 
 
+def test_the_trust_store_reads_the_shared_pki_folder(tmp_path: Path, parties: dict, ca: TestCA,
+                                                     dataset: Dataset) -> None:
+    ca.save(tmp_path)
+    assertion = signed_vihf(parties["professional"], parties["ins"], mode="INDIRECTE", lps=LPS, cps=None,
+                            structure=parties["structure"])
+    assert _validate(assertion, TrustStore.from_pki_dir(tmp_path), dataset).auth_mode == "INDIRECTE"
+
+
 def test_a_signer_from_another_ca_is_untrusted(parties: dict, dataset: Dataset) -> None:
     assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=parties["cps"],
                             structure=parties["structure"])

@@ -79,7 +79,7 @@ from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XM
 from signxml.exceptions import InvalidInput
 from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
-from simulators.core.pki import subject_of_der
+from simulators.core.pki import CA_CERT_FILE, subject_of_der
 from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dataset import Dataset
 from simulators.dataset.identifiers import is_valid_nir
@@ -476,6 +476,12 @@ class TrustStore:
         """A PEM bundle of CAs (e.g. ``TestCA.ca_pem``), plus the example vectors when asked."""
         cas = tuple(x509.load_pem_x509_certificates(ca_pem)) if ca_pem.strip() else ()
         return cls(cas, load_example_vectors() if accept_example_vectors else ())
+
+    @classmethod
+    def from_pki_dir(cls, pki_dir: Path, *, accept_example_vectors: bool = False) -> TrustStore:
+        """The run's test PKI as the simulators share it (``ca.crt.pem`` in ``pki_dir``, the folder
+        ``TestCA.load_or_create`` and the TLS servers use)."""
+        return cls.from_pem((pki_dir / CA_CERT_FILE).read_bytes(), accept_example_vectors=accept_example_vectors)
 
     def vector_for(self, assertion: etree._Element) -> ExampleVector | None:
         if not self.vectors:
