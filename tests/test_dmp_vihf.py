@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 from signxml.exceptions import InvalidDigest
@@ -141,6 +145,13 @@ def test_an_edited_example_is_no_longer_a_known_vector(ca: TestCA) -> None:
     assert error.value.code == "VIHF_UNSIGNED"
 
 
+def test_a_vector_waiving_an_unknown_code_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "vectors.yaml"
+    bad.write_text('vectors: [{name: x, source: y, assertion_id: z, sha256: "0", waives: [VIHF_UNSGINED]}]')
+    with pytest.raises(ValueError, match="VIHF_UNSGINED"):
+        load_example_vectors(bad)
+
+
 def test_every_example_vector_matches_an_example() -> None:
     digests = {assertion_digest(find_assertion(example(name))) for name in VIHF_SAMPLES + TD_REQUESTS}
     assert {vector.sha256 for vector in load_example_vectors()} == digests
@@ -168,10 +179,13 @@ def test_example_signer_files_are_the_samples_certificates(name: str) -> None:
     assert base64.b64encode(der).decode() in pems
 
 
-def test_the_td05_request_patient_is_in_the_data_set(dataset: Dataset) -> None:
+def test_the_examples_placeholder_homologation_is_refused_outside_the_vectors(dataset: Dataset) -> None:
     vihf = parse_vihf(example("TD0.5 - Recherche d'un patient sans INS_requete.xml"))
+    with pytest.raises(VihfError) as error:
+        check_against_dataset(vihf, dataset)
+    assert error.value.code == "VIHF_LPS_NOT_AUTHORISED"  # "NumAutorisation", as INSi refuses it
     assert vihf.ins == "153078987658513"
-    check_against_dataset(vihf, dataset)  # DMPEX02 was added for it
+    check_against_dataset(replace(vihf, lps_homologation="ESANTE-REF-0001"), dataset)  # patient DMPEX02
 
 
 # ------------------------------------------------------------------------------ one broken field each
@@ -331,6 +345,7 @@ DATASET_BREAKS: dict[str, tuple[Callable[[etree._Element], None], str]] = {
 def test_data_set_checks(broken: str, dataset: Dataset) -> None:
     mutate, code = DATASET_BREAKS[broken]
     root = example(UNSIGNED)
+    _set_value("LPS_ID_HOMOLOGATION_DMP", "ESANTE-REF-0001")(root)  # not the examples' placeholder
     check_against_dataset(parse_vihf(root), dataset)
     mutate(root)
     with pytest.raises(VihfError) as error:
@@ -359,6 +374,14 @@ def test_each_reference_defect_is_refused_with_exactly_its_code(defect: str, par
     with pytest.raises(VihfError) as error:
         _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset)
     assert error.value.code == DEFECT_CODES[defect], error.value
+
+
+def test_the_trust_store_reads_the_shared_pki_folder(tmp_path: Path, parties: dict, ca: TestCA,
+                                                     dataset: Dataset) -> None:
+    ca.save(tmp_path)
+    assertion = signed_vihf(parties["professional"], parties["ins"], mode="INDIRECTE", lps=LPS, cps=None,
+                            structure=parties["structure"])
+    assert _validate(assertion, TrustStore.from_pki_dir(tmp_path), dataset).auth_mode == "INDIRECTE"
 
 
 def test_a_signer_from_another_ca_is_untrusted(parties: dict, dataset: Dataset) -> None:
@@ -436,3 +459,22 @@ def test_hostile_xml_is_refused_cleanly(payload: bytes) -> None:
 
 def test_bytes_entry_point_reads_a_real_request() -> None:
     assert parse_vihf_bytes(example_bytes(TD_REQUESTS[0]), max_bytes=1_000_000).ins == "207058575627097"
+
+
+def test_an_rsa_cps_signs_with_rsa_sha256(parties: dict, ca: TestCA, dataset: Dataset) -> None:
+    """Real CPS keys are RSA: the reference signs RSA-SHA256 with them, the simulator verifies it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, parties["professional"]["national_id"])])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(ca.cert.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                   .sign(ca.key, hashes.SHA256()))
+    cps = (certificate.public_bytes(serialization.Encoding.PEM),
+           key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()), f"CN={parties['professional']['national_id']}")
+    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=cps,
+                            structure=parties["structure"])
+    method = assertion.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod").get("Algorithm")
+    assert method == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset).signer.common_name == cps[2][3:]

@@ -79,7 +79,7 @@ from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XM
 from signxml.exceptions import InvalidInput
 from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
-from simulators.core.pki import subject_of_der
+from simulators.core.pki import CA_CERT_FILE, subject_of_der
 from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dataset import Dataset
 from simulators.dataset.identifiers import is_valid_nir
@@ -114,6 +114,16 @@ RESOURCE_URN = "urn:dmp"
 #: Professions whose VIHF must carry a savoir-faire role (médecin, pharmacien).
 SAVOIR_FAIRE_REQUIRED = ("10", "21")
 
+#: Every code a VihfError can carry (the module docstring says what each means).
+ERROR_CODES = frozenset({
+    "VIHF_NOT_FOUND", "VIHF_MALFORMED", "VIHF_ATTRIBUTE_MISSING", "VIHF_ATTRIBUTE_INVALID", "VIHF_ROLE_MISSING",
+    "VIHF_SAVOIR_FAIRE_MISSING", "VIHF_AUTH_MODE_INVALID", "VIHF_AUTHN_DECL_MISSING", "VIHF_RESOURCE_ID_INVALID",
+    "VIHF_VERSION_UNSUPPORTED", "VIHF_PURPOSE_MISSING", "VIHF_PURPOSE_INVALID", "VIHF_LPS_MISSING", "VIHF_UNSIGNED",
+    "VIHF_SIGNATURE_INVALID", "VIHF_SIGNER_UNTRUSTED", "VIHF_SIGNER_MISMATCH", "VIHF_NOT_YET_VALID", "VIHF_EXPIRED",
+    "VIHF_UNKNOWN_PROFESSIONAL", "VIHF_ROLE_MISMATCH", "VIHF_UNKNOWN_STRUCTURE", "VIHF_UNKNOWN_PATIENT",
+    "VIHF_LPS_NOT_AUTHORISED",
+})
+
 _CX_INS = re.compile(r"^(\d{13})(\d{2})\^\^\^&([0-9.]+)&ISO\^NH$")
 _SECTOR = re.compile(rf"^(SA\d{{2}})\^{re.escape(SECTOR_SYSTEM)}$")
 _DATA = Path(__file__).parent / "data"
@@ -132,6 +142,7 @@ class VihfError(ValueError):
     """A VIHF refused: ``code`` (see the module table), a sentence, and where in the assertion."""
 
     def __init__(self, code: str, message: str, location: str = "Assertion") -> None:
+        assert code in ERROR_CODES, code
         super().__init__(f"{code}: {message} (at {location})")
         self.code = code
         self.message = message
@@ -442,9 +453,14 @@ def assertion_digest(assertion: etree._Element) -> str:
 
 
 def load_example_vectors(path: Path = _DATA / "example_vectors.yaml") -> tuple[ExampleVector, ...]:
+    """The known test vectors; a waived code that does not exist is refused (a typo would waive nothing)."""
     entries = yaml.safe_load(path.read_text(encoding="utf-8"))["vectors"]
-    return tuple(ExampleVector(entry["name"], entry["source"], entry["assertion_id"], entry["sha256"],
-                               frozenset(entry["waives"])) for entry in entries)
+    vectors = tuple(ExampleVector(entry["name"], entry["source"], entry["assertion_id"], entry["sha256"],
+                                  frozenset(entry["waives"])) for entry in entries)
+    for vector in vectors:
+        if vector.waives - ERROR_CODES:
+            raise ValueError(f"example vector {vector.name}: unknown code(s) {sorted(vector.waives - ERROR_CODES)}")
+    return vectors
 
 
 @dataclass(frozen=True)
@@ -460,6 +476,12 @@ class TrustStore:
         """A PEM bundle of CAs (e.g. ``TestCA.ca_pem``), plus the example vectors when asked."""
         cas = tuple(x509.load_pem_x509_certificates(ca_pem)) if ca_pem.strip() else ()
         return cls(cas, load_example_vectors() if accept_example_vectors else ())
+
+    @classmethod
+    def from_pki_dir(cls, pki_dir: Path, *, accept_example_vectors: bool = False) -> TrustStore:
+        """The run's test PKI as the simulators share it (``ca.crt.pem`` in ``pki_dir``, the folder
+        ``TestCA.load_or_create`` and the TLS servers use)."""
+        return cls.from_pem((pki_dir / CA_CERT_FILE).read_bytes(), accept_example_vectors=accept_example_vectors)
 
     def vector_for(self, assertion: etree._Element) -> ExampleVector | None:
         if not self.vectors:
@@ -577,7 +599,8 @@ def check_signer(vihf: Vihf, signer: Signer) -> Vihf:
 def check_freshness(vihf: Vihf, now: datetime, *, max_age: timedelta = timedelta(hours=1),
                     skew: timedelta = timedelta(minutes=5)) -> None:
     """IssueInstant not in the future nor older than ``max_age``; Conditions honoured when present. ``now``
-    is the simulator's clock (pinned for replays of dated examples)."""
+    is the simulator's clock (pinned for replays of dated examples). No public figure for the DMP's accepted
+    VIHF age was found: one hour and five minutes of clock skew are our choice."""
     if vihf.issue_instant - skew > now or (vihf.not_before and vihf.not_before - skew > now):
         raise VihfError("VIHF_NOT_YET_VALID", f"issued {vihf.issue_instant.isoformat()}, after {now.isoformat()}",
                         "Assertion/@IssueInstant")
@@ -630,8 +653,8 @@ def check_against_dataset(vihf: Vihf, dataset: Dataset) -> None:
     except KeyError:
         authorised = False
     if not authorised:
-        raise VihfError("VIHF_LPS_NOT_AUTHORISED", f"software homologation {vihf.lps_homologation!r} is unknown "
-                        "or withdrawn", _ATTRIBUTE_LOCATION.format("LPS_ID_HOMOLOGATION_DMP"))
+        _refuse(vihf, "VIHF_LPS_NOT_AUTHORISED", f"software homologation {vihf.lps_homologation!r} is unknown "
+                "or withdrawn", _ATTRIBUTE_LOCATION.format("LPS_ID_HOMOLOGATION_DMP"))
 
 
 def validate_vihf(security_header: etree._Element, *, trust: TrustStore, dataset: Dataset, now: datetime,
