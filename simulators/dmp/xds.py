@@ -9,6 +9,7 @@ read, and, for a feed, one ``RegistryError`` per finding of the one-pass documen
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, replace
@@ -92,8 +93,12 @@ def _entry_patient(entries: Iterable[DocumentEntry], ins: str) -> None:
 
 
 # -- TD2.1: ITI-41 Provide and Register Document Set-b ---------------------------------------------------
-def _documents(call: Call) -> dict[str, bytes]:
-    """Each ``xdsb:Document``'s bytes by its id: an MTOM part, or inline base64."""
+def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
+    """Each ``xdsb:Document``'s bytes by the id of its DocumentEntry: an MTOM part, or inline base64.
+
+    Ids are matched without regard to case: the official TD2.1 example, which the DMP accepts, names its
+    Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``.
+    """
     out: dict[str, bytes] = {}
     for element in call.body.iterfind(f"{{{XDSB_NS}}}Document"):
         data = call.related.include(element) if call.related is not None else None
@@ -103,8 +108,8 @@ def _documents(call: Call) -> dict[str, bytes]:
             except ValueError:
                 raise DmpError("XDSRepositoryError", f"Document {element.get('id')}: neither an xop:Include nor "
                                                      "base64", location=element.get("id", "")) from None
-        out[element.get("id", "")] = data
-    return out
+        out[element.get("id", "").lower()] = data
+    return {e.id: out[e.id.lower()] for e in submission.documents if e.id.lower() in out}
 
 
 def _symbolic_ids(submission: Submission) -> dict[str, str]:
@@ -124,7 +129,7 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
         submission = parse_submission(request)
     except MetadataError as exc:
         raise DmpError(exc.code, exc.message, location=exc.location) from None
-    documents = _documents(call)
+    documents = _documents(call, submission)
     _entry_patient(submission.documents, record.ins)
     for entry in submission.documents:
         if entry.id not in documents:
@@ -238,6 +243,7 @@ def retrieve(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset:
         etree.SubElement(item, f"{{{XDSB_NS}}}mimeType").text = stored.entry.mime_type or "text/xml"
         xop_include(etree.SubElement(item, f"{{{XDSB_NS}}}Document"), cid)
     call.notes["retrieved"] = [s.entry.unique_id for s, _ in answered]
+    call.notes["sha1"] = {s.entry.unique_id: hashlib.sha1(s.content).hexdigest() for s, _ in answered}
     record.last_access = now()
     return Reply(response, [(cid, s.entry.mime_type or "text/xml", s.content) for s, cid in answered])
 
