@@ -15,8 +15,17 @@ from typing import Any
 
 from lxml import etree
 
-from harness.reference.dmp_cda import (CONFIDENTIALITY_OID, LOINC, PS_OID, STRUCTURE_OID, CdaFacts, build_cda,
-                                       minimal_pdf, professional_national_id, structure_national_id)
+from harness.reference.dmp_cda import (
+    CONFIDENTIALITY_OID,
+    LOINC,
+    PS_OID,
+    STRUCTURE_OID,
+    CdaFacts,
+    build_cda,
+    minimal_pdf,
+    professional_national_id,
+    structure_national_id,
+)
 from harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
