@@ -95,7 +95,7 @@ def test_each_document_defect_fails_exactly_its_rule(actors: dict[str, Any], def
                                                    ("patient/birthTime", "CISIS-HDR-PATIENT-BIRTHTIME")])
 def test_recent_document_without_a_trait(actors: dict[str, Any], path: str, requirement: str) -> None:
     root = parse_cda(_feed(actors).documents["Document01"])
-    element = root.find(f"{{urn:hl7-org:v3}}recordTarget/{{urn:hl7-org:v3}}patientRole/"
+    element = root.find("{urn:hl7-org:v3}recordTarget/{urn:hl7-org:v3}patientRole/"
                         + "/".join(f"{{urn:hl7-org:v3}}{step}" for step in path.split("/")))
     element.getparent().remove(element)
     assert [f.requirement for f in check_header(read_header(root), "Document01")] == [requirement]
