@@ -23,16 +23,21 @@ from simulators.dmp.cda import Ii, parse_cda, read_header
 from simulators.dmp.cda_rules import check_header
 from simulators.dmp.ebrim import parse_submission
 from simulators.dmp.submission import Finding, check_submission, errors
+from simulators.dmp.xmldsig import verify_signature
+from tests.dmp_official import dataset_with_official_patient, td21
 
 DATASET = load_dataset()
 DS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+CA = TestCA.create()
 
 
 @pytest.fixture(scope="module")
 def actors() -> dict[str, Any]:
     professional = DATASET.professionals[0]
     structure = next(s for s in DATASET.structures if s.id == professional.structure_ids[0])
-    cert = TestCA.create().issue_professional(professional.rpps, professional.family_name,
+    cert = CA.issue_professional(professional.rpps, professional.family_name,
                                               professional.given_name, professional.profession_label)
     return {"patient": DATASET.patients[0].model_dump(mode="json"),
             "professional": professional.model_dump(mode="json") | {"national_id": professional.national_id},
@@ -46,7 +51,7 @@ def _feed(actors: dict[str, Any], **options: Any) -> Feed:
 
 
 def _check(feed: Feed) -> list[Finding]:
-    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET)
+    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET, CA)
 
 
 REPLACED = {"entry_uuid": "urn:uuid:7953af1a-ba1c-11eb-816f-0050569e422e", "unique_id": "2.25.1", "set_id": "2.25.1",
@@ -134,3 +139,32 @@ def test_feed_needs_a_known_kind_and_a_certificate(actors: dict[str, Any]) -> No
 def test_reference_modules_do_not_import_the_checks() -> None:
     for module in (dmp_cda, dmp_documents, dmp_xades):
         assert "simulators.dmp" not in Path(module.__file__).read_text(encoding="utf-8")
+
+
+def _tampered(actors: dict[str, Any], tamper: str) -> etree._Element:
+    signature = etree.fromstring(_feed(actors).documents["Signature01"])
+    if tamper == "signed info":
+        signature.find(f".//{{{DS}}}SignedInfo/{{{DS}}}Reference").set("Type", "x")
+    elif tamper == "signed properties":
+        signature.find(".//{http://uri.etsi.org/01903/v1.3.2#}SigningTime").text = "2000-01-01T00:00:00Z"
+    elif tamper == "certificate":
+        signature.find(f".//{{{DS}}}X509Certificate").text = "AAAA"
+    return signature
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [("none", None), ("signed info", "SignatureValue does not verify"),
+                                                ("signed properties", "digest does not match"),
+                                                ("certificate", "not a DER certificate")])
+def test_signature_verification(actors: dict[str, Any], tamper: str, reason: str | None) -> None:
+    found = verify_signature(_tampered(actors, tamper), CA.cert)
+    assert found == reason if reason is None else reason in (found or "")
+
+
+def test_signature_from_another_ca_is_refused(actors: dict[str, Any]) -> None:
+    assert "not issued by the trusted CA" in (verify_signature(_tampered(actors, "none"), TestCA.create().cert) or "")
+
+
+def test_official_signature_does_not_chain_to_the_test_ca() -> None:
+    feed = td21()
+    found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(), CA)
+    assert [f.requirement for f in errors(found)] == ["DMP-SIG-VALUE"]
