@@ -15,9 +15,18 @@ from typing import Any
 
 from lxml import etree
 
-from harness.reference.dmp_cda import (CONFIDENTIALITY_OID, LOINC, PS_OID, STRUCTURE_OID, CdaFacts, build_cda,
-                                       minimal_pdf, professional_national_id, structure_national_id)
-from harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature
+from harness.reference.dmp_cda import (
+    CONFIDENTIALITY_OID,
+    LOINC,
+    PS_OID,
+    STRUCTURE_OID,
+    CdaFacts,
+    build_cda,
+    minimal_pdf,
+    professional_national_id,
+    structure_national_id,
+)
+from harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature, self_signed
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
@@ -65,6 +74,7 @@ DOCUMENT_DEFECTS = {
     "agreement_patient": ("agreement", "metadata patientId names another INS than the CDA's recordTarget"),
     "no_signature_document": ("signature", "the feed carries no XAdES signature document"),
     "signature_digest_mismatch": ("signature", "the signature manifest digest does not match the CDA"),
+    "signature_untrusted_certificate": ("signature", "the signature is made with a self-signed certificate"),
 }
 
 
@@ -249,6 +259,8 @@ def _signature_entry(rim: _Rim, submission_set: str, document: _Entry, patient_c
                      sector: str, certificate: tuple[bytes, bytes] | None, defects: frozenset[str]) -> bytes:
     if certificate is None:
         raise ValueError("a DMP feed needs a signing certificate and key (PEM)")
+    if "signature_untrusted_certificate" in defects:
+        certificate = self_signed("SIGNATAIRE INCONNU")
     data = build_signature({document.unique_id: document.data}, *certificate,
                            tamper="signature_digest_mismatch" in defects)
     entry = _Entry("Signature01", new_oid(), data, "Signature",

@@ -10,6 +10,7 @@ the patient, type, confidentiality, author and format must agree (errors).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 from simulators.dataset.models import Dataset
@@ -30,19 +31,24 @@ def _finding(requirement: str, location: str, message: str, code: str = _META, s
     return Finding(AGREEMENT, code, requirement, location, message, severity)
 
 
+_TS = re.compile(r"^(\d{4,14})(?:\.\d+)?(?:([+-])(\d{2})(\d{2}))?$")
+
+
 def utc_dtm(timestamp: str | None) -> str | None:
-    """A CDA TS (local time with optional offset) as the XDS DTM in UTC; date-only values stay as they are."""
-    if not timestamp:
-        return None
-    digits, _, offset = timestamp.partition("+") if "+" in timestamp else timestamp.partition("-")
-    sign = "+" if "+" in timestamp else "-"
-    digits = digits.split(".")[0]
-    if len(digits) < 12 or not offset:
+    """A CDA TS (local time, optional offset) as the XDS DTM in UTC; no offset or no time: kept as it is.
+    Not a TS at all: returned unchanged (the header rules report it)."""
+    match = _TS.match(timestamp or "")
+    if match is None:
+        return timestamp
+    digits, sign, hours, minutes = match.groups()
+    if len(digits) < 12 or sign is None:
         return digits
-    moment = dt.datetime.strptime(digits[:12] + digits[12:14].ljust(2, "0"), "%Y%m%d%H%M%S")
-    shift = dt.timedelta(hours=int(offset[:2]), minutes=int(offset[2:4] or 0))
-    utc = moment - shift if sign == "+" else moment + shift
-    return utc.strftime("%Y%m%d%H%M%S")[:len(digits)]
+    try:
+        moment = dt.datetime.strptime(digits[:12] + digits[12:14].ljust(2, "0"), "%Y%m%d%H%M%S")
+    except ValueError:
+        return digits
+    shift = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    return (moment - shift if sign == "+" else moment + shift).strftime("%Y%m%d%H%M%S")[:len(digits)]
 
 
 def _same_time(metadata: str | None, cda: str | None) -> bool:
@@ -87,7 +93,7 @@ def _authors(where: str, entry: DocumentEntry, header: CdaHeader, dataset: Datas
 
 def _codes(where: str, entry: DocumentEntry, header: CdaHeader) -> Iterator[Finding]:
     type_code, code = entry.type_code, header.code
-    if type_code and code and (type_code.code, type_code.scheme) != (code.code, code.system):
+    if type_code and code and code.system and (type_code.code, type_code.scheme) != (code.code, code.system):
         yield _finding("DMP-AGR-TYPECODE", f"{where} classification typeCode",
                        f"typeCode {type_code.code} ({type_code.scheme}) is not the CDA code "
                        f"{code.code} ({code.system})")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TypeVar
 
 from lxml import etree
 
@@ -57,6 +59,7 @@ ENTRY_SLOTS = {
 }
 
 Slots = tuple[tuple[str, tuple[str, ...]], ...]
+_T = TypeVar("_T")
 
 
 class MetadataError(ValueError):
@@ -204,12 +207,25 @@ def _localized(element: etree._Element, child: str) -> str | None:
     return None if string is None else string.get("value")
 
 
+# A registry holds 100,000 entries that repeat the same few codes and authors: equal values are shared
+# (bounded caches, so hostile metadata with endless distinct codes cannot grow them).
+_shared_coded = lru_cache(maxsize=4096)(Coded)
+_shared_author = lru_cache(maxsize=4096)(Author)
+_SHARED_SLOTS = {"languageCode", "legalAuthenticator", "repositoryUniqueId", "sourcePatientId"}
+
+
+@lru_cache(maxsize=16384)
+def _shared(value: _T) -> _T:
+    """The first seen value equal to ``value`` (patient ids, authenticators... repeat across entries)."""
+    return value
+
+
 def _author(slots: Slots) -> Author:
     values = dict(slots)
     person = values.get("authorPerson", ())
-    return Author(person[0] if person else None, values.get("authorInstitution", ()),
-                  values.get("authorRole", ()), values.get("authorSpecialty", ()),
-                  values.get("authorTelecommunication", ()))
+    return _shared_author(person[0] if person else None, values.get("authorInstitution", ()),
+                          values.get("authorRole", ()), values.get("authorSpecialty", ()),
+                          values.get("authorTelecommunication", ()))
 
 
 def _coded(node: etree._Element, where: str) -> Coded:
@@ -218,7 +234,7 @@ def _coded(node: etree._Element, where: str) -> Coded:
     if not code or not scheme:
         raise MetadataError("XDSRegistryMetadataError", where,
                             "a coded classification needs a nodeRepresentation and a codingScheme slot")
-    return Coded(code, scheme, _localized(node, "Name") or "")
+    return _shared_coded(code, scheme, _localized(node, "Name") or "")
 
 
 def _require(element: etree._Element, attribute: str, where: str) -> str:
@@ -292,25 +308,28 @@ def parse_document_entry(element: etree._Element) -> DocumentEntry:
     previous_version = None
     for name, values in reader.slots:
         if name in ENTRY_SLOTS and ENTRY_SLOTS[name] not in named:
-            named[ENTRY_SLOTS[name]] = values[0] if values else None
+            value = values[0] if values else None
+            named[ENTRY_SLOTS[name]] = _shared(value) if name in _SHARED_SLOTS else value
         elif name == "sourcePatientInfo":
-            source_patient_info = values
+            source_patient_info = _shared(values)
         elif name == "PreviousVersion":
             previous_version = values[0] if values else None
         else:
             others.append((name, values))
     unique_id, patient_id = reader.take_external(DE_UNIQUE_ID, DE_PATIENT_ID)
     version = element.find(f"{_R}VersionInfo")
+    lid = element.get("lid")
     return DocumentEntry(
-        id=reader.id, unique_id=unique_id, patient_id=patient_id, lid=element.get("lid"),
-        mime_type=element.get("mimeType"), object_type=element.get("objectType") or STABLE_ENTRY,
-        status=element.get("status"), title=_localized(element, "Name"),
+        id=reader.id, unique_id=unique_id, patient_id=_shared(patient_id),
+        lid=reader.id if lid == reader.id else lid, mime_type=_shared(element.get("mimeType")),
+        object_type=_shared(element.get("objectType") or STABLE_ENTRY), status=_shared(element.get("status")),
+        title=_localized(element, "Name"),
         comments=_localized(element, "Description"),
         **{name: reader.single(scheme) for name, scheme in CODED_SCHEMES.items()},
         confidentiality_codes=tuple(reader.coded.get(CONFIDENTIALITY, ())),
         event_codes=tuple(reader.coded.get(EVENT_CODE, ())), authors=tuple(reader.authors),
         **named, source_patient_info=source_patient_info,
-        version_name=None if version is None else version.get("versionName"),
+        version_name=None if version is None else _shared(version.get("versionName")),
         previous_version=previous_version, other_slots=tuple(others),
         other_classifications=tuple(reader.other_classifications),
         other_external_ids=tuple(reader.other_external))

@@ -140,7 +140,8 @@ def _wiring(submission: Submission, documents: Mapping[str, bytes]) -> Iterator[
         if entry.id not in members:
             yield _finding("DMP-XDS-HASMEMBER", f"{where} Association HasMember",
                            "no HasMember association links the SubmissionSet to this DocumentEntry")
-        if same_patient and entry.patient_id and _cx_key(entry.patient_id) != _cx_key(submission_set.patient_id):
+        if same_patient and not parse_cx(entry.patient_id or "").problem \
+                and _cx_key(entry.patient_id) != _cx_key(submission_set.patient_id):
             yield _finding("DMP-XDS-PATIENTID", f"{where} ExternalIdentifier patientId",
                            f"patientId {entry.patient_id!r} differs from the SubmissionSet's "
                            f"{submission_set.patient_id!r}", "XDSPatientIdDoesNotMatch")

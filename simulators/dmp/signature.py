@@ -17,11 +17,13 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from cryptography import x509
 from lxml import etree
 
 from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dmp.ebrim import SIGNS, DocumentEntry, Submission
 from simulators.dmp.findings import SIGNATURE, Finding
+from simulators.dmp.xmldsig import verify_signature
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _D = f"{{{DS}}}"
@@ -120,9 +122,10 @@ def _references(entry: DocumentEntry, root: etree._Element, submission: Submissi
                            severity="warning")
 
 
-def check_signature(submission: Submission, documents: Mapping[str, bytes],
-                    roots: Mapping[str, etree._Element]) -> list[Finding]:
-    """Findings of rule ``signature``; ``roots`` holds the already parsed CDA documents by entry id."""
+def check_signature(submission: Submission, documents: Mapping[str, bytes], roots: Mapping[str, etree._Element],
+                    ca_cert: x509.Certificate | None = None) -> list[Finding]:
+    """Findings of rule ``signature``; ``roots`` holds the already parsed CDA documents by entry id. With
+    ``ca_cert``, the signature itself is verified and its certificate must come from that CA."""
     entries = [entry for entry in submission.documents if is_signature_entry(entry)]
     if not entries:
         return [_finding("DMP-SIG-PRESENT", "RegistryObjectList",
@@ -142,4 +145,7 @@ def check_signature(submission: Submission, documents: Mapping[str, bytes],
             findings.append(root)
             continue
         findings.extend(_references(entry, root, submission, documents, roots))
+        reason = None if ca_cert is None else verify_signature(root, ca_cert)
+        if reason:
+            findings.append(_finding("DMP-SIG-VALUE", f"Document {entry.id} /Signature", reason))
     return findings

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from lxml import etree
 
+from simulators.core.pki import TestCA
 from simulators.core.xml import XmlRejected
 from simulators.dataset.models import Dataset
 from simulators.dmp.agreement import check_agreement
@@ -27,8 +28,10 @@ def _unreadable(entry_id: str, message: str) -> Finding:
     return Finding(CDA_HEADER, "XDSRepositoryError", "CISIS-CDA-XML", f"CDA {entry_id} /", message)
 
 
-def check_submission(submission: Submission, documents: Mapping[str, bytes], dataset: Dataset) -> list[Finding]:
-    """Every finding of one submission; ``documents`` maps DocumentEntry ids to the bytes received."""
+def check_submission(submission: Submission, documents: Mapping[str, bytes], dataset: Dataset,
+                     ca: TestCA | None = None) -> list[Finding]:
+    """Every finding of one submission; ``documents`` maps DocumentEntry ids to the bytes received. With
+    ``ca`` the signature document's XML signature and certificate chain are verified too."""
     findings = check_metadata(submission, documents)
     roots: dict[str, etree._Element] = {}
     for entry in submission.documents:
@@ -47,5 +50,5 @@ def check_submission(submission: Submission, documents: Mapping[str, bytes], dat
         header = read_header(root)
         findings.extend(check_header(header, entry.id))
         findings.extend(check_agreement(entry, header, dataset))
-    findings.extend(check_signature(submission, documents, roots))
+    findings.extend(check_signature(submission, documents, roots, None if ca is None else ca.cert))
     return findings
