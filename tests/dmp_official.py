@@ -50,12 +50,6 @@ def td21() -> OfficialFeed:
 
 
 def dataset_with_official_patient() -> Dataset:
-    """The default data set plus the official examples' patient (INS-NIR de test 207058575627097) and author
-    (899900063480), as the DMP that answered the official example knows them."""
-    base = load_dataset().model_dump()
-    base["patients"].append({
-        "id": "P-OFFICIAL", "birth_name": "PATB-QUATRE", "first_names": ["LAURENCE"], "sex": "F",
-        "birth_date": "1979-03-28", "birth_place": "85756",
-        "ins": {"nir": "2070585756270", "key": "97", "oid": "1.2.250.1.213.1.4.10"},
-        "notes": "the patient of the official DMP example messages"})
-    return Dataset.model_validate(base)
+    """The default data set: it holds the official examples' patient (DMPEX01, INS-NIR de test
+    207058575627097) and author (899900063480), as the DMP that answered the official example knows them."""
+    return load_dataset()
