@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
@@ -21,7 +22,7 @@ from simulators.core.app import SimulatorSettings, create_app
 from simulators.core.evidence import EvidenceStore
 from simulators.core.journal import Exchange, load_exchanges
 from simulators.core.mtom import parse_related
-from simulators.core.soap import SOAP12_NS, SOAP11_NS
+from simulators.core.soap import SOAP11_NS, SOAP12_NS
 from simulators.dataset import load_dataset
 from simulators.dmp import DmpSimulator
 from simulators.dmp.ebrim import parse_document_entry
@@ -51,7 +52,7 @@ class Dmp:
         response = self.send(raw, path=path, content_type=content_type)
         return _answer_body(response.content, response.headers["content-type"])
 
-    def send(self, raw: bytes, *, path: str | None = None, content_type: str | None = None):  # noqa: ANN201
+    def send(self, raw: bytes, *, path: str | None = None, content_type: str | None = None) -> httpx.Response:
         issued = re.search(rb'IssueInstant="([^"]+)"', raw)
         if issued:
             moment = datetime.fromisoformat(issued.group(1).decode().replace("Z", "+00:00"))

@@ -103,7 +103,7 @@ def fault(code: str, reason: str, *, subcode: str | None = None,
     etree.SubElement(code_el, f"{{{SOAP12_NS}}}Value").text = f"soap:{code}"
     if subcode:
         sub = etree.SubElement(code_el, f"{{{SOAP12_NS}}}Subcode")
-        prefix, _, local = subcode.rpartition(":")
+        prefix = subcode.rpartition(":")[0]
         namespace = SUBCODE_NAMESPACES.get(prefix)
         value = etree.SubElement(sub, f"{{{SOAP12_NS}}}Value", nsmap={prefix: namespace} if namespace else None)
         value.text = subcode if namespace else f"soap:{subcode}"
