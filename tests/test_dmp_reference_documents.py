@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from harness.reference import dmp_cda, dmp_documents, dmp_xades
-from harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed
+from harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
 from simulators.core.pki import TestCA
 from simulators.dataset import load_dataset
 from simulators.dmp.cda import Ii, parse_cda, read_header
 from simulators.dmp.cda_rules import check_header
 from simulators.dmp.ebrim import parse_submission
+from simulators.dmp.metadata_rules import check_metadata
 from simulators.dmp.submission import Finding, check_submission, errors
 from simulators.dmp.xmldsig import verify_signature
 from tests.dmp_official import dataset_with_official_patient, td21
@@ -168,3 +169,21 @@ def test_official_signature_does_not_chain_to_the_test_ca() -> None:
     feed = td21()
     found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(), CA)
     assert [f.requirement for f in errors(found)] == ["DMP-SIG-VALUE"]
+
+
+@pytest.mark.parametrize("confidentiality", [("MASQUE_PS",), ()])
+def test_metadata_update_keeps_the_lid(actors: dict[str, Any], confidentiality: tuple[str, ...]) -> None:
+    feed = _feed(actors, confidentiality=("INVISIBLE_PATIENT",))
+    uuid = "urn:uuid:7953af1a-ba1c-11eb-816f-0050569e422e"
+    update = build_metadata_update(feed, entry_uuid=uuid, version="1", confidentiality=confidentiality,
+                                   patient=actors["patient"], professional=actors["professional"],
+                                   structure=actors["structure"])
+    submission = parse_submission(update)
+    (entry,) = submission.documents
+    original = parse_submission(feed.metadata_element).document(feed.document_entry_id)
+    assert original is not None
+    assert (entry.lid, entry.previous_version, entry.unique_id) == (uuid, "1", original.unique_id)
+    assert [c.code for c in entry.confidentiality_codes] == ["N", *confidentiality]
+    (member,) = submission.associations
+    assert member.target == entry.id and member.slot("PreviousVersion") == "1"
+    assert [f.requirement for f in check_metadata(submission, {entry.id: feed.documents["Document01"]})] == []
