@@ -187,3 +187,18 @@ def test_metadata_update_keeps_the_lid(actors: dict[str, Any], confidentiality: 
     (member,) = submission.associations
     assert member.target == entry.id and member.slot("PreviousVersion") == "1"
     assert [f.requirement for f in check_metadata(submission, {entry.id: feed.documents["Document01"]})] == []
+
+
+def test_every_data_set_patient_and_professional_feeds_cleanly() -> None:
+    """Accents, apostrophes, Corsican and foreign birth places, unknown birth days, every structure kind."""
+    issued = CA.issue_professional("10999900011", "VASSEUR", "CLAIRE", "Médecin")
+    pem = (issued.cert_pem, issued.key_pem)
+    professionals = [p for p in DATASET.professionals if p.structure_ids]
+    for number, patient in enumerate(DATASET.patients):
+        professional = professionals[number % len(professionals)]
+        structure = next(s for s in DATASET.structures if s.id == professional.structure_ids[0])
+        feed = build_feed(patient.model_dump(mode="json"),
+                          professional.model_dump(mode="json") | {"national_id": professional.national_id},
+                          structure.model_dump(mode="json"), kind=("N1", "N3")[number % 2], title="CR",
+                          certificate=pem)
+        assert _check(feed) == [], patient.id
