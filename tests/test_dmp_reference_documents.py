@@ -202,3 +202,11 @@ def test_every_data_set_patient_and_professional_feeds_cleanly() -> None:
                           structure.model_dump(mode="json"), kind=("N1", "N3")[number % 2], title="CR",
                           certificate=pem)
         assert _check(feed) == [], patient.id
+
+
+def test_structured_document_declares_its_volet_template(actors: dict[str, Any]) -> None:
+    root = parse_cda(_feed(actors, kind="N3").documents["Document01"])
+    root.remove(root.findall("{urn:hl7-org:v3}templateId")[2])
+    found = check_header(read_header(root), "Document01")
+    assert [(f.requirement, f.location) for f in found] == [
+        ("CISIS-HDR-TEMPLATE", "CDA Document01 /ClinicalDocument/templateId")]

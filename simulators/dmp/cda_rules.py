@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID
+from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
 from simulators.dmp.cda import CdaHeader
 from simulators.dmp.findings import CDA_HEADER, Finding
 
@@ -51,15 +51,21 @@ def templates(header: CdaHeader) -> Iterator[Issue]:
     required = [HL7_FRANCE_TEMPLATE, CISIS_TEMPLATE]
     if header.body_kind == "nonXML":
         required.append(XDS_SD_TEMPLATE)
+    declared = ", ".join(header.template_ids) or "none"
     for template in required:
         if template not in header.template_ids:
             yield _error("CISIS-HDR-TEMPLATE", "/ClinicalDocument/templateId",
-                         f"templateId {template} is missing (declared: {', '.join(header.template_ids) or 'none'})")
+                         f"templateId {template} is missing (declared: {declared})")
+    if header.body_kind == "structured" and not set(header.template_ids) - set(required):
+        yield _error("CISIS-HDR-TEMPLATE", "/ClinicalDocument/templateId",
+                     f"a structured document declares the template of its volet after the CI-SIS ones "
+                     f"(templateId [3..*], 3.5.5.3); declared: {declared}")
 
 
 def document_fields(header: CdaHeader) -> Iterator[Issue]:
-    if header.document_id is None:
-        yield _error("CISIS-HDR-ID", "/ClinicalDocument/id", "the document id (@root) is missing")
+    if header.document_id is None or not is_oid(header.document_id.root):
+        yield _error("CISIS-HDR-ID", "/ClinicalDocument/id/@root",
+                     f"the document id {header.document_id} must have an OID of at most 64 characters as @root")
     elif header.document_id.extension:
         yield _error("CISIS-HDR-ID", "/ClinicalDocument/id/@extension",
                      "the DMP needs the document id as a full OID in @root, without @extension (3.5.5.4)")

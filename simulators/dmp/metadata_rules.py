@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 
-from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, STRUCTURE_OID
+from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, STRUCTURE_OID, is_oid
 from simulators.dmp.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
 from simulators.dmp.findings import XDS_METADATA, Finding
 from simulators.dmp.hl7v2 import parse_cx, parse_xcn, parse_xon
@@ -79,8 +79,10 @@ def _document_entry(entry: DocumentEntry) -> Iterator[Finding]:
     problem = patient_id_problem(entry.patient_id)
     if problem:
         yield _finding("DMP-XDS-PATIENTID", f"{where} ExternalIdentifier patientId", f"patientId {problem}")
-    if not entry.unique_id:
-        yield _finding("DMP-XDS-UNIQUEID", f"{where} ExternalIdentifier uniqueId", "uniqueId is missing")
+    if not is_oid(entry.unique_id):
+        yield _finding("DMP-XDS-UNIQUEID", f"{where} ExternalIdentifier uniqueId",
+                       f"uniqueId {entry.unique_id!r} must be an OID of at most 64 characters (the DMP refuses "
+                       "the OID^extension form)")
     for attribute, slot in _REQUIRED_SLOTS.items():
         if not getattr(entry, attribute):
             yield _finding("DMP-XDS-REQUIRED", f"{where} slot {slot}", f"the {slot} slot is missing")
