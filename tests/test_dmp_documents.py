@@ -288,3 +288,14 @@ def test_hostile_signature_is_a_finding(name: str) -> None:
     feed = td21()
     feed.documents["Signature01"] = HOSTILE[name]
     assert [f.requirement for f in errors(_run(feed))] == ["DMP-SIG-DOCUMENT"]
+
+
+@pytest.mark.parametrize(("mutation", "requirement"), [
+    (cda_set("h:id", "root", "1.2.250.01.x"), "CISIS-HDR-ID"),
+    (cda_set("h:id", "root", "1." + "2" * 70), "CISIS-HDR-ID"),
+    (lambda feed: entry(feed).findall("r:ExternalIdentifier", R)[1].set("value", "1.2.250^DOC1"), "DMP-XDS-UNIQUEID"),
+])
+def test_identifiers_must_be_oids(mutation: Mutation, requirement: str) -> None:
+    feed = td21()
+    mutation(feed)
+    assert [f.requirement for f in errors(_run(feed))] == [requirement]

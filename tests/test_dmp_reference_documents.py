@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from harness.reference import dmp_cda, dmp_documents, dmp_xades
-from harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed
+from harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
 from simulators.core.pki import TestCA
 from simulators.dataset import load_dataset
 from simulators.dmp.cda import Ii, parse_cda, read_header
 from simulators.dmp.cda_rules import check_header
 from simulators.dmp.ebrim import parse_submission
+from simulators.dmp.metadata_rules import check_metadata
 from simulators.dmp.submission import Finding, check_submission, errors
 from simulators.dmp.xmldsig import verify_signature
 from tests.dmp_official import dataset_with_official_patient, td21
@@ -168,3 +169,44 @@ def test_official_signature_does_not_chain_to_the_test_ca() -> None:
     feed = td21()
     found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(), CA)
     assert [f.requirement for f in errors(found)] == ["DMP-SIG-VALUE"]
+
+
+@pytest.mark.parametrize("confidentiality", [("MASQUE_PS",), ()])
+def test_metadata_update_keeps_the_lid(actors: dict[str, Any], confidentiality: tuple[str, ...]) -> None:
+    feed = _feed(actors, confidentiality=("INVISIBLE_PATIENT",))
+    uuid = "urn:uuid:7953af1a-ba1c-11eb-816f-0050569e422e"
+    update = build_metadata_update(feed, entry_uuid=uuid, version="1", confidentiality=confidentiality,
+                                   patient=actors["patient"], professional=actors["professional"],
+                                   structure=actors["structure"])
+    submission = parse_submission(update)
+    (entry,) = submission.documents
+    original = parse_submission(feed.metadata_element).document(feed.document_entry_id)
+    assert original is not None
+    assert (entry.lid, entry.previous_version, entry.unique_id) == (uuid, "1", original.unique_id)
+    assert [c.code for c in entry.confidentiality_codes] == ["N", *confidentiality]
+    (member,) = submission.associations
+    assert member.target == entry.id and member.slot("PreviousVersion") == "1"
+    assert [f.requirement for f in check_metadata(submission, {entry.id: feed.documents["Document01"]})] == []
+
+
+def test_every_data_set_patient_and_professional_feeds_cleanly() -> None:
+    """Accents, apostrophes, Corsican and foreign birth places, unknown birth days, every structure kind."""
+    issued = CA.issue_professional("10999900011", "VASSEUR", "CLAIRE", "Médecin")
+    pem = (issued.cert_pem, issued.key_pem)
+    professionals = [p for p in DATASET.professionals if p.structure_ids]
+    for number, patient in enumerate(DATASET.patients):
+        professional = professionals[number % len(professionals)]
+        structure = next(s for s in DATASET.structures if s.id == professional.structure_ids[0])
+        feed = build_feed(patient.model_dump(mode="json"),
+                          professional.model_dump(mode="json") | {"national_id": professional.national_id},
+                          structure.model_dump(mode="json"), kind=("N1", "N3")[number % 2], title="CR",
+                          certificate=pem)
+        assert _check(feed) == [], patient.id
+
+
+def test_structured_document_declares_its_volet_template(actors: dict[str, Any]) -> None:
+    root = parse_cda(_feed(actors, kind="N3").documents["Document01"])
+    root.remove(root.findall("{urn:hl7-org:v3}templateId")[2])
+    found = check_header(read_header(root), "Document01")
+    assert [(f.requirement, f.location) for f in found] == [
+        ("CISIS-HDR-TEMPLATE", "CDA Document01 /ClinicalDocument/templateId")]

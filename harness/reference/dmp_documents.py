@@ -273,3 +273,30 @@ def _signature_entry(rim: _Rim, submission_set: str, document: _Entry, patient_c
     rim.association(HAS_MEMBER, submission_set, entry.entry_id, SubmissionSetStatus="Original")
     rim.association(SIGNS, entry.entry_id, submission_set)
     return data
+
+
+def build_metadata_update(feed: Feed, *, entry_uuid: str, version: str, confidentiality: tuple[str, ...],
+                          patient: dict[str, Any], professional: dict[str, Any],
+                          structure: dict[str, Any]) -> etree._Element:
+    """TD3.3a (ITI-57): the DocumentEntry of ``feed`` resubmitted as a new version of the registry entry
+    ``entry_uuid`` (same lid, ``PreviousVersion`` slot) with the DMP confidentiality codes ``confidentiality``
+    (MASQUE_PS to hide it from professionals, INVISIBLE_PATIENT...; () makes it visible again)."""
+    original = next(node for node in feed.metadata_element.iter(f"{{{RIM}}}ExtrinsicObject")
+                    if node.get("id") == feed.document_entry_id)
+    rim = _Rim()
+    submission_set = _submission_set(rim, _patient_cx(patient, frozenset()), _author(professional, structure),
+                                     _now())
+    entry = etree.fromstring(etree.tostring(original))
+    new_id = "DocumentUpdate01"
+    entry.attrib.update({"id": new_id, "lid": entry_uuid})
+    for node in list(entry.iterchildren(f"{{{RIM}}}Classification", f"{{{RIM}}}ExternalIdentifier")):
+        node.attrib.update({k: new_id for k in ("classifiedObject", "registryObject") if k in node.attrib})
+        if node.get("classificationScheme") == SCHEMES["confidentiality"] and node.get("nodeRepresentation") != "N":
+            entry.remove(node)
+    rim.objects.append(entry)
+    rim.slot(entry, "PreviousVersion", version)
+    entry.find(f"{{{RIM}}}Name").addprevious(entry[-1])  # slots come first in an ebRIM object
+    for code in confidentiality:
+        rim.coded(entry, "confidentiality", code, "1.2.250.1.213.1.1.4.13", DMP_CONFIDENTIALITY[code])
+    rim.association(HAS_MEMBER, submission_set, new_id, SubmissionSetStatus="Original", PreviousVersion=version)
+    return rim.request

@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterator
 
 from simulators.dataset.models import Dataset
+from simulators.dmp.authorities import INS_OIDS, PS_NATIONAL_ID_OID
 from simulators.dmp.cda import CdaHeader
-from simulators.dmp.cda_rules import INS_OIDS, PS_NATIONAL_ID_OID
 from simulators.dmp.ebrim import DocumentEntry
 from simulators.dmp.findings import AGREEMENT, Finding
 from simulators.dmp.hl7v2 import parse_cx, parse_xcn

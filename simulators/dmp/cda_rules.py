@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
 from simulators.dmp.cda import CdaHeader
 from simulators.dmp.findings import CDA_HEADER, Finding
 
@@ -21,12 +22,6 @@ HL7_FRANCE_TEMPLATE = "2.16.840.1.113883.2.8.2.1"
 CISIS_TEMPLATE = "1.2.250.1.213.1.1.1.1"
 XDS_SD_TEMPLATE = "1.3.6.1.4.1.19376.1.2.20"
 CDA_TYPE_ID = ("2.16.840.1.113883.1.3", "POCD_HD000040")
-#: INS authorities (ANS "Liste des OID des autorités d'affectation des INS"): NIR, NIA, and their test
-#: counterparts, which the test DMP (and this simulator) accepts.
-INS_OIDS = {"1.2.250.1.213.1.4.8": "INS-NIR", "1.2.250.1.213.1.4.9": "INS-NIA",
-            "1.2.250.1.213.1.4.10": "INS-NIR de test", "1.2.250.1.213.1.4.11": "INS-NIA de test"}
-PS_NATIONAL_ID_OID = "1.2.250.1.71.4.2.1"
-CONFIDENTIALITY_SYSTEM = "2.16.840.1.113883.5.25"
 NON_XML_MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/tiff", "text/plain", "text/rtf")
 INS_MANDATORY_SINCE = "20210101"
 _INS = re.compile(r"^[1-478](\d{2})(\d{2})(\d{2}|2A|2B)\d{6}\d{2}$")
@@ -56,15 +51,21 @@ def templates(header: CdaHeader) -> Iterator[Issue]:
     required = [HL7_FRANCE_TEMPLATE, CISIS_TEMPLATE]
     if header.body_kind == "nonXML":
         required.append(XDS_SD_TEMPLATE)
+    declared = ", ".join(header.template_ids) or "none"
     for template in required:
         if template not in header.template_ids:
             yield _error("CISIS-HDR-TEMPLATE", "/ClinicalDocument/templateId",
-                         f"templateId {template} is missing (declared: {', '.join(header.template_ids) or 'none'})")
+                         f"templateId {template} is missing (declared: {declared})")
+    if header.body_kind == "structured" and not set(header.template_ids) - set(required):
+        yield _error("CISIS-HDR-TEMPLATE", "/ClinicalDocument/templateId",
+                     f"a structured document declares the template of its volet after the CI-SIS ones "
+                     f"(templateId [3..*], 3.5.5.3); declared: {declared}")
 
 
 def document_fields(header: CdaHeader) -> Iterator[Issue]:
-    if header.document_id is None:
-        yield _error("CISIS-HDR-ID", "/ClinicalDocument/id", "the document id (@root) is missing")
+    if header.document_id is None or not is_oid(header.document_id.root):
+        yield _error("CISIS-HDR-ID", "/ClinicalDocument/id/@root",
+                     f"the document id {header.document_id} must have an OID of at most 64 characters as @root")
     elif header.document_id.extension:
         yield _error("CISIS-HDR-ID", "/ClinicalDocument/id/@extension",
                      "the DMP needs the document id as a full OID in @root, without @extension (3.5.5.4)")

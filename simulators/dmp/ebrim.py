@@ -13,7 +13,7 @@ duplicate id...). Whether values are right is judged by ``submission.py``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -174,7 +174,7 @@ class Association:
 class Submission:
     submission_set: SubmissionSet | None
     documents: tuple[DocumentEntry, ...] = ()
-    associations: tuple[Association, ...] = field(default=())
+    associations: tuple[Association, ...] = ()
 
     def document(self, entry_id: str) -> DocumentEntry | None:
         return next((doc for doc in self.documents if doc.id == entry_id), None)
@@ -256,7 +256,6 @@ class _Reader:
         self.external: dict[str, str] = {}
         self.other_classifications: list[Classification] = []
         self.other_external: list[ExternalId] = []
-        self.nodes: list[str] = []
         for child in element.iterchildren(f"{_R}Classification"):
             self._classification(child)
         for child in element.iterchildren(f"{_R}ExternalIdentifier"):
@@ -268,13 +267,12 @@ class _Reader:
             self.other_external.append(ExternalId(scheme, value, _localized(child, "Name") or ""))
 
     def _classification(self, node: etree._Element) -> None:
-        scheme = node.get("classificationScheme")
-        if not scheme:
-            if not node.get("classificationNode"):
-                raise MetadataError("XDSRegistryMetadataError", f"{self.where} Classification",
-                                    "neither classificationScheme nor classificationNode")
-            self.nodes.append(node.get("classificationNode", ""))
-            return
+        scheme = node.get("classificationScheme", "")
+        if not scheme and not node.get("classificationNode"):
+            raise MetadataError("XDSRegistryMetadataError", f"{self.where} Classification",
+                                "neither classificationScheme nor classificationNode")
+        if node.get("classificationNode") == SUBMISSION_SET_NODE:
+            return  # what makes a RegistryPackage the SubmissionSet: implied by the model
         if scheme in (DE_AUTHOR, SS_AUTHOR):
             self.authors.append(_author(_slots_of(node)))
         elif scheme in _KNOWN_CODED:
@@ -380,7 +378,7 @@ def parse_submission(element: etree._Element) -> Submission:
             associations.append(_parse_association(child))
         elif kind == "Classification":
             loose.append(child)
-        elif kind:
+        elif kind and kind != "ObjectRef":  # an ObjectRef only names an object already in the registry
             raise MetadataError("XDSRegistryMetadataError", f"RegistryObjectList {kind}",
                                 f"unsupported registry object {kind}")
     submission = Submission(_submission_set(packages, loose), tuple(documents), tuple(associations))

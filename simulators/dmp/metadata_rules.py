@@ -11,13 +11,12 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 
-from simulators.dmp.cda_rules import INS_OIDS, PS_NATIONAL_ID_OID
+from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, STRUCTURE_OID, is_oid
 from simulators.dmp.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
 from simulators.dmp.findings import XDS_METADATA, Finding
 from simulators.dmp.hl7v2 import parse_cx, parse_xcn, parse_xon
 from simulators.dmp.value_sets import value_sets
 
-STRUCTURE_OID = "1.2.250.1.71.4.2.2"
 _DTM = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2})?)?)?)?)?$")
 _META = "XDSRegistryMetadataError"
 _CODED_FIELDS = {  # field -> (slot/classification name in messages, requirement id)
@@ -69,9 +68,10 @@ def _authors(where: str, authors: tuple[Author, ...]) -> Iterator[Finding]:
                            f"assigned by &{PS_NATIONAL_ID_OID}&ISO (XCN.9)")
         for institution in author.institutions:
             xon = parse_xon(institution)
-            if not xon.name or not xon.id or not xon.oid:
+            if not xon.name or not xon.id or xon.oid != STRUCTURE_OID:
                 yield _finding("DMP-XDS-AUTHOR", f"{where} author[{number}] slot authorInstitution",
-                               f"authorInstitution {institution!r} must be an XON name^^^^^&OID&ISO^type^^^id")
+                               f"authorInstitution {institution!r} must be an XON "
+                               f"name^^^^^&{STRUCTURE_OID}&ISO^IDNST^^^<national structure id>")
 
 
 def _document_entry(entry: DocumentEntry) -> Iterator[Finding]:
@@ -79,8 +79,10 @@ def _document_entry(entry: DocumentEntry) -> Iterator[Finding]:
     problem = patient_id_problem(entry.patient_id)
     if problem:
         yield _finding("DMP-XDS-PATIENTID", f"{where} ExternalIdentifier patientId", f"patientId {problem}")
-    if not entry.unique_id:
-        yield _finding("DMP-XDS-UNIQUEID", f"{where} ExternalIdentifier uniqueId", "uniqueId is missing")
+    if not is_oid(entry.unique_id):
+        yield _finding("DMP-XDS-UNIQUEID", f"{where} ExternalIdentifier uniqueId",
+                       f"uniqueId {entry.unique_id!r} must be an OID of at most 64 characters (the DMP refuses "
+                       "the OID^extension form)")
     for attribute, slot in _REQUIRED_SLOTS.items():
         if not getattr(entry, attribute):
             yield _finding("DMP-XDS-REQUIRED", f"{where} slot {slot}", f"the {slot} slot is missing")
@@ -104,10 +106,10 @@ def _confidentiality(where: str, codes: tuple[Coded, ...]) -> Iterator[Finding]:
     location = f"{where} classification confidentialityCode"
     for coded in codes:
         yield from _coded(where, "confidentiality_code", "confidentialityCode", "DMP-XDS-CONFIDENTIALITY", coded)
-    levels = [coded for coded in codes if coded.scheme == "2.16.840.1.113883.5.25"]
+    levels = [coded for coded in codes if coded.scheme == CONFIDENTIALITY_SYSTEM]
     if len(levels) != 1:
         yield _finding("DMP-XDS-CONFIDENTIALITY", location,
-                       "exactly one confidentiality level N/R/V (2.16.840.1.113883.5.25) is required, "
+                       f"exactly one confidentiality level N/R/V ({CONFIDENTIALITY_SYSTEM}) is required, "
                        f"found {len(levels)}")
 
 

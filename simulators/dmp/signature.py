@@ -23,22 +23,12 @@ from lxml import etree
 from simulators.core.xml import XmlRejected, parse_xml
 from simulators.dmp.ebrim import SIGNS, DocumentEntry, Submission
 from simulators.dmp.findings import SIGNATURE, Finding
-from simulators.dmp.xmldsig import verify_signature
+from simulators.dmp.xmldsig import C14N, DIGESTS, DS, canonical, verify_signature
 
-DS = "http://www.w3.org/2000/09/xmldsig#"
 _D = f"{{{DS}}}"
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 SIGNATURE_FORMAT_CODE = "http://www.w3.org/2000/09/xmldsig#"
 MAX_SIGNATURE_BYTES = 1024 * 1024
-DIGESTS = {f"{DS}sha1": "sha1", "http://www.w3.org/2001/04/xmlenc#sha256": "sha256",
-           "http://www.w3.org/2001/04/xmldsig-more#sha384": "sha384",
-           "http://www.w3.org/2001/04/xmlenc#sha512": "sha512"}
-C14N = {  # transform algorithm -> (exclusive, with_comments)
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315": (False, False),
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments": (False, True),
-    "http://www.w3.org/2001/10/xml-exc-c14n#": (True, False),
-    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments": (True, True),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +67,9 @@ def document_digest(data: bytes, root: etree._Element | None, reference: Manifes
     algorithm = DIGESTS.get(reference.digest_method)
     if algorithm is None:
         return None
-    c14n = next((C14N[t] for t in reference.transforms if t in C14N), None)
+    c14n = next((t for t in reference.transforms if t in C14N), None)
     if c14n is not None and root is not None:
-        data = etree.tostring(root, method="c14n", exclusive=c14n[0], with_comments=c14n[1])
+        data = canonical(root, c14n)
     return base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
 
 

@@ -33,7 +33,8 @@ SIGNATURES = {f"{DS}rsa-sha1": ("rsa", hashes.SHA1), f"{_MORE}rsa-sha256": ("rsa
               f"{_MORE}ecdsa-sha384": ("ec", hashes.SHA384), f"{_MORE}ecdsa-sha512": ("ec", hashes.SHA512)}
 
 
-def _c14n(element: etree._Element, algorithm: str) -> bytes:
+def canonical(element: etree._Element, algorithm: str) -> bytes:
+    """``element`` canonicalised by the c14n ``algorithm`` (inclusive c14n when it is not one)."""
     exclusive, comments = C14N.get(algorithm, (False, False))
     return etree.tostring(element, method="c14n", exclusive=exclusive, with_comments=comments)
 
@@ -51,7 +52,7 @@ def _check_references(signature: etree._Element, signed_info: etree._Element) ->
         digest = DIGESTS.get("" if method is None else method.get("Algorithm", ""))
         if digest is None:
             return f"SignedInfo Reference[{number}] has an unsupported DigestMethod"
-        actual = base64.b64encode(hashlib.new(digest, _c14n(target, algorithm)).digest()).decode()
+        actual = base64.b64encode(hashlib.new(digest, canonical(target, algorithm)).digest()).decode()
         if actual != (reference.findtext(f"{_D}DigestValue") or "").strip():
             return f"SignedInfo Reference[{number}] ({uri}) digest does not match the signed element"
     return None
@@ -60,7 +61,7 @@ def _check_references(signature: etree._Element, signed_info: etree._Element) ->
 def _verify_value(cert: x509.Certificate, signed_info: etree._Element, algorithm: str, value: bytes) -> str | None:
     kind, hash_type = SIGNATURES.get(algorithm, ("", None))
     method = signed_info.find(f"{_D}CanonicalizationMethod")
-    data = _c14n(signed_info, "" if method is None else method.get("Algorithm", ""))
+    data = canonical(signed_info, "" if method is None else method.get("Algorithm", ""))
     key = cert.public_key()
     try:
         if kind == "rsa" and isinstance(key, rsa.RSAPublicKey) and hash_type:
