@@ -221,10 +221,12 @@ def _patient_cx(patient: dict[str, Any], defects: frozenset[str]) -> str:
 
 def build_feed(patient: dict[str, Any], professional: dict[str, Any], structure: dict[str, Any], *, kind: str,
                title: str, confidentiality: tuple[str, ...] = (), replaces: dict[str, Any] | None = None,
-               defects: frozenset[str] = frozenset(), certificate: tuple[bytes, bytes] | None = None) -> Feed:
+               defects: frozenset[str] = frozenset(), certificate: tuple[bytes, bytes] | None = None,
+               pdf: bytes | None = None) -> Feed:
     """One TD2.1 feed. ``kind`` "N1" (PDF, XDS-SD) or "N3" (structured); ``confidentiality`` adds MASQUE_PS /
     INVISIBLE_PATIENT; ``replaces`` ({"entry_uuid", "unique_id", "set_id"?, "version"?}) makes it replace a
-    document (RPLC); ``certificate`` = (cert PEM, key PEM) signs the signature document."""
+    document (RPLC); ``certificate`` = (cert PEM, key PEM) signs the signature document; ``pdf`` is the N1
+    body (default: a one-page PDF showing the title)."""
     if kind not in FORMATS:
         raise ValueError(f"unknown document kind {kind!r} (N1 or N3)")
     now = _now()
@@ -233,7 +235,7 @@ def build_feed(patient: dict[str, Any], professional: dict[str, Any], structure:
                      int((replaces or {}).get("version", 0)) + 1, TYPE_CODE, now, now, now,
                      "application/pdf" if kind == "N1" else None)
     cda = build_cda(patient, professional, structure, kind=kind, title=title, facts=facts, replaces=replaces,
-                    pdf=minimal_pdf(title) if kind == "N1" else b"", defects=defects)
+                    pdf=(pdf or minimal_pdf(title)) if kind == "N1" else b"", defects=defects)
     rim = _Rim()
     patient_cx = _patient_cx(patient, defects)
     author = _author(professional, structure)

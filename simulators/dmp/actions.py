@@ -2,7 +2,9 @@
 
 Every action names the patient (``patient: P001``) and the professional (``professional: PS002``) and may
 say, in ``with``, the access mode (``mode: normal | centre_15 | bris_de_glace``) and the authentication
-(``auth: INDIRECTE``, the structure's certificate — the default — or ``DIRECTE``, the professional's CPS).
+(``auth``): ``INDIRECTE_RENFORCEE`` (the default: the structure's certificate, the professional authenticated
+individually, e.g. with Pro Santé Connect), ``INDIRECTE`` (the structure's certificate alone: the rights
+matrix then allows testing, authorising and feeding, not consulting) or ``DIRECTE`` (the professional's CPS).
 
 * ``dmp.test_existence`` — TD0.2: does the patient have a DMP, may I access it? The report's ``record``.
 * ``dmp.authorise`` — TD0.3: the professional declares themself authorised (the patient agreed).
@@ -30,7 +32,7 @@ from harness.campaign import Step
 from simulators.dataset import Dataset
 
 MODES = ("normal", "centre_15", "bris_de_glace")
-AUTHS = ("INDIRECTE", "DIRECTE", "INDIRECTE_RENFORCEE")
+AUTHS = ("INDIRECTE_RENFORCEE", "INDIRECTE", "DIRECTE")
 OPERATIONS = ("mask", "unmask", "hide_from_patient", "show_to_patient", "archive", "unarchive", "delete")
 STATUSES = ("approved", "archived", "deprecated")
 
@@ -61,7 +63,7 @@ def _professional(step: Step, dataset: Dataset) -> dict[str, Any]:
 
 
 def _common(step: Step, dataset: Dataset) -> dict[str, Any]:
-    mode, auth = step.with_.get("mode", "normal"), step.with_.get("auth", "INDIRECTE")
+    mode, auth = step.with_.get("mode", "normal"), step.with_.get("auth", "INDIRECTE_RENFORCEE")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if auth not in AUTHS:
