@@ -237,3 +237,42 @@ def test_a_business_error_is_answered_in_the_transactions_own_form(dmp: Dmp, cas
     text = etree.tostring(body).decode()
     assert code in text, text[:1500]
     assert _success(body) in ("AE", "Failure", "PartialSuccess", code), text[:500]
+
+
+# -- hostile input ---------------------------------------------------------------------------------------
+HOSTILE = Path(__file__).parent / "vectors" / "hostile"
+
+
+@pytest.mark.parametrize("vector", ["xxe.xml", "billion_laughs.xml", "external_dtd.xml"])
+def test_hostile_xml_is_a_clear_fault(dmp: Dmp, vector: str) -> None:
+    response = dmp.http.post(PATHS["urn:hl7-org:v3:PRPA_IN201307UV02"], content=(HOSTILE / vector).read_bytes(),
+                             headers={"content-type": SOAP12})
+    assert response.status_code == 500 and "DMPInvalidMessage" in response.text
+
+
+def test_a_multipart_body_with_too_many_parts_is_refused(dmp: Dmp) -> None:
+    parts = b"".join(b"--b\r\nContent-ID: <p%d>\r\n\r\nx\r\n" % i for i in range(200)) + b"--b--\r\n"
+    response = dmp.http.post(PATHS["urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"], content=parts,
+                             headers={"content-type": 'multipart/related; boundary="b"; type="application/xop+xml"'})
+    assert response.status_code == 500 and "parts" in response.text
+
+
+# -- the private link of Mon espace santé ----------------------------------------------------------------
+def test_a_peer_files_a_document_in_an_open_dmp_with_the_admin_token(tmp_path: Path) -> None:
+    import base64
+
+    simulator = DmpSimulator(load_dataset())
+    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
+    body = {"ins": "285046938321480", "title": "Mesures", "mime_type": "application/pdf",
+            "content_b64": base64.b64encode(b"%PDF-1.4").decode(), "creation_time": "20261123101500",
+            "type_code": {"code": "11488-4", "system": "2.16.840.1.113883.6.1", "display": "Note"}, "source": "mes"}
+    with TestClient(create_app(simulator, settings)) as http:
+        assert http.post("/_peer/documents", json=body).status_code == 401
+        auth = {"Authorization": f"Bearer {settings.admin_token}"}
+        filed = http.post("/_peer/documents", json=body, headers=auth)
+        assert filed.status_code == 201
+        stored = simulator.registry.by_unique(filed.json()["unique_id"])
+        assert stored is not None and stored.content == b"%PDF-1.4"
+        closed = http.post("/_peer/documents", json={**body, "ins": "294025935031191"}, headers=auth)  # P005
+        assert closed.status_code == 404
+        assert http.post("/_peer/documents", json={**body, "ins": "12"}, headers=auth).status_code == 422
