@@ -26,12 +26,13 @@ from harness.driver import (
     ResetRequest,
 )
 from harness.reference.defects import Defects
+from harness.reference.dmp import DmpPart
 from harness.reference.insi import InsiPart
 from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
 from harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart)
+PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart)
 ACTIONS = tuple(action for part in PARTS for action in part.actions)
 
 
