@@ -105,6 +105,20 @@ def test_psc_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_pat
     assert verify_bundle(contained.reports.bundle).ok
 
 
+@pytest.mark.parametrize("defects", [(), ("vihf_unsigned",)], ids=["correct", "defective"])
+def test_dmp_campaign_in_containers_gives_the_local_verdicts(image: str, tmp_path: Path,
+                                                             defects: tuple[str, ...]) -> None:
+    """The DMP in a container verifies the candidate's VIHF signatures against the run's test CA, copied in,
+    and gives the verdicts of local mode."""
+    pki, key = tmp_path / "pki", tmp_path / "signing.pem"
+    local = play(RunRequest("dmp", out_dir=tmp_path / "local", pki_dir=pki, defects=defects, signing_key=key))
+    contained = play(RunRequest("dmp", out_dir=tmp_path / "containers", pki_dir=pki, defects=defects,
+                                signing_key=key, simulators=CONTAINERS, image=image))
+    assert _verdicts(contained.out_dir) == _verdicts(local.out_dir)
+    assert ("failed" in _verdicts(contained.out_dir).values()) == bool(defects)
+    assert verify_bundle(contained.reports.bundle).ok
+
+
 # -- the compose file, service by service --------------------------------------------------------------------
 
 def test_every_compose_service_comes_up_healthy(image: str) -> None:
@@ -112,7 +126,7 @@ def test_every_compose_service_comes_up_healthy(image: str) -> None:
     environment and command, and waited for with its own health check command."""
     env = {"ESANTE_ADMIN_TOKEN": "compose-token", "ESANTE_IMAGE": image}
     services = compose_services(COMPOSE, env, profiles=("reference",))
-    assert {"insi", "psc", "reference"} <= set(services)
+    assert {"insi", "psc", "dmp", "reference"} <= set(services)
     started = []
     try:
         for name, service in services.items():

@@ -137,7 +137,7 @@ def test_existence_test_reports_open_closed_and_absent_records(lab: Lab, softwar
     assert [e.notes["td"] for e in exchanges] == ["TD0.2"] * 3
     first = exchanges[0]
     assert first.header("content-type").startswith("application/soap+xml")
-    assert first.notes["vihf"]["mode"] == "INDIRECTE" and first.notes["vihf"]["structure"].startswith("1")
+    assert first.notes["vihf"]["mode"] == "INDIRECTE_RENFORCEE" and first.notes["vihf"]["structure"].startswith("1")
     assert first.notes["vihf"]["lps"] == "esante-reference-candidate"
 
 
@@ -328,8 +328,11 @@ def test_the_reference_app_serves_the_dmp_actions(lab: Lab) -> None:
 
 
 # -- named defects ------------------------------------------------------------------------------------------
-def test_every_defect_is_described() -> None:
-    assert all(description for description in DMP_DEFECTS.values()) and len(DMP_DEFECTS) == 13
+def test_every_defect_is_in_the_catalogue_of_the_dmp_campaign() -> None:
+    from harness.reference import DEFECTS
+
+    assert all(description for description in DMP_DEFECTS.values())
+    assert {name for name in DMP_DEFECTS if DEFECTS[name].campaign == "dmp"} == set(DMP_DEFECTS)
 
 
 def test_dmp_no_existence_test(lab: Lab, software: Callable[..., Software]) -> None:

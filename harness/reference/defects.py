@@ -21,12 +21,12 @@ class Defect:
     name: str
     description: str
     rule: str
-    campaign: str  # the shipped campaign whose cases ``fails`` names (insi, psc)
+    campaign: str  # the shipped campaign whose cases ``fails`` names (insi, psc, dmp...)
     fails: tuple[str, ...] = ()  # test cases this defect makes fail, when the catalogue lists them
 
 
 #: The shipped campaigns a defect can be judged by (``scenarios/<campaign>/``).
-CAMPAIGNS = ("insi", "psc")
+CAMPAIGNS = ("insi", "psc", "dmp")
 _REQUIRED = ("name", "description", "rule", "campaign")
 
 

@@ -63,6 +63,7 @@ DMP_DEFECTS = {
     "dmp_no_rplc": "sends a replacement as a new document, without the RPLC association",
     "dmp_update_wrong_version": "ITI-57 with a PreviousVersion that is not the entry's current version",
     "dmp_retrieve_wrong_repository": "ITI-43 with the DMP's system OID as RepositoryUniqueId",
+    "dmp_lists_cached_documents": "lists the document it fed earlier even when the DMP no longer returns it",
 }
 WRONG_REPOSITORY = msg.OID_DMP  # the DMP's own system OID, not its repository's
 
@@ -396,9 +397,14 @@ class DmpPart(Part):
         found = self._find(p, ins, p.statuses)
         summaries = [DocumentSummary(unique_id=e.unique_id, title=e.title, status=e.status,
                                      confidentiality=e.confidentiality) for e in found]
-        if not found:
+        if "dmp_lists_cached_documents" in self.defects:  # what it fed earlier, whatever the DMP says now
+            shown = {s.unique_id for s in summaries}
+            fed = self.state.last_fed.get(ins.nir + ins.key)
+            if fed is not None and fed.unique_id not in shown:
+                summaries.append(fed.summary())
+        if not summaries:
             return _report(ActionOutcome.NOT_FOUND, "no document", documents=[])
-        return _report(ActionOutcome.FOUND, f"{len(found)} document(s)", documents=summaries)
+        return _report(ActionOutcome.FOUND, f"{len(summaries)} document(s)", documents=summaries)
 
     def _find(self, p: CommonParams, ins: InsParams, statuses: list[str]) -> list[Entry]:
         wanted = None if "dmp_search_without_status" in self.defects else statuses

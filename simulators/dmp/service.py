@@ -96,10 +96,11 @@ class DmpFault(Exception):
 
 
 def fault_response(key: str, detail: str = "", subcode: str | None = None) -> Response:
+    """A SOAP 1.2 fault; HTTP 400 for a Sender fault, 500 for a Receiver one (SOAP 1.2 HTTP binding, 7.5.1)."""
     spec = catalogue()["faults"][key]
     reason = f"{spec['reason']} : {detail}" if detail else spec["reason"]
     body = fault(spec["code"], reason, subcode=subcode or spec["subcode"])
-    return Response(body, status_code=500, media_type=SOAP12_CONTENT_TYPE)
+    return Response(body, status_code=400 if spec["code"] == "Sender" else 500, media_type=SOAP12_CONTENT_TYPE)
 
 
 class PeerDocument(BaseModel):
@@ -241,20 +242,23 @@ class DmpSimulator(Simulator):
             record = self.records.get(call.vihf.ins) if call.vihf.ins else None
             if "dmp_closed" in behaviours and record is not None:
                 record.status = "closed"
+            row = None
             if call.td == "TD3.3":
-                call.transaction = replace(call.transaction, td=xds.update_td(xds.update_submission(call),
-                                                                              self.registry))
+                td, row = xds.update_td(xds.update_submission(call), self.registry)
+                call.transaction = replace(call.transaction, td=td)
                 call.notes["td"] = call.td
-            self._check_rights(call, record)
+            elif call.td == "TD3.1":
+                row = xds.search_rights_row(call)
+            self._check_rights(call, record, row)
             return self._dispatch(call, record)
         except DmpError as exc:
             call.notes["error"] = {"code": exc.code, "message": exc.message, "location": exc.location}
             return self._error_reply(call, exc)
 
-    def _check_rights(self, call: Call, record: Any) -> None:
+    def _check_rights(self, call: Call, record: Any, row: str | None = None) -> None:
         vihf = call.vihf
-        decision = decide(call.td, vihf, is_treating_doctor=record is not None and record.treating_doctor
-                          == vihf.national_id)
+        decision = decide(call.td, vihf, action=row, is_treating_doctor=record is not None and
+                          record.treating_doctor == vihf.national_id)
         call.notes["rights"] = decision.reason
         if not decision.allowed:
             raise DmpError("DMPAccessDeniedByRightsService", decision.reason)

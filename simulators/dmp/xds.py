@@ -53,6 +53,7 @@ from simulators.dmp.records import DmpRecord, now
 from simulators.dmp.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
 from simulators.dmp.submission import Finding, check_submission
 
+SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).
 STATUS_TD = {STATUS_DELETED: "TD3.3c", STATUS_ARCHIVED: "TD3.3d", STATUS_APPROVED: "TD3.3d"}
 
@@ -130,18 +131,19 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
     except MetadataError as exc:
         raise DmpError(exc.code, exc.message, location=exc.location) from None
     documents = _documents(call, submission)
-    _entry_patient(submission.documents, record.ins)
     for entry in submission.documents:
         if entry.id not in documents:
             raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
-        known = registry.by_unique(entry.unique_id or "")
-        if known is not None:
-            raise DmpError("XDSDocumentUniqueIdError", f"uniqueId {entry.unique_id} is already in the DMP",
-                           location=entry.id)
+    # The document checks come first: a malformed or disagreeing patient id is reported precisely by them.
     findings = check_submission(submission, documents, dataset)
     call.notes["findings"] = [asdict(f) for f in findings]
     if any(f.severity == "error" for f in findings):
         return Reply(registry_response(_as_errors(findings)))
+    _entry_patient(submission.documents, record.ins)
+    for entry in submission.documents:
+        if registry.by_unique(entry.unique_id or "") is not None:
+            raise DmpError("XDSDocumentUniqueIdError", f"uniqueId {entry.unique_id} is already in the DMP",
+                           location=entry.id)
     replaced = _replacements(submission.associations, registry, record)
     mapping = _symbolic_ids(submission)
     for entry in submission.documents:
@@ -193,7 +195,9 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
         found = [d for d in registry.of_patient(record.ins) if matcher(d.entry)]
     visible = [d for d in found if d.entry.status != STATUS_DELETED and d.visible_to(actor)
                and patient_ins(d.entry.patient_id) == record.ins]
-    call.notes["results"] = [d.entry.unique_id for d in visible]
+    call.notes["query"] = "GetDocuments" if query.query_id == GET_DOCUMENTS else "FindDocuments"
+    call.notes["results"] = [d.entry.unique_id for d in visible if not _is_signature(d.entry)]
+    call.notes["signature_results"] = [d.entry.unique_id for d in visible if _is_signature(d.entry)]
     response = registry_response(tag="AdhocQueryResponse", ns=QUERY_NS)
     objects = etree.SubElement(response, f"{{{RIM_NS}}}RegistryObjectList", nsmap={"rim": RIM_NS})
     for stored in visible:
@@ -203,6 +207,11 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
             objects.append(document_entry_element(stored.entry))
     record.last_access = now()
     return Reply(response)
+
+
+def _is_signature(entry: DocumentEntry) -> bool:
+    """The XAdES signature document of a submission (IHE DSG classCode): technical, not shown to users."""
+    return entry.class_code is not None and entry.class_code.code == SIGNATURE_CLASS
 
 
 def _get_documents(params: dict[str, list[str]], registry: DocumentRegistry) -> list[StoredDocument]:
@@ -259,19 +268,31 @@ def update_submission(call: Call) -> Submission:
         raise DmpError(exc.code, exc.message, location=exc.location) from None
 
 
-def update_td(submission: Submission, registry: DocumentRegistry) -> str:
-    """Which TD3.3 an update is: a status change (c delete, d archive) or a new version changing MASQUE_PS (a)
-    or INVISIBLE_PATIENT (b). Decided before the rights are checked, since they differ per TD."""
+def update_td(submission: Submission, registry: DocumentRegistry) -> tuple[str, str]:
+    """Which TD3.3 an update is, and its row of the rights matrix, decided before the rights are checked:
+    a status change (c delete, d archive or unarchive) or a new version changing MASQUE_PS (a: mask or
+    unmask) or INVISIBLE_PATIENT (b)."""
     for assoc in submission.associations:
         if assoc.type == UPDATE_STATUS:
-            return STATUS_TD.get(assoc.slot("NewStatus") or "", "TD3.3d")
+            new = assoc.slot("NewStatus") or ""
+            td = STATUS_TD.get(new, "TD3.3d")
+            return td, {"TD3.3c": "supprimer", "TD3.3d": "desarchiver" if new == STATUS_APPROVED else "archiver"}[td]
     for entry in submission.documents:
-        previous = registry.get(entry.previous_version or "") if entry.previous_version else None
-        previous = previous or registry.latest_of(entry.lid or "", patient_ins(entry.patient_id) or "")
-        if previous is not None and (has_code(entry.confidentiality_codes, INVISIBLE_PATIENT)
-                                     != has_code(previous.entry.confidentiality_codes, INVISIBLE_PATIENT)):
-            return "TD3.3b"
-    return "TD3.3a"
+        previous = registry.latest_of(entry.lid or "", patient_ins(entry.patient_id) or "")
+        if previous is None:
+            continue
+        before, after = previous.entry.confidentiality_codes, entry.confidentiality_codes
+        if has_code(after, INVISIBLE_PATIENT) != has_code(before, INVISIBLE_PATIENT):
+            return "TD3.3b", "rendre_visible"
+        if has_code(before, MASQUE_PS) and not has_code(after, MASQUE_PS):
+            return "TD3.3a", "demasquer"
+    return "TD3.3a", "masquer"
+
+
+def search_rights_row(call: Call) -> str:
+    """TD3.1's row of the rights matrix: a reference search (ObjectRef, note 5: open to structures) or a
+    metadata search."""
+    return "reference" if parse_query(call.body).return_type == "ObjectRef" else "metadonnees"
 
 
 def update(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dataset) -> Reply:
