@@ -14,15 +14,23 @@ Admissibility is completeness and form, not merit: every mandatory criterion ans
 mandatory criterion backed by evidence, ids, families and flags that match the catalogue, answers and
 evidence references in the expected form. Each finding names the file's line. The lifecycle is the
 published one; each step is recorded with its time.
+
+Evidence can be a campaign's result: ``bundle:<file>#<case>`` cites a test case of an evidence bundle
+(``esante run``'s ``evidence-bundle.zip``). When the bundles are at hand (``evidence_dir``: the offline
+check of a dossier file looks beside it), each cited bundle must verify as intact (``reports.bundle``) and
+the case must have passed in it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import zipfile
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -91,8 +99,9 @@ def _count_nodes(node: yaml.Node, seen: set[int], budget: list[int]) -> None:
             stack.extend(v for pair in current.value for v in pair)
 
 
-def check_dossier(text: str | bytes) -> Admissibility:
-    """Admissibility of a dossier (YAML or JSON text): every finding, each with its line when known."""
+def check_dossier(text: str | bytes, evidence_dir: Path | None = None) -> Admissibility:
+    """Admissibility of a dossier (YAML or JSON text): every finding, each with its line when known.
+    With ``evidence_dir``, the evidence bundles the answers cite are verified there."""
     result = Admissibility()
     if len(text) > MAX_DOSSIER_BYTES:
         result.add(None, "malformed", f"the dossier is larger than {MAX_DOSSIER_BYTES} bytes")
@@ -112,12 +121,11 @@ def check_dossier(text: str | bytes) -> Admissibility:
     _service(dossier, result)
     answers = _mapping(dossier, "answers")
     if not isinstance(answers, yaml.SequenceNode):
-        result.add(_line(dossier), "missing", "dossier.answers (one entry per criterion) is missing")
-        answers = yaml.SequenceNode("tag:yaml.org,2002:seq", [])
+        result.add(_line(dossier), "missing", "dossier.answers (a list, one entry per criterion) is missing")
+        return result
     for item in answers.value:
-        _answer(item, result)
-    catalogue = criteria()
-    for criterion in catalogue.values():
+        _answer(item, result, evidence_dir)
+    for criterion in criteria().values():
         if criterion.mandatory and criterion.id not in result.answers:
             result.add(_line(answers), "missing", f"mandatory criterion {criterion.id} ({criterion.family}) is "
                                                   f"not answered: {criterion.wording}")
@@ -152,7 +160,7 @@ def _service(dossier: yaml.Node, result: Admissibility) -> None:
     result.service = service
 
 
-def _answer(node: yaml.Node, result: Admissibility) -> None:
+def _answer(node: yaml.Node, result: Admissibility, evidence_dir: Path | None) -> None:
     line, entry = _line(node), _plain(node)
     if not isinstance(entry, dict):
         result.add(line, "malformed", "an answer must be a mapping (id, family, mandatory, answer, evidence)")
@@ -180,6 +188,40 @@ def _answer(node: yaml.Node, result: Admissibility) -> None:
                                       "bundle:<file>#<case> references")
     elif criterion.mandatory and answer == "yes" and not evidence:
         result.add(line, "missing", f"{criterion.id}: a mandatory criterion answered yes needs evidence")
+    elif evidence_dir is not None:
+        for reference in evidence:
+            if reference.startswith("bundle:"):
+                problem = bundle_evidence_problem(reference, evidence_dir)
+                if problem:
+                    result.add(line, "malformed", f"{criterion.id}: {reference}: {problem}")
+
+
+def bundle_evidence_problem(reference: str, evidence_dir: Path) -> str | None:
+    """Why ``bundle:<file>#<case>`` is not valid evidence (no such bundle, altered, case absent or not
+    passed), or None. The file must lie inside ``evidence_dir``."""
+    from reports.bundle import verify_bundle  # the bundle format belongs to the reports package
+
+    name, _, case = reference.removeprefix("bundle:").partition("#")
+    if not case:
+        return "a bundle reference names the case it cites: bundle:<file>#<case id>"
+    base = evidence_dir.resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        return f"no bundle {name} beside the dossier"
+    verification = verify_bundle(path)
+    if not verification.ok:
+        return f"the bundle is not intact: {'; '.join(verification.problems[:3])}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            report = json.loads(archive.read("report.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile):
+        return "the bundle holds no readable report.json"
+    verdict = next((c.get("verdict") for c in report.get("cases", []) if c.get("id") == case), None)
+    if verdict is None:
+        return f"the bundle has no case {case}"
+    if verdict != "passed":
+        return f"case {case} did not pass in that run ({verdict})"
+    return None
 
 
 @dataclass(slots=True)
