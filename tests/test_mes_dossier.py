@@ -95,7 +95,11 @@ def test_dossier_cites_a_passed_case_of_an_intact_bundle(tmp_path: Path) -> None
     messages = [f.message for f in check_dossier(path.read_bytes(), tmp_path).findings]
     assert len(messages) == 2, messages
     assert "case MES-01 did not pass in that run (skipped)" in messages[0] and "no bundle ../outside.zip" in messages[1]
-    with zipfile.ZipFile(tmp_path / "evidence.zip", "a") as archive:  # tampered after signing
-        archive.writestr("report.json", '{"cases": [{"id": "MES-01", "verdict": "passed"}]}')
+    with zipfile.ZipFile(tmp_path / "run/evidence-bundle.zip") as original, \
+            zipfile.ZipFile(tmp_path / "evidence.zip", "w") as tampered:  # MES-01 "passed", after signing
+        for member in original.infolist():
+            data = original.read(member)
+            tampered.writestr(member, data.replace(b'"verdict": "skipped"', b'"verdict": "passed"')
+                              if member.filename == "report.json" else data)
     messages = [f.message for f in check_dossier(path.read_bytes(), tmp_path).findings]
     assert any("not intact" in m for m in messages), messages
