@@ -41,6 +41,7 @@ LIFECYCLE = ("submitted", "admissible", "evaluation", "opinion", "agreement", "c
 EVIDENCE = re.compile(r"^(doc|url|bundle):\S{1,500}$")
 MAX_DOSSIER_BYTES = 1024 * 1024
 MAX_NODES = 50_000  # bound on the parsed document (YAML aliases included)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same nodes and marks, faster
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ def check_dossier(text: str | bytes, evidence_dir: Path | None = None) -> Admiss
         result.add(None, "malformed", f"the dossier is larger than {MAX_DOSSIER_BYTES} bytes")
         return result
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
         if root is not None:
             _count_nodes(root, set(), [MAX_NODES])
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -143,7 +144,8 @@ def _mapping(node: yaml.Node | None, key: str) -> yaml.Node | None:
 
 
 def _plain(node: yaml.Node) -> Any:
-    return yaml.SafeLoader(yaml.serialize(node)).get_single_data() if node is not None else None
+    """The plain data of a node already composed (and bounded) with the safe constructor."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def _service(dossier: yaml.Node, result: Admissibility) -> None:

@@ -2,7 +2,8 @@
 
 The Bundle is a ``transaction`` with one Observation of a listed measure profile (entry request ``POST
 Observation``) and an optional PhdDevice (``POST Device``) the Observation points to by its ``fullUrl``.
-Structure is checked by fhir.resources (R4B models, whose Observation, Bundle and Device are R4's), then the
+Structure is checked by fhir.resources (R4B models, whose Observation, Bundle and Device are R4's: the
+Bundle's model validates each entry's resource as its own type), then the
 profile's rules from ``data/measures.yaml``: meta.profile, vital-signs category, LOINC code, UCUM unit and a
 plausible value, the paired patient as subject, an effective date not in the future. Every problem is
 reported, each with its FHIRPath-like location.
@@ -22,8 +23,6 @@ from typing import Any
 
 import yaml
 from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.device import Device
-from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
 from simulators.mes.fhir import FhirError, Invalid, problem
@@ -112,7 +111,6 @@ def _device(devices: list[tuple[int, dict[str, Any]]], problems: list[dict[str, 
     index, entry = devices[0]
     where = f"Bundle.entry[{index}]"
     _request(entry, where, "Device", problems)
-    problems += structure_problems(Device, entry["resource"], f"{where}.resource")
     if catalogue().device_profile not in ((entry["resource"].get("meta") or {}).get("profile") or []):
         problems.append(problem("invalid", f"the Device must declare the profile {catalogue().device_profile}",
                                 f"{where}.resource.meta.profile"))
@@ -125,11 +123,7 @@ def _device(devices: list[tuple[int, dict[str, Any]]], problems: list[dict[str, 
 def _observation(entry: dict[str, Any], where: str, patient_ref: str, device: str | None, now: datetime,
                  problems: list[dict[str, Any]]) -> str | None:
     _request(entry, where, "Observation", problems)
-    resource, at = entry["resource"], f"{where}.resource"
-    found = structure_problems(Observation, resource, at)
-    if found:
-        problems += found
-        return None
+    resource, at = entry["resource"], f"{where}.resource"  # its structure was checked with the Bundle's
     profiles = (resource.get("meta") or {}).get("profile") or []
     known = next((k for k in (catalogue().by_profile(p) for p in profiles) if k), None)
     if known is None:
