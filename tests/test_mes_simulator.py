@@ -184,6 +184,34 @@ def test_user_revocation_stops_the_api_and_the_refresh(mes: Mes) -> None:
     assert refresh.json() == {"error": "invalid_grant", "error_description": "the pairing is revoked by the user"}
 
 
+def test_expired_pairing_is_told_apart_from_an_expired_token(mes: Mes) -> None:
+    tokens = pair(mes)
+    mes.behaviour("expire_pairing", path_prefix="/fhir", count=1)
+    answer = api(mes, tokens, "GET", "/Observation")
+    assert answer.status_code == 401 and "PAIRING_EXPIRED" in answer.text
+    status = mes.http.get(f"{mes.url}/api/pairing", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert status.json()["status"] == "expired"
+    refresh = token(mes, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert refresh.json()["error_description"] == "the pairing is expired"
+
+
+def test_measure_with_its_device(mes: Mes) -> None:
+    tokens = pair(mes)
+    sent = mes_fhir.bundle(mes_fhir.observation("heart_rate", ref(tokens)))
+    device_url = "urn:uuid:7b1c4e55-0c53-4c55-9a43-6c0c2f1d9a11"
+    sent["entry"].append({"fullUrl": device_url, "request": {"method": "POST", "url": "Device"},
+                          "resource": {"resourceType": "Device", "meta": {"profile": [catalogue().device_profile]},
+                                       "manufacturer": "Fictive Devices"}})
+    sent["entry"][0]["resource"]["device"] = {"reference": device_url}
+    answer = api(mes, tokens, "POST", "", sent)
+    assert [e["response"]["status"] for e in answer.json()["entry"]] == ["201 Created", "201 Created"]
+    stored = api(mes, tokens, "GET", "/Observation").json()["entry"][0]["resource"]
+    assert stored["device"]["reference"].startswith("Device/")
+    sent["entry"][0]["resource"]["device"] = {"reference": "urn:uuid:another"}
+    sent["entry"][0]["resource"]["identifier"][0]["value"] = "other"
+    assert "is not the Device entry" in issues(api(mes, tokens, "POST", "", sent))
+
+
 def test_refresh_rotates_and_a_reused_refresh_token_ends_the_pairing(mes: Mes) -> None:
     tokens = pair(mes)
     fresh = token(mes, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()

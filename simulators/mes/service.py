@@ -16,6 +16,7 @@ import httpx
 import yaml
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from simulators.core.app import Simulator
@@ -335,6 +336,8 @@ class MesSimulator(Simulator):
             self.state.end_pairing(pairing, "user")
         if "revoke_token" in behaviours:
             token.active = False
+        if "expire_pairing" in behaviours:
+            pairing.expires = min(pairing.expires, time.time())
         expired_by = time.time() - token.expires
         notes["token_expires_in"] = round(-expired_by, 3)
         status = pairing.status()
@@ -393,8 +396,9 @@ class MesSimulator(Simulator):
         notes = notes_of(request)
         notes |= {"measure": entry.kind, "created": created, "idempotency_key": entry.key}
         results = []
-        if entry.device is not None:
+        if entry.device is not None and created:  # a retried bundle files neither its measure nor its device again
             device, _ = self._file(patient, "Device", entry.device, None)
+            stored["device"] = {"reference": f"Device/{device['id']}"}  # transaction: urn:uuid resolved
             results.append({"response": {"status": "201 Created", "location": f"Device/{device['id']}/_history/1"}})
         results.append({"response": {"status": "201 Created" if created else "200 OK",
                                      "location": f"Observation/{stored['id']}/_history/1"}})
@@ -408,8 +412,8 @@ class MesSimulator(Simulator):
         stored, created = self._file(patient, "DocumentReference", resource, key)
         notes = notes_of(request)
         notes |= {"created": created, "idempotency_key": key}
-        if created:
-            notes["dmp"] = self._file_in_dmp(resource, patient, data)
+        if created:  # the DMP call blocks: off the event loop
+            notes["dmp"] = await run_in_threadpool(self._file_in_dmp, resource, patient, data)
         self._lost(request)
         return fhir_response(stored, 201 if created else 200,
                              {"Location": f"{FHIR_BASE}/DocumentReference/{stored['id']}/_history/1"})
