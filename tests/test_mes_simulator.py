@@ -292,6 +292,7 @@ def test_reads_page_through_results(mes: Mes) -> None:
     assert seen == 25
     assert api(mes, tokens, "GET", "/Observation", params={"_count": 1000}).status_code == 400
     assert api(mes, tokens, "GET", "/Observation", params={"foo": "bar"}).status_code == 400
+    assert api(mes, tokens, "GET", "/Observation", params={"_offset": -5}).status_code == 400
 
 
 def test_rate_limit_answers_429_with_retry_after(mes: Mes) -> None:
@@ -399,9 +400,20 @@ def test_scope_not_granted_is_forbidden(mes: Mes) -> None:
     assert answer.status_code == 403 and "does not grant" in issues(answer)
 
 
+def test_partner_ends_the_pairing_and_suspended_apps_cannot_pair(mes: Mes) -> None:
+    tokens = pair(mes)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert mes.http.delete(f"{mes.url}/api/pairing", headers=bearer).status_code == 204
+    assert mes.http.get(f"{mes.url}/api/pairing", headers=bearer).json()["revoked_by"] == "partner"
+    suspended, _, _ = authorize(mes, client_id="tension-suivi-suspendu")
+    assert suspended.status_code == 400 and "suspended" in suspended.text
+
+
 def test_catalogue_lists_referenced_services(mes: Mes) -> None:
     services = mes.http.get(f"{mes.url}/catalogue/services").json()["services"]
     assert {s["client_id"] for s in services} >= {"podo-compteur", "guide-nutrition"}
+    steps = mes.http.get(f"{mes.url}/catalogue/services", params={"category": "activité physique"}).json()
+    assert [s["client_id"] for s in steps["services"]] == ["podo-compteur"]
     assert len(mes.http.get(f"{mes.url}/referencing/criteria").json()["criteria"]) == 150
 
 

@@ -100,7 +100,7 @@ def answered(operation: str, handler: Handler) -> Handler:
 class MesSimulator(Simulator):
     """Mon espace santé as a partner app meets it.
 
-    Options: ``rate_limit`` — calls per second per pairing before 429 (default 20).
+    Options: ``rate_limit`` — calls per second per pairing before 429 (default 50).
     """
 
     name: ClassVar[str] = "mes"
@@ -109,7 +109,7 @@ class MesSimulator(Simulator):
         k: v["description"] for k, v in fault_catalogue()["service_faults"].items()}
     behaviours: ClassVar[dict[str, str]] = {k: v["description"] for k, v in fault_catalogue()["behaviours"].items()}
 
-    def __init__(self, dataset: Dataset, *, rate_limit: int = 20) -> None:
+    def __init__(self, dataset: Dataset, *, rate_limit: int = 50) -> None:
         super().__init__(dataset)
         self.rate_limit = int(rate_limit)
         self.state = MesState()
@@ -349,8 +349,8 @@ class MesSimulator(Simulator):
         if expired_by > 0:
             notes["token_state"] = "expired"
             raise _unauthorized("expired", "the access token has expired", "TOKEN_EXPIRED")
-        if not token.active:
-            notes["token_state"] = "revoked"
+        if not token.active and (check_pairing or status == "active"):  # ending a pairing revokes its tokens:
+            notes["token_state"] = "revoked"                                # its status can still be read
             raise _unauthorized("security", "the access token was revoked", "TOKEN_REVOKED")
         notes["token_state"] = "valid"
         return token, pairing, self.dataset.patient(pairing.patient_id)
@@ -505,8 +505,8 @@ class MesSimulator(Simulator):
         with self.state.lock:
             rows = list(self.state.record(patient.id).resources[resource_type].values())
         matches = sorted((r for r in rows if _matches(r, params)), key=_when, reverse=True)
-        if offset > len(matches):
-            raise FhirError(400, "invalid", "_offset is past the last page", expression=["_offset"])
+        if not 0 <= offset <= len(matches):
+            raise FhirError(400, "invalid", "_offset is outside the results", expression=["_offset"])
         bundle = search_bundle(str(request.base_url).rstrip("/"), f"{FHIR_BASE}/{resource_type}", params, matches,
                                offset, count)
         notes_of(request)["page"] = {"offset": offset, "count": count, "total": len(matches),
