@@ -10,6 +10,9 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
 * ``psc_token_refresh_per_s`` — refresh grants per second and p99 latency at the PSC token endpoint (two
   RS256 signatures and the journal per call), against a bare FastAPI endpoint answering a same-size token
   response in the same run, on the same server stack (no aim: a figure to watch);
+* ``dmp`` — ITI-41 feeds per second with a 100 kB CDA and every check, ITI-18 searches per second as the
+  registry grows to 100,000 documents, and the memory of 100,000 documents (``bench_dmp.py``; run alone with
+  ``python benchmarks/bench.py dmp``);
 * ``mes`` — Mon espace santé: measure bundles (MesBundleFluxAlimentation) accepted per second through the
   simulator with full validation (fhir.resources structure, profile, LOINC, UCUM, range) and the journal,
   the same validation alone in-process, and the admissibility check of a dossier answering the full
@@ -400,9 +403,27 @@ def main_containers() -> None:
     print(json.dumps(results["containers"], indent=2))
 
 
+def main_dmp() -> None:
+    """``python benchmarks/bench.py dmp``: the DMP figures (see bench_dmp.py), merged into results.json."""
+    out = ROOT / "benchmarks" / "results.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory() as directory:
+        results["dmp"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                          **bench_dmp.run(Path(directory), _spawn, _free_port, _wait_healthy)}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["dmp"], indent=2))
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_dmp  # noqa: E402  (beside this script)
+
+
 def main() -> None:
     if sys.argv[1:] == ["containers"]:
         main_containers()
+        return
+    if sys.argv[1:] == ["dmp"]:
+        main_dmp()
         return
     if sys.argv[1:] == ["mes"]:
         main_mes()
@@ -416,6 +437,7 @@ def main() -> None:
             "campaign_wall_s": bench_campaign(tmp),
             "simulator_ready_s": bench_ready(tmp),
             "psc_token_refresh_per_s": bench_psc_token(tmp),
+            "dmp": bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
             "containers": bench_containers(tmp),
             "mes": bench_mes(tmp),
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},

@@ -158,6 +158,8 @@ def test_info_declares_the_actions_and_the_active_defects(sim: Sim, make: Callab
     info = make().http.get(f"{API_PREFIX}/info").json()
     assert info["actions"] == ["insi.lookup_traits", "insi.lookup_vitale", "insi.verify", "psc.login",
                                "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api",
+                               "dmp.test_existence", "dmp.authorise", "dmp.read_admin", "dmp.feed", "dmp.search",
+                               "dmp.retrieve", "dmp.update", "dmp.search_patient",
                                "mes.pair", "mes.push_measures", "mes.push_document", "mes.sync_agenda",
                                "mes.read_measures", "mes.submit_dossier"]
     assert info["version"] == "1.0.0" and info["vendor"] == "esante-conformance"
