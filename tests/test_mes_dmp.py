@@ -4,6 +4,7 @@ reference candidate in a lab of both simulators)."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from harness.campaign import load_campaign
@@ -21,7 +22,7 @@ CAMPAIGN = Path(__file__).parent / "vectors/mes/dmp_campaign.yaml"
 
 def test_a_document_filed_in_mes_lands_in_the_dmp(tmp_path: Path) -> None:
     try:
-        import simulators.mes.checks_dmp  # noqa: F401  (registers mes.document_in_dmp for this test only)
+        importlib.reload(importlib.import_module("simulators.mes.checks_dmp"))  # registers mes.document_in_dmp
 
         campaign = load_campaign(CAMPAIGN, known_checks=set(load_checks()))
         with LocalEnvironment(["mes", "dmp"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=tmp_path / "pki") \

@@ -364,7 +364,9 @@ def test_dmp_filing_check_judges_the_dmp_answer(mes: Mes, fake_dmp: list[dict[st
     from harness.results import Verdict
 
     try:
-        from simulators.mes.checks_dmp import document_in_dmp
+        import importlib
+
+        document_in_dmp = importlib.reload(importlib.import_module("simulators.mes.checks_dmp")).document_in_dmp
 
         verdicts = []
         for patient in ("P001", "P002"):
