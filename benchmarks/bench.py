@@ -13,6 +13,10 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
 * ``dmp`` — ITI-41 feeds per second with a 100 kB CDA and every check, ITI-18 searches per second as the
   registry grows to 100,000 documents, and the memory of 100,000 documents (``bench_dmp.py``; run alone with
   ``python benchmarks/bench.py dmp``);
+* ``mes`` — Mon espace santé: measure bundles (MesBundleFluxAlimentation) accepted per second through the
+  simulator with full validation (fhir.resources structure, profile, LOINC, UCUM, range) and the journal,
+  the same validation alone in-process, and the admissibility check of a dossier answering the full
+  criteria catalogue (150 criteria);
 * ``containers`` — the image's size, the compose services from start to all healthy, and the INSi campaign
   with its simulators in containers against local mode, as a ratio taken in one run (skipped, with the
   reason, where no container engine answers).
@@ -305,6 +309,89 @@ def bench_containers(tmp: Path, repeats: int = 3) -> dict[str, object]:
             "campaign_containers_over_local": round(statistics.median(contained) / statistics.median(local), 2)}
 
 
+# -- Mon espace santé: measures and the referencing window ------------------------------------------------
+
+MES_CLIENT = ("esante-reference-mes", "reference-mes-partner-secret-0001")
+MES_REDIRECT = "http://127.0.0.1/mes/callback"
+
+
+def _mes_tokens(port: int) -> dict[str, str]:
+    """Pair as the reference app through MES's consent page (as a browser would) and redeem the code."""
+    import base64
+    import hashlib
+    import secrets
+
+    import httpx
+    from lxml import html
+
+    from simulators.mes.protocol import AUTHORIZE_PATH, TOKEN_PATH
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as browser:
+        page = browser.get(AUTHORIZE_PATH, params={
+            "response_type": "code", "client_id": MES_CLIENT[0], "redirect_uri": MES_REDIRECT,
+            "scope": "patient/Observation.write", "state": secrets.token_hex(32), "code_challenge": challenge,
+            "code_challenge_method": "S256"})
+        form = html.fromstring(page.text).forms[0]
+        location = browser.post(form.action, data={**dict(form.fields), "patient": "P001"}).headers["location"]
+        code = location.split("code=")[1].split("&")[0]
+        answer = browser.post(TOKEN_PATH, auth=MES_CLIENT, data={"grant_type": "authorization_code", "code": code,
+                                                                 "redirect_uri": MES_REDIRECT,
+                                                                 "code_verifier": verifier})
+        return answer.json()
+
+
+def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
+    """Measure bundles accepted per second (HTTP, validation, journal) and in-process validation alone; the
+    admissibility check of the reference dossier (150 criteria)."""
+    from simulators.mes.catalogue import check_dossier
+    from simulators.mes.measures import validate_bundle
+    from tests.mes_fhir import bundle, observation
+
+    esante = str(Path(sys.executable).with_name("esante"))
+    port = _free_port()
+    sim = _spawn([esante, "sim", "mes", "--port", str(port), "--evidence", str(tmp / "mes.sqlite"),
+                  "--option", "rate_limit=1000000"])
+    try:
+        _wait_healthy(port, "/_admin/health")
+        tokens = _mes_tokens(port)
+        patient_ref = f"Patient/{tokens['patient']}"
+        sample = bundle(observation("blood_pressure", patient_ref), conditional=False)
+        body = json.dumps(sample).encode()
+        headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {tokens['access_token']}"}
+        _load_timed(port, "/fhir", body, headers)  # warm-up
+        accepted, latencies = _load_timed(port, "/fhir", body, headers)
+    finally:
+        sim.terminate()
+        sim.wait()
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < 2.0:
+        validate_bundle(sample, patient_ref)
+        count += 1
+    validation_per_s = count / (time.perf_counter() - started)
+    dossier = (ROOT / "harness/reference/mes_dossier.yaml").read_text(encoding="utf-8")
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        assert check_dossier(dossier).admissible
+        timings.append(time.perf_counter() - started)
+    return {"bundles_accepted_per_s": round(accepted, 1), "bundle_p99_ms": _p99_ms(latencies),
+            "validation_only_per_s": round(validation_per_s, 1), "client_threads": CLIENT_THREADS,
+            "dossier_check_ms": {"median": round(statistics.median(timings) * 1000, 2),
+                                 "max": round(max(timings) * 1000, 2), "criteria": 150}}
+
+
+def main_mes() -> None:
+    """``python benchmarks/bench.py mes``: only the Mon espace santé figures, merged into results.json."""
+    out = ROOT / "benchmarks" / "results.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory() as directory:
+        results["mes"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"), **bench_mes(Path(directory))}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["mes"], indent=2))
+
+
 def main_containers() -> None:
     """``python benchmarks/bench.py containers``: only the container figures, merged into results.json."""
     out = ROOT / "benchmarks" / "results.json"
@@ -338,6 +425,9 @@ def main() -> None:
     if sys.argv[1:] == ["dmp"]:
         main_dmp()
         return
+    if sys.argv[1:] == ["mes"]:
+        main_mes()
+        return
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
         results = {
@@ -349,6 +439,7 @@ def main() -> None:
             "psc_token_refresh_per_s": bench_psc_token(tmp),
             "dmp": bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
             "containers": bench_containers(tmp),
+            "mes": bench_mes(tmp),
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},
         }
     out = ROOT / "benchmarks" / "results.json"

@@ -204,3 +204,30 @@ def schema(what: str = typer.Argument(..., help="campaign | report | driver"),
         write.write_text(text, encoding="utf-8")
     else:
         print(text)
+
+
+mes_app = typer.Typer(help="Mon espace santé: the referencing window's checks, offline.", no_args_is_help=True)
+app.add_typer(mes_app, name="mes")
+
+
+@mes_app.command("check-dossier")
+def mes_check_dossier(file: Path = typer.Argument(..., help="referencing dossier (YAML or JSON)")) -> None:
+    """Check a referencing dossier as the window's admissibility does: what is missing, what is malformed
+    (file:line), and the evidence bundles it cites (beside the file: intact, case passed)."""
+    from simulators.mes.catalogue import MAX_DOSSIER_BYTES, check_dossier
+
+    try:
+        if file.stat().st_size > MAX_DOSSIER_BYTES:
+            console.print(f"[red]{file}: larger than {MAX_DOSSIER_BYTES} bytes[/red]")
+            raise typer.Exit(1)
+        text = file.read_bytes()
+    except OSError as exc:
+        console.print(f"[red]{file}: {exc.strerror}[/red]")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    result = check_dossier(text, evidence_dir=file.parent)
+    for finding in result.findings:
+        console.print(finding.render(str(file)), markup=False, highlight=False, soft_wrap=True)
+    if not result.admissible:
+        console.print(f"[red]not admissible[/red]: {len(result.findings)} finding(s)")
+        raise typer.Exit(1)
+    console.print(f"[green]admissible[/green]: {len(result.answers)} criteria answered")

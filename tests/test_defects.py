@@ -19,7 +19,7 @@ from harness.runner import CampaignRunner
 from simulators.core.evidence import EvidenceStore
 from simulators.core.server import ServerHandle
 
-CAMPAIGNS = ("insi", "psc", "dmp")
+CAMPAIGNS = ("insi", "psc", "dmp", "mes")
 
 
 @pytest.fixture(scope="module")

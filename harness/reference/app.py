@@ -28,11 +28,12 @@ from harness.driver import (
 from harness.reference.defects import Defects
 from harness.reference.dmp import DmpPart
 from harness.reference.insi import InsiPart
+from harness.reference.mes import MesPart
 from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
 from harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart)
+PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MesPart)
 ACTIONS = tuple(action for part in PARTS for action in part.actions)
 
 

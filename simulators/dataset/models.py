@@ -230,6 +230,20 @@ class DmpRecord(_Frozen):
     opposition_bris_de_glace: bool = False
     opposition_urgence: bool = False
     web_account: bool = False
+class MesPartner(_Frozen):
+    """A partner app registered with Mon espace santé (referenced in its catalogue): it pairs with a citizen's
+    space through OAuth 2.0 + PKCE and exchanges data over REST-FHIR within its scopes. A public client
+    (a mobile app) has no secret; a confidential one authenticates with HTTP Basic (client_secret_basic)."""
+
+    client_id: NonEmpty
+    name: NonEmpty
+    editor: NonEmpty
+    categories: list[NonEmpty] = Field(min_length=1)
+    data_exchange: bool = True
+    status: Literal["referenced", "suspended", "in_referencing"] = "referenced"
+    secret: str | None = Field(default=None, min_length=16)
+    redirect_uris: list[NonEmpty] = Field(min_length=1)
+    scopes: list[NonEmpty] = Field(default_factory=list)
 
 
 def _duplicates(values: Iterable[str]) -> list[str]:
@@ -268,6 +282,7 @@ class Dataset(_Frozen):
     lps: list[Lps] = Field(default_factory=list)
     oidc_clients: list[OidcClient] = Field(default_factory=list)
     dmp_records: list[DmpRecord] = Field(default_factory=list)
+    mes_partners: list[MesPartner] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_integrity(self) -> Dataset:
@@ -353,3 +368,10 @@ class Dataset(_Frozen):
             if lps.idam == idam:
                 return lps
         raise KeyError(f"no LPS with IDAM {idam!r} in data set {self.name!r}")
+
+    def mes_partner(self, client_id: str) -> MesPartner:
+        """The partner app registered with Mon espace santé under this client_id; KeyError when none."""
+        for partner in self.mes_partners:
+            if partner.client_id == client_id:
+                return partner
+        raise KeyError(f"no Mon espace santé partner {client_id!r} in data set {self.name!r}")

@@ -1,4 +1,5 @@
-"""OAuth 2.0 plumbing of the federator: error answers, client authentication, PKCE, redirect URI matching.
+"""OAuth 2.0 client authentication of the federator (secret, private_key_jwt, tls_client_auth); the generic
+plumbing (error answers, PKCE, redirect URI matching) is :mod:`simulators.core.oauth`, re-exported here.
 
 Errors are answered the way Keycloak (and RFC 6749 §5.2) does: JSON ``{"error", "error_description"}``,
 400 for request errors, 401 for client authentication failures and invalid bearer tokens.
@@ -8,42 +9,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
-from starlette.responses import JSONResponse
 
+from simulators.core.oauth import (
+    NO_STORE,
+    OAuthError,
+    basic_credentials,
+    check_pkce,
+    pkce_matches,
+    secrets_equal,
+    uri_registered,
+)
 from simulators.core.pki import common_name_of_subject, subject_of_der
 from simulators.dataset import Dataset
 from simulators.dataset.models import OidcClient
 from simulators.psc.protocol import CLIENT_ASSERTION_TYPE
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_PKCE_VALUE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
-
-
-class OAuthError(Exception):
-    """An OAuth error answer: ``error`` code (RFC 6749 / 6750 / 8693 / CIBA), description, HTTP status."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error, self.description, self.status = error, description, status
-
-    def response(self) -> JSONResponse:
-        headers = dict(NO_STORE)
-        if self.status == 401:
-            scheme = "Bearer" if self.error == "invalid_token" else "Basic"
-            headers["WWW-Authenticate"] = f'{scheme} error="{self.error}", error_description="{self.description}"'
-        return JSONResponse({"error": self.error, "error_description": self.description},
-                            status_code=self.status, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +58,7 @@ def authenticate_client(form: dict[str, str], authorization: str | None, cert_de
     if method not in client.auth_methods:
         raise OAuthError("invalid_client", f"client {client_id} is not registered for {method}", 401)
     if method == "client_secret_basic":
-        _check_secret(client, _basic_credentials(authorization or "")[1])
+        _check_secret(client, basic_credentials(authorization or "")[1])
     elif method == "client_secret_post":
         _check_secret(client, form.get("client_secret", ""))
     elif method == "private_key_jwt":
@@ -86,7 +73,7 @@ def authenticate_client(form: dict[str, str], authorization: str | None, cert_de
 
 def _method_of(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
     if authorization and authorization.lower().startswith("basic "):
-        return "client_secret_basic", _basic_credentials(authorization)[0]
+        return "client_secret_basic", basic_credentials(authorization)[0]
     if form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE:
         claims = _unverified_claims(form.get("client_assertion", ""))
         return "private_key_jwt", str(claims.get("sub") or form.get("client_id") or "")
@@ -104,22 +91,9 @@ def _registered(dataset: Dataset, client_id: str) -> OidcClient:
         raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401) from None
 
 
-def _basic_credentials(header: str) -> tuple[str, str]:
-    try:
-        decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
-        client_id, secret = decoded.split(":", 1)
-    except (ValueError, IndexError, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "malformed HTTP Basic credentials", 401) from None
-    return unquote(client_id), unquote(secret)  # RFC 6749 §2.3.1: both are form-urlencoded first
-
-
 def _check_secret(client: OidcClient, secret: str) -> None:
-    if not client.secret or not secret or not _equal(secret, client.secret):
+    if not client.secret or not secret or not secrets_equal(secret, client.secret):
         raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401)
-
-
-def _equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _unverified_claims(token: str) -> dict[str, Any]:
@@ -152,33 +126,5 @@ def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, .
     used_jtis.add(jti)
 
 
-def check_pkce(method: str | None, challenge: str | None) -> None:
-    """Authorization request: PKCE is optional, but when present it must be well formed (RFC 7636 §4.2)."""
-    if challenge is None and method is None:
-        return
-    if method not in (None, "plain", "S256"):
-        raise OAuthError("invalid_request", "Invalid parameter: code challenge method is not supported.")
-    if challenge is None or not _PKCE_VALUE.match(challenge):
-        raise OAuthError("invalid_request", "Invalid parameter: code_challenge")
-
-
-def pkce_matches(method: str, challenge: str, verifier: str) -> bool:
-    if not _PKCE_VALUE.match(verifier):
-        return False
-    if method == "S256":
-        digest = hashlib.sha256(verifier.encode("ascii")).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
-    return verifier == challenge
-
-
-def uri_registered(uri: str, registered: list[str]) -> bool:
-    """Exact match, except that a loopback http URI matches on any port (RFC 8252 §7.3)."""
-    if uri in registered:
-        return True
-    try:
-        parts = urlsplit(uri)
-        port_free = parts._replace(netloc=parts.hostname or "").geturl() if parts.port is not None else None
-    except ValueError:
-        return False
-    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-    return loopback and port_free is not None and not parts.query and port_free in registered
+__all__ = ["NO_STORE", "AuthenticatedClient", "OAuthError", "authenticate_client", "cert_thumbprint", "check_pkce",
+           "pkce_matches", "uri_registered"]

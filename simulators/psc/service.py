@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from functools import cache
 from importlib.resources import files
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import httpx
 import yaml
@@ -18,12 +18,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from simulators.core.app import Simulator
 from simulators.core.journal import ServiceError, behaviours_of, notes_of
+from simulators.core.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
 from simulators.dataset import Dataset
 from simulators.psc.claims import userinfo_claims
 from simulators.psc.discovery import discovery_document
 from simulators.psc.grants import redeem
 from simulators.psc.keys import SigningKeys
-from simulators.psc.oauth import NO_STORE, OAuthError, authenticate_client, cert_thumbprint, check_pkce, uri_registered
+from simulators.psc.oauth import authenticate_client, cert_thumbprint
 from simulators.psc.protocol import (
     ACR_EIDAS1,
     AUTHORIZE_PATH,
@@ -50,10 +51,8 @@ from simulators.psc.protocol import (
 from simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
 from simulators.psc.tokens import Issuer
 
-MAX_FORM_FIELDS = 50
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold the user's logout page
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 @cache
@@ -70,30 +69,6 @@ def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 def message_page(heading: str, message: str, status: int) -> HTMLResponse:
     return page("message.html", status, heading=heading, message=message, error=status >= 400)
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """The urlencoded body as a dict; a repeated parameter is refused (RFC 6749 §3.2)."""
-    if request.method == "GET":
-        try:
-            pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-        except ValueError as exc:
-            raise OAuthError("invalid_request", f"unreadable query: {exc}") from None
-    else:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != FORM_CONTENT_TYPE:
-            raise OAuthError("invalid_request", f"the body must be {FORM_CONTENT_TYPE}")
-        try:
-            body = (await request.body()).decode("utf-8")
-            pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, strict_parsing=False)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise OAuthError("invalid_request", f"unreadable form: {exc}") from None
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        if key in form:
-            raise OAuthError("invalid_request", f"parameter {key} is repeated")
-        form[key] = value
-    return form
 
 
 def client_cert(request: Request) -> bytes | None:

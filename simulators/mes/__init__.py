@@ -1,0 +1,5 @@
+"""Mon espace santé: pairing, REST-FHIR data exchange, service catalogue and referencing window."""
+
+from simulators.mes.service import MesSimulator
+
+__all__ = ["MesSimulator"]
