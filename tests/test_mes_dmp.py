@@ -4,11 +4,10 @@ reference candidate in a lab of both simulators)."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from harness.campaign import load_campaign
-from harness.checks import REGISTRY, load_checks
+from harness.checks import load_checks
 from harness.driver import API_PREFIX, DriverClient
 from harness.environment import LocalEnvironment
 from harness.reference import create_reference_app
@@ -21,16 +20,11 @@ CAMPAIGN = Path(__file__).parent / "vectors/mes/dmp_campaign.yaml"
 
 
 def test_a_document_filed_in_mes_lands_in_the_dmp(tmp_path: Path) -> None:
-    try:
-        importlib.reload(importlib.import_module("simulators.mes.checks_dmp"))  # registers mes.document_in_dmp
-
-        campaign = load_campaign(CAMPAIGN, known_checks=set(load_checks()))
-        with LocalEnvironment(["mes", "dmp"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=tmp_path / "pki") \
-                as env, ServerHandle(create_reference_app(pki_dir=env.pki_dir)) as candidate, \
-                DriverClient(candidate.url + API_PREFIX) as driver:
-            result = CampaignRunner(campaign, env, driver=driver).run()
-    finally:
-        REGISTRY.pop("mes.document_in_dmp", None)
+    campaign = load_campaign(CAMPAIGN, known_checks=set(load_checks()))
+    with LocalEnvironment(["mes", "dmp"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=tmp_path / "pki") \
+            as env, ServerHandle(create_reference_app(pki_dir=env.pki_dir)) as candidate, \
+            DriverClient(candidate.url + API_PREFIX) as driver:
+        result = CampaignRunner(campaign, env, driver=driver).run()
     cases = {c.id: c for c in result.cases}
     assert cases["MES-DMP-01"].verdict == Verdict.PASSED, cases["MES-DMP-01"].reason
     passed = next(c for c in cases["MES-DMP-01"].checks if c.check == "mes.document_in_dmp")

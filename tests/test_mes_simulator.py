@@ -358,26 +358,18 @@ def test_pushed_document_lands_in_the_dmp(mes: Mes, fake_dmp: list[dict[str, Any
 
 
 def test_dmp_filing_check_judges_the_dmp_answer(mes: Mes, fake_dmp: list[dict[str, Any]]) -> None:
-    """The check of the DMP case (not registered until the DMP simulator is in the lab: imported here, then
-    taken out of the registry so that the registry's own tests see only the shipped checks)."""
-    from harness.checks import REGISTRY, CheckContext
+    from harness.checks import CheckContext
     from harness.results import Verdict
+    from simulators.mes.checks import document_in_dmp
 
-    try:
-        import importlib
-
-        document_in_dmp = importlib.reload(importlib.import_module("simulators.mes.checks_dmp")).document_in_dmp
-
-        verdicts = []
-        for patient in ("P001", "P002"):
-            mes.admin("PUT", "/context", {"case_id": f"dmp-{patient}"})
-            tokens = pair(mes, patient)
-            assert api(mes, tokens, "POST", "/DocumentReference", mes_fhir.document(ref(tokens))).status_code == 201
-            ctx = CheckContext(f"dmp-{patient}", load_exchanges(mes.store, case_id=f"dmp-{patient}"), [], {},
-                               load_dataset())
-            verdicts.append(document_in_dmp(ctx))
-    finally:
-        REGISTRY.pop("mes.document_in_dmp", None)
+    verdicts = []
+    for patient in ("P001", "P002"):
+        mes.admin("PUT", "/context", {"case_id": f"dmp-{patient}"})
+        tokens = pair(mes, patient)
+        assert api(mes, tokens, "POST", "/DocumentReference", mes_fhir.document(ref(tokens))).status_code == 201
+        ctx = CheckContext(f"dmp-{patient}", load_exchanges(mes.store, case_id=f"dmp-{patient}"), [], {},
+                           load_dataset())
+        verdicts.append(document_in_dmp(ctx))
     assert verdicts[0].verdict == Verdict.PASSED and "uniqueId 1.2.3.4" in verdicts[0].message
     assert verdicts[1].verdict == Verdict.FAILED and "the DMP answered 404" in verdicts[1].message
 

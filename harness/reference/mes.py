@@ -169,7 +169,8 @@ class MesApp:
             else document.content_type
         resource = document_reference(document.model_dump(), base64.b64encode(pdf).decode(),
                                       self._paired().patient_ref, content_type=content_type,
-                                      keyed=not self.defects.on("mes_no_idempotency_key"))
+                                      keyed=not self.defects.on("mes_no_idempotency_key"),
+                                      typed=not self.defects.on("mes_document_without_type"))
         stored = self._call("POST", f"{FHIR_BASE}/DocumentReference", json=resource)
         return _report(ActionOutcome.COMPLETED, f"document shared (DocumentReference/{stored.get('id')})")
 

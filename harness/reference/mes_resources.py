@@ -73,10 +73,10 @@ def measure_bundle(measure: dict[str, Any], patient_ref: str, measured_at: str, 
 
 
 def document_reference(document: dict[str, Any], content_b64: str, patient_ref: str, *,
-                       content_type: str, keyed: bool = True) -> dict[str, Any]:
+                       content_type: str, keyed: bool = True, typed: bool = True) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference", "status": "current",
-        "type": {"coding": [{"system": LOINC, "code": document["type"]}]},
+        "type": {"coding": [{"system": LOINC, "code": document["type"]}]} if typed else {"text": document["title"]},
         "subject": {"reference": patient_ref}, "description": document["title"],
         "content": [{"attachment": {"contentType": content_type, "title": document["title"], "data": content_b64}}]}
     if keyed:

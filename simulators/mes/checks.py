@@ -364,3 +364,19 @@ def dossier_admissible(ctx: CheckContext) -> Outcome:
         return fail(f"the dossier submitted at {where(last)} is {last.notes.get('status', 'not admissible')}: "
                     f"{len(findings)} finding(s): {shown}", last)
     return ok("the dossier is admissible", last)
+
+
+# -- one patient record: the DMP simulator is in the lab ------------------------------------------------------
+@check("mes.document_in_dmp", requirements=["MES-DOC-02"],
+       title="A document filed in Mon espace santé is filed in the citizen's DMP too")
+def document_in_dmp(ctx: CheckContext) -> Outcome:
+    pushed = [e for e in required(ctx, "document", "document") if e.notes.get("created")] or \
+        stop(fail("MES filed no new document in this test case"))
+    for exchange in pushed:
+        dmp = exchange.notes.get("dmp") or {}
+        if dmp.get("status") != 201:
+            reason = dmp.get("skipped") or dmp.get("error") or \
+                f"the DMP answered {dmp.get('status')}: {dmp.get('answer')}"
+            return fail(f"document {where(exchange)} did not reach the DMP: {reason}", exchange)
+    ids = ", ".join(str((e.notes["dmp"].get("answer") or {}).get("unique_id")) for e in pushed)
+    return ok(f"{len(pushed)} document(s) filed in the DMP too (uniqueId {ids})", *pushed)
