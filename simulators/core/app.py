@@ -12,7 +12,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -22,6 +22,9 @@ from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultInjector
 from simulators.core.journal import JournalMiddleware, ServiceError
 from simulators.dataset import Dataset, load_dataset
+
+if TYPE_CHECKING:
+    from simulators.core.server import TlsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,17 @@ class Peer:
         return httpx.Client(base_url=self.url.rstrip("/"), verify=verify, timeout=timeout, headers=headers)
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerContext:
+    """What a simulator's own non-HTTP listeners (the mail servers of MSSanté...) need from the server running it:
+    the host to bind, the TLS settings of the HTTPS side (same test PKI) and the runtime (evidence, faults,
+    current test context) to journal their sessions into."""
+
+    host: str
+    runtime: SimulatorRuntime
+    tls: TlsSettings | None = None
+
+
 class Simulator:
     """Base class of every simulator: subclass it and fill in the protocol hooks."""
 
@@ -69,6 +83,12 @@ class Simulator:
     def router(self) -> APIRouter:
         """The protocol's routes."""
         raise NotImplementedError
+
+    def start_listeners(self, context: ListenerContext) -> None:
+        """Start the service's own listeners besides HTTP, if it has any; called before HTTP serving starts."""
+
+    def stop_listeners(self) -> None:
+        """Stop what :meth:`start_listeners` started; called after HTTP serving stopped."""
 
     def reset(self) -> None:
         """Forget every state a test case may have left (stored documents, sessions...)."""
