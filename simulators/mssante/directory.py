@@ -1,6 +1,7 @@
 """The Annuaire Santé FHIR API subset a messaging client needs to find a recipient (v2: Practitioner,
 PractitionerRole, Organization), served from the shared data set. Resources are built once per data set and
-validated with fhir.resources (FHIR R4B: the Annuaire Santé API is R4); searches: ``identifier`` (``system|value`` or value), ``name`` (contains,
+validated with fhir.resources
+(FHIR R4B: the Annuaire Santé API is R4); searches: ``identifier`` (``system|value`` or value), ``name`` (contains,
 case-insensitive), ``mailbox-mss`` (starts with; ``:contains``, ``:exact``), ``mailbox-mss-type`` (PER, ORG,
 APP, CAB), ``_count`` and ``_offset`` for paging; unknown parameters and bad values answer an OperationOutcome.
 """
