@@ -19,7 +19,7 @@ from harness.runner import CampaignRunner
 from simulators.core.evidence import EvidenceStore
 from simulators.core.server import ServerHandle
 
-CAMPAIGNS = ("insi", "psc")
+CAMPAIGNS = ("insi", "psc", "mssante")
 
 
 @pytest.fixture(scope="module")

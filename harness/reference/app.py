@@ -27,11 +27,12 @@ from harness.driver import (
 )
 from harness.reference.defects import Defects
 from harness.reference.insi import InsiPart
+from harness.reference.mss import MssPart
 from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
 from harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart)
+PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, MssPart)
 ACTIONS = tuple(action for part in PARTS for action in part.actions)
 
 

@@ -26,7 +26,7 @@ class Defect:
 
 
 #: The shipped campaigns a defect can be judged by (``scenarios/<campaign>/``).
-CAMPAIGNS = ("insi", "psc")
+CAMPAIGNS = ("insi", "psc", "mssante")
 _REQUIRED = ("name", "description", "rule", "campaign")
 
 

@@ -21,6 +21,7 @@ from simulators.mssante.protocol import (
     H_INS,
     H_MES,
     H_NIL,
+    KO_SUBJECT_PREFIX,
     MDN_ERROR_PREFIX,
     MDN_PROCESSED,
     MES_FIN,
@@ -176,11 +177,15 @@ def _judge_mdn(inspection: Inspection, originals: dict[str, Original]) -> None:
     if original is not None and not original.receipt_asked:
         found.append(Finding("mdn.unsolicited", "MSS-MDN-01", "Original-Message-ID",
                              f"a read receipt for {original_id}, which asked for none ({DNT} absent)"))
-    if original is not None and original.patient_known is False \
-            and not disposition.startswith(MDN_ERROR_PREFIX + ERROR_UNKNOWN_PATIENT):
-        found.append(Finding("mdn.error_902", "MSS-MDN-02", "Disposition",
-                             f"the document's patient is unknown: the receipt must say '{MDN_ERROR_PREFIX}"
-                             f"{ERROR_UNKNOWN_PATIENT}^…' (got {disposition!r})"))
+    if original is not None and original.patient_known is False:
+        if not disposition.startswith(MDN_ERROR_PREFIX + ERROR_UNKNOWN_PATIENT + "^"):
+            found.append(Finding("mdn.error_902", "MSS-MDN-02", "Disposition",
+                                 f"the document's patient is unknown: the receipt must say '{MDN_ERROR_PREFIX}"
+                                 f"{ERROR_UNKNOWN_PATIENT}^…' (got {disposition!r})"))
+        if not str(msg.get("Subject", "")).startswith(KO_SUBJECT_PREFIX):
+            found.append(Finding("mdn.error_902", "MSS-MDN-02", "Subject",
+                                 f"an error receipt's subject starts with '{KO_SUBJECT_PREFIX}' "
+                                 f"(got {str(msg.get('Subject', ''))[:80]!r})"))
     if original is not None and original.patient_known and disposition != MDN_PROCESSED:
         found.append(Finding("mdn.disposition", "MSS-MDN-01", "Disposition",
                              f"the document was integrable: expected {MDN_PROCESSED!r} (got {disposition!r})"))
@@ -195,7 +200,8 @@ def _report_fields(report: Any) -> dict[str, str]:
         text = report.get_payload(decode=True).decode("utf-8", "replace") if report.get_payload(decode=True) \
             else str(payload)
     fields: dict[str, str] = {}
-    for line in text.replace("\r\n", "\n").split("\n"):
+    unfolded = text.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", " ")
+    for line in unfolded.split("\n"):
         name, sep, value = line.partition(":")
         if sep and name.strip():
             fields.setdefault(name.strip().lower(), value.strip())

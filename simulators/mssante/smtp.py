@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
+import warnings
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
@@ -29,6 +30,8 @@ from simulators.mssante.protocol import (
 from simulators.mssante.sessions import MailContext, MailSession, authenticate
 
 AUTH_LINE_LIMIT = 12288
+# aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH
+warnings.filterwarnings("ignore", message="Session.login_data is deprecated", category=DeprecationWarning)
 
 
 class MssSmtp(SMTP):
