@@ -330,8 +330,11 @@ class MssCandidate:
         try:
             if not self.defects.on("mss_no_starttls"):
                 imap.starttls(ssl_context=self.tls)
-            token = credentials.token() if credentials.token else ""
-            imap.authenticate("XOAUTH2", lambda _: xoauth2(credentials.mailbox, token).encode())
+            if self.defects.on("mss_password_auth"):
+                imap.login(credentials.mailbox, "password")
+            else:
+                token = credentials.token() if credentials.token else ""
+                imap.authenticate("XOAUTH2", lambda _: xoauth2(credentials.mailbox, token).encode())
             imap.select("INBOX")
             _, data = imap.uid("SEARCH", "UNSEEN")
             received = []

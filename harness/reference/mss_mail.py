@@ -171,7 +171,7 @@ def receipt(original: EmailMessage, own: str, *, error: str | None) -> EmailMess
     msg = EmailMessage()
     original_subject = str(original.get("Subject", ""))
     msg["From"] = own
-    msg["To"] = str(original[DNT])
+    msg["To"] = str(original.get(DNT) or original["From"])
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=own.rpartition("@")[2])
     msg[H_NIL] = PRODUCT

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import uuid
-import warnings
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
@@ -30,8 +30,8 @@ from simulators.mssante.protocol import (
 from simulators.mssante.sessions import MailContext, MailSession, authenticate
 
 AUTH_LINE_LIMIT = 12288
-# aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH
-warnings.filterwarnings("ignore", message="Session.login_data is deprecated", category=DeprecationWarning)
+# aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH, and logs a warning
+logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
 
 
 class MssSmtp(SMTP):
