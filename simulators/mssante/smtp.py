@@ -25,6 +25,7 @@ from simulators.mssante.protocol import (
     REPLY_MAILBOX_FULL,
     REPLY_OUTSIDE_TRUST,
     REPLY_SENDER_NOT_OWNED,
+    REPLY_TLS_FIRST,
     REPLY_UNKNOWN_MAILBOX,
 )
 from simulators.mssante.sessions import MailContext, MailSession, authenticate
@@ -62,6 +63,8 @@ class MssSmtp(SMTP):
         super().data_received(data)
 
     async def push(self, status: Any) -> None:
+        if status == "530 Must issue a STARTTLS command first":  # aiosmtpd's, without the enhanced code
+            status = REPLY_TLS_FIRST
         if self.mail is not None:
             self.mail.record.said((status if isinstance(status, bytes) else status.encode()) + b"\r\n")
             if isinstance(status, str) and status[:1] in "45":
