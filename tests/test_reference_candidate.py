@@ -157,7 +157,8 @@ def stored_ins(report: ActionReport) -> dict[str, str] | None:
 def test_info_declares_the_actions_and_the_active_defects(sim: Sim, make: Callable[..., Candidate]) -> None:
     info = make().http.get(f"{API_PREFIX}/info").json()
     assert info["actions"] == ["insi.lookup_traits", "insi.lookup_vitale", "insi.verify", "psc.login",
-                               "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api"]
+                               "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api",
+                               "mss.login", "mss.lookup_recipient", "mss.send", "mss.integrate"]
     assert info["version"] == "1.0.0" and info["vendor"] == "esante-conformance"
     assert make("wrong_oid", "soap11_envelope").http.get(f"{API_PREFIX}/info").json()["version"] == \
         "1.0.0+defects:soap11_envelope,wrong_oid"

@@ -181,7 +181,7 @@ class MssCandidate:
         """The current access token, refreshed first when it is about to expire."""
         if self.session is None or self.psc is None:
             raise MailFailure(ActionOutcome.SIGNED_OUT, "no professional is signed in")
-        if not self.defects.on("mss_no_token_refresh") and self.psc.needs_refresh(self.session):
+        if not self.defects.on("mssante_no_token_refresh") and self.psc.needs_refresh(self.session):
             self.session = self.psc.refresh(self.session)
         return self.session.access_token
 
@@ -195,7 +195,7 @@ class MssCandidate:
     def address_of(self, recipient: RecipientParams) -> str:
         if recipient.kind != "professional":
             return str(recipient.address)
-        if self.defects.on("mss_guesses_address"):
+        if self.defects.on("mssante_guesses_address"):
             return f"{recipient.given_name}.{recipient.family_name}@medecin.mssante.test".lower()
         boxes = json_mailboxes(self.search("Practitioner", identifier=f"{SYSTEM_RPPS}|{recipient.rpps}"), "PER")
         if not boxes:
@@ -242,7 +242,7 @@ class MssCandidate:
 
     def submit(self, credentials: Credentials, messages: list[EmailMessage]) -> None:
         """Send over SMTP submission, retrying transient failures (4xx, dropped connection) twice."""
-        attempts = 1 if self.defects.on("mss_no_retry") else ATTEMPTS
+        attempts = 1 if self.defects.on("mssante_no_retry") else ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 self._smtp(credentials, messages)
@@ -261,7 +261,7 @@ class MssCandidate:
     def _refused(self, code: int, text: bytes | str) -> str:
         reply = f"{code} {text.decode() if isinstance(text, bytes) else text}"
         if code >= 500:
-            if self.defects.on("mss_ignores_refusal"):
+            if self.defects.on("mssante_ignores_refusal"):
                 raise _Ignored(reply)
             raise MailFailure(ActionOutcome.REFUSED, f"refused by the MSSanté server: {reply}")
         return reply
@@ -270,7 +270,7 @@ class MssCandidate:
         servers = self.servers()
         with smtplib.SMTP(servers.host, servers.smtp_port, timeout=TIMEOUT) as smtp:
             smtp.ehlo("esante-reference")
-            if not self.defects.on("mss_no_starttls"):
+            if not self.defects.on("mssante_no_starttls"):
                 context = self.tls
                 if credentials.certificate:
                     context = client_ssl_context(self.part.context.ca_pem_for("https:") or b"")
@@ -284,7 +284,7 @@ class MssCandidate:
     def _authenticate_smtp(self, smtp: smtplib.SMTP, credentials: Credentials) -> None:
         if credentials.certificate:
             smtp.auth("EXTERNAL", lambda challenge=None: credentials.mailbox)
-        elif self.defects.on("mss_password_auth"):
+        elif self.defects.on("mssante_password_auth"):
             plain = base64.b64encode(f"\0{credentials.mailbox}\0password".encode()).decode()
             code, text = smtp.docmd("AUTH", f"PLAIN {plain}")
             if code != 235:
@@ -311,12 +311,12 @@ class MssCandidate:
                 refused.append(f"{msg['Message-ID']}: {exc}")
                 continue
             error = None
-            if ins is not None and ins not in patients and not self.defects.on("mss_integrates_unknown_patient"):
+            if ins is not None and ins not in patients and not self.defects.on("mssante_integrates_unknown_patient"):
                 error = unknown_patient_error(ins)
                 refused.append(f"{msg['Message-ID']}: patient {ins} unknown")
             elif ins is not None:
                 integrated.append(f"{msg['Message-ID']} (patient {ins})")
-            if msg.get(DNT) is not None or self.defects.on("mss_receipt_always"):
+            if msg.get(DNT) is not None or self.defects.on("mssante_receipt_always"):
                 receipts.append(receipt(msg, credentials.mailbox, error=error))
         if receipts:
             self.submit(credentials, receipts)
@@ -328,9 +328,9 @@ class MssCandidate:
         servers = self.servers()
         imap = imaplib.IMAP4(servers.host, servers.imap_port, timeout=TIMEOUT)
         try:
-            if not self.defects.on("mss_no_starttls"):
+            if not self.defects.on("mssante_no_starttls"):
                 imap.starttls(ssl_context=self.tls)
-            if self.defects.on("mss_password_auth"):
+            if self.defects.on("mssante_password_auth"):
                 imap.login(credentials.mailbox, "password")
             else:
                 token = credentials.token() if credentials.token else ""
@@ -355,7 +355,7 @@ class MssCandidate:
 
 
 class _Ignored(MailFailure):
-    """The mss_ignores_refusal defect: a permanent refusal the software does not report."""
+    """The mssante_ignores_refusal defect: a permanent refusal the software does not report."""
 
     def __init__(self, reply: str) -> None:
         super().__init__(ActionOutcome.COMPLETED, f"sent (the server said {reply})")

@@ -75,7 +75,7 @@ def cda(doc: Document) -> bytes:
 
 
 def submit_objects_request(document: bytes, doc: Document, defects: Defects) -> bytes:
-    digest = hashlib.sha1(b"" if defects.on("mss_xdm_wrong_hash") else document).hexdigest()
+    digest = hashlib.sha1(b"" if defects.on("mssante_xdm_wrong_hash") else document).hexdigest()
 
     def slot(name: str, value: str) -> str:
         return (f'<rim:Slot name="{name}"><rim:ValueList><rim:Value>{escape(value)}</rim:Value></rim:ValueList>'
@@ -109,9 +109,9 @@ def letter(sender: str, recipient: str, *, to_patient: bool, document: Document 
     msg["From"], msg["To"] = sender, recipient
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
-    if not defects.on("mss_no_nil_header"):
+    if not defects.on("mssante_no_nil_header"):
         msg[H_NIL] = PRODUCT
-    if to_patient and not defects.on("mss_no_mes_fin"):
+    if to_patient and not defects.on("mssante_no_mes_fin"):
         msg[H_MES] = MES_FIN
     if receipt:
         msg[DNT] = sender
@@ -119,7 +119,7 @@ def letter(sender: str, recipient: str, *, to_patient: bool, document: Document 
         msg["Subject"] = "Courrier"
         msg.set_content("Cher confrère,\n\nVeuillez trouver ci-dessous mon courrier.\n")
         return msg
-    plain = defects.on("mss_plain_subject")
+    plain = defects.on("mssante_plain_subject")
     msg["Subject"] = document.title if plain else (f"{XDM_SUBJECT_PREFIX}+{document.title} {document.family_name} "
                                                    f"{document.given_name} {document.birth_date}")
     msg[H_CODECDA] = document.code
