@@ -207,3 +207,56 @@ def test_message_findings_are_evidence(lab: Lab, request: pytest.FixtureRequest)
     found = sessions(lab, request.node.name, "SMTP")[0].notes["messages"][0]["findings"]
     assert {(f["rule"], f["requirement"], f["location"]) for f in found} == {
         ("headers.nil", "MSS-HDR-01", "X-MSS-NIL"), ("headers.mes_fin", "MSS-HDR-02", "X-MSS-MES")}
+
+
+def test_an_expired_token_is_refused(lab: Lab) -> None:
+    from simulators.core.faults import FaultRule
+    from simulators.psc.protocol import TOKEN_PATH
+
+    lab.env.clients["psc"].set_faults([FaultRule(kind="behaviour", fault_code="short_lifetimes", path=TOKEN_PATH)])
+    token = lab.token(CLAIRE_ID)["access_token"]  # lives 2 seconds
+    time.sleep(2.2)
+    assert _refused_smtp(lab, CLAIRE, token).smtp_code == 535
+
+
+def test_token_expiry_mid_session_ends_the_imap_session(lab: Lab, request: pytest.FixtureRequest) -> None:
+    from simulators.core.faults import FaultRule
+
+    lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="token_expires_mid_session",
+                                                     path="/imap", count=1)])
+    token = lab.token(DAVID_ID)["access_token"]
+    imap = imaplib.IMAP4("127.0.0.1", lab.ports()[1])
+    imap.starttls(ssl_context=lab.tls())
+    imap.authenticate("XOAUTH2", lambda _: xoauth2(DAVID, token).encode())
+    with pytest.raises(imaplib.IMAP4.abort, match="expired"):
+        imap.select("INBOX")
+    assert sessions(lab, request.node.name, "IMAP")[0].notes["token_expired_mid_session"] is True
+
+
+def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
+    """The core hook: ServerHandle starts the simulator's own listeners before serving and stops them after."""
+    import socket
+
+    from simulators.core.app import SimulatorSettings, create_app
+    from simulators.core.server import ServerHandle
+    from simulators.dataset import load_dataset
+    from simulators.mssante import MssanteSimulator
+
+    simulator = MssanteSimulator(load_dataset())
+    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
+    with ServerHandle(create_app(simulator, settings)):
+        assert simulator.mail is not None
+        port = simulator.mail.smtp_port
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            assert connection.recv(100).startswith(b"220 ")
+    assert simulator.mail is None
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_session_transcripts_are_bounded() -> None:
+    from simulators.core.journal import Session
+
+    session = Session("SMTP", None, None, None, limit=10)
+    session.heard(b"0123456789ABCDEF")
+    assert bytes(session.client_bytes) == b"0123456789" and session.truncated
