@@ -15,6 +15,8 @@ from simulators.mssante.protocol import FHIR_BASE, SASL_TOKEN_MECHANISMS
 
 MECHANISMS = (*SASL_TOKEN_MECHANISMS, "EXTERNAL")
 MAX_ATTEMPTS = 3  # one try and two retries
+#: Finding rules mss.xdm_archive judges; the DMP's document checks (``dmp.``) join when wired (inspection seam).
+XDM_RULES = ("xdm.", "cda.")
 
 
 # -- reading what was observed -------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def structured_subject(ctx: CheckContext) -> Outcome:
              "8.3 upper-case names; hashes and sizes agree; metadata and CDA name the same patient")
 def xdm_archive(ctx: CheckContext) -> Outcome:
     found = _required([(e, m) for e, m in messages(ctx) if m.get("structured")], "structured message")
-    return _judged(found, findings_of(found, "xdm.", "cda."), "XDM archive(s)")
+    return _judged(found, findings_of(found, *XDM_RULES), "XDM archive(s)")
 
 
 # -- read receipts ----------------------------------------------------------------------------------------------

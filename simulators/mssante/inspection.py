@@ -56,13 +56,15 @@ def parse(raw: bytes) -> EmailMessage:
 def dmp_document_checks(metadata: Any, documents: dict[str, bytes], dataset: Dataset) -> list[Finding]:
     """THE SEAM to the DMP simulator's document checks: the XDM's SubmitObjectsRequest and its CDA documents
     (DocumentEntry id → bytes) judged as the DMP judges a submission. Until ``simulators.dmp`` is merged the
-    import fails and only this module's own checks (layout, hashes, sizes, metadata ↔ CDA patient) apply."""
+    import fails and only this module's own checks (layout, hashes, sizes, metadata ↔ CDA patient) apply.
+    Its findings are recorded under ``dmp.<rule>``; ``mss.xdm_archive`` judges them once ``dmp.`` is among
+    :data:`simulators.mssante.checks.XDM_RULES` (after the seeded and reference CDA pass the DMP's checks)."""
     try:
         from simulators.dmp.ebrim import parse_submission  # type: ignore[import-not-found]
         from simulators.dmp.submission import check_submission  # type: ignore[import-not-found]
     except ImportError:
         return []
-    return [Finding(f"cda.{f.rule}", f.requirement or "MSS-XDM-02", f.location, f.message,
+    return [Finding(f"dmp.{f.rule}", f.requirement or "MSS-XDM-02", f.location, f.message,
                     getattr(f, "severity", "error"))
             for f in check_submission(parse_submission(metadata), documents, dataset)]
 
