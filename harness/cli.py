@@ -124,14 +124,15 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     from simulators.core.pki import default_pki_dir
     from simulators.core.server import TlsSettings, serve
 
-    settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset)
+    pki = pki_dir or default_pki_dir()
+    settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset, pki_dir=pki)
     settings.options.update(_options(option))
     try:
         simulator = build_simulator(name, settings)
     except (KeyError, TypeError, ValueError) as exc:  # unknown simulator, or an option it does not take
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(4) from None
-    tls_settings = TlsSettings(pki_dir=pki_dir or default_pki_dir(), require_client_cert=mtls,
+    tls_settings = TlsSettings(pki_dir=pki, require_client_cert=mtls,
                                hostnames=tuple(hostname)) if tls or mtls else None
     console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
                   f"(evidence {evidence}); admin token: {settings.admin_token}")

@@ -78,7 +78,8 @@ class LocalEnvironment:
         self.servers: dict[str, ServerHandle] = {}
         self.clients: dict[str, SimulatorClient] = {}
         for name in names:
-            settings = SimulatorSettings(admin_token=token, evidence_path=store.path, dataset=dataset)
+            settings = SimulatorSettings(admin_token=token, evidence_path=store.path, dataset=dataset,
+                                         pki_dir=pki_dir)
             app = create_app(build_simulator(name, settings), settings, store)
             server = ServerHandle(app, tls=TlsSettings(pki_dir=pki_dir) if tls else None).start()
             self.servers[name] = server

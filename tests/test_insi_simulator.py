@@ -34,10 +34,12 @@ def test_official_request_as_published_is_refused_for_its_unknown_idam(insi: Run
 
 def test_official_request_with_authorised_idam_gets_a_result_shaped_like_the_official_one(
         insi: RunningSimulator) -> None:
-    result = _result(insi.post_soap(official_request()))  # PATB-QUATRE is not in our data set
-    assert result.find(f"{R}CR/{R}CodeCR").text == "01"
-    assert result.find(f"{R}CR/{R}LibelleCR").text == "Aucune identite trouvee"
+    result = _result(insi.post_soap(official_request()))  # PATB-QUATRE: the data set's DMPEX01
     official = etree.parse(str(VECTORS / "insi_official_response.xml")).getroot().find(f".//{R}RESULTAT")
+    assert result.find(f"{R}CR/{R}CodeCR").text == "00"
+    ins = [e.text for e in official.iterfind(f".//{R}INDIVIDU/{R}INSACTIF/{R}IdIndividu/*")]
+    assert ins == ["2070585756270", "97"]
+    assert [e.text for e in result.iterfind(f".//{R}INDIVIDU/{R}INSACTIF/{R}IdIndividu/*")] == ins
     found = _result(insi.post_soap(official_request(birth_name="MOREAU", first_names=["CLAIRE"], sex="F",
                                                     birth_date="1985-04-12")))
 

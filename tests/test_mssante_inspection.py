@@ -155,10 +155,8 @@ def test_directory_over_http_answers_fhir_and_operation_outcomes(tmp_path: Path)
     assert client.get("/fhir/v2/Practitioner/nope", headers=headers).status_code == 404
 
 
-def test_the_dmp_seam_adds_nothing_until_the_dmp_checks_exist() -> None:
-    from simulators.mssante.inspection import dmp_document_checks
-
-    try:
-        import simulators.dmp.submission  # noqa: F401
-    except ImportError:
-        assert dmp_document_checks(None, {}, DATASET) == []
+def test_the_dmp_document_checks_see_the_xdm_content() -> None:
+    """The seam: the archive's SubmitObjectsRequest and CDA go through the DMP's checks; findings are dmp.*."""
+    inspection = inspect_message(seeded(), [PROFESSIONAL], dataset=DATASET, patient_recipients=[], originals={})
+    dmp = inspection.notes["dmp_findings"]
+    assert dmp and all(f["rule"].startswith("dmp.") for f in dmp)

@@ -22,6 +22,7 @@ from lxml import etree
 
 from harness.driver import API_PREFIX, ActionOutcome, ActionReport
 from harness.reference import DEFECTS, Defects, create_reference_app
+from harness.reference.dmp import DmpPart
 from harness.reference.insi_client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
 from simulators.core.app import SimulatorSettings, create_app
 from simulators.core.pki import TestCA
@@ -158,7 +159,7 @@ def test_info_declares_the_actions_and_the_active_defects(sim: Sim, make: Callab
     info = make().http.get(f"{API_PREFIX}/info").json()
     assert info["actions"] == ["insi.lookup_traits", "insi.lookup_vitale", "insi.verify", "psc.login",
                                "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api",
-                               "mss.login", "mss.lookup_recipient", "mss.send", "mss.integrate"]
+                               *DmpPart.actions, "mss.login", "mss.lookup_recipient", "mss.send", "mss.integrate"]
     assert info["version"] == "1.0.0" and info["vendor"] == "esante-conformance"
     assert make("wrong_oid", "soap11_envelope").http.get(f"{API_PREFIX}/info").json()["version"] == \
         "1.0.0+defects:soap11_envelope,wrong_oid"

@@ -26,13 +26,14 @@ from harness.driver import (
     ResetRequest,
 )
 from harness.reference.defects import Defects
+from harness.reference.dmp import DmpPart
 from harness.reference.insi import InsiPart
 from harness.reference.mss import MssPart
 from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
 from harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, MssPart)
+PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MssPart)
 ACTIONS = tuple(action for part in PARTS for action in part.actions)
 
 

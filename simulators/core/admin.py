@@ -8,6 +8,7 @@ candidate traffic and are not journaled as exchanges; the preconditions they set
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -41,7 +42,9 @@ class PeerEntry(BaseModel):
     ca_pem: str | None = None
 
 
-def admin_router(runtime: SimulatorRuntime) -> APIRouter:
+def require_admin_token(runtime: SimulatorRuntime) -> Callable[[Request], None]:
+    """A dependency refusing a call without ``Authorization: Bearer <admin token>`` (admin and peer routes)."""
+
     def authorised(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -49,8 +52,12 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
                                                                    runtime.settings.admin_token):
             raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
 
+    return authorised
+
+
+def admin_router(runtime: SimulatorRuntime) -> APIRouter:
     public = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
-    router = APIRouter(dependencies=[Depends(authorised)])
+    router = APIRouter(dependencies=[Depends(require_admin_token(runtime))])
 
     @public.get("/health")
     def health() -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Peer:
         return httpx.Client(base_url=self.url.rstrip("/"), verify=verify, timeout=timeout, headers=headers)
 
 
+PEER_PREFIX = "/_peer"
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerContext:
     """What a simulator's own non-HTTP listeners (the mail servers of MSSanté...) need from the server running it:
@@ -75,6 +78,9 @@ class Simulator:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.peers: dict[str, Peer] = {}  # set by the environment through the admin API (PUT /_admin/peers)
+        #: The lab's test CA (PEM), for a protocol that checks signatures itself (the DMP's VIHF); set by
+        #: :func:`create_app` from ``settings.pki_dir``.
+        self.ca_pem: bytes | None = None
 
     def peer(self, name: str) -> Peer | None:
         """The lab's ``name`` simulator as this one reaches it, if the environment said where it is."""
@@ -83,6 +89,12 @@ class Simulator:
     def router(self) -> APIRouter:
         """The protocol's routes."""
         raise NotImplementedError
+
+    def peer_router(self) -> APIRouter | None:
+        """Routes other simulators of the lab call (``/_peer/...``, behind the admin token), if any: a
+        national service's private link to another (Mon espace santé filing a document in the DMP)."""
+        return None
+
 
     def start_listeners(self, context: ListenerContext) -> None:
         """Start the service's own listeners besides HTTP, if it has any; called before HTTP serving starts."""
@@ -111,6 +123,7 @@ class SimulatorSettings:
     dataset: str = "default"
     max_body_bytes: int = 2 * 1024 * 1024
     fault_seed: int | None = None
+    pki_dir: Path | None = None  # the lab's test PKI, for signatures checked by the protocol itself
     options: dict[str, Any] = field(default_factory=dict)  # protocol-specific switches
 
     @classmethod
@@ -123,6 +136,8 @@ class SimulatorSettings:
             values["evidence_path"] = Path(env["ESANTE_EVIDENCE"])
         if "ESANTE_DATASET" in env:
             values["dataset"] = env["ESANTE_DATASET"]
+        if "ESANTE_PKI_DIR" in env:
+            values["pki_dir"] = Path(env["ESANTE_PKI_DIR"])
         if "ESANTE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["ESANTE_MAX_BODY_BYTES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -166,13 +181,23 @@ class SimulatorRuntime:
 
 def create_app(simulator: Simulator, settings: SimulatorSettings, store: EvidenceStore | None = None) -> Any:
     """Build the ASGI app of one simulator (protocol routes + admin API, behind the journal)."""
-    from simulators.core.admin import admin_router
+    from fastapi import Depends
 
+    from simulators.core.admin import admin_router, require_admin_token
+
+    if settings.pki_dir is not None:
+        from simulators.core.pki import TestCA
+
+        simulator.ca_pem = TestCA.load_or_create(settings.pki_dir).ca_pem
     runtime = SimulatorRuntime(simulator, settings, store or EvidenceStore(settings.evidence_path))
     api = FastAPI(title=f"esante {simulator.title} simulator", docs_url=None, redoc_url=None,
                   openapi_url="/_admin/openapi.json")
     api.include_router(simulator.router())
     api.include_router(admin_router(runtime))
+    peer = simulator.peer_router()
+    if peer is not None:
+        api.include_router(peer, prefix=PEER_PREFIX, dependencies=[Depends(require_admin_token(runtime))],
+                           include_in_schema=False)
     return JournalMiddleware(api, runtime)
 
 

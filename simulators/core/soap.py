@@ -87,18 +87,26 @@ def envelope(body: etree._Element | None, headers: list[etree._Element] | None =
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
 
+#: Prefixes a subcode may carry (``wsa:ActionNotSupported``, the WS-Addressing SOAP binding's faults).
+SUBCODE_NAMESPACES = {"wsa": WSA_NS}
+
+
 def fault(code: str, reason: str, *, subcode: str | None = None,
           detail: etree._Element | None = None, lang: str = "fr") -> bytes:
     """A SOAP 1.2 Fault envelope. ``code`` is ``Sender`` or ``Receiver``.
 
-    ``subcode`` is written in the envelope's own prefix (``soap:siram_100``), as the French teleservices do.
+    ``subcode`` is written in the envelope's own prefix (``soap:siram_100``), as the French teleservices do,
+    unless it names a standard one with its prefix (``wsa:ActionNotSupported``, declared on the element).
     """
     f = etree.Element(f"{{{SOAP12_NS}}}Fault")
     code_el = etree.SubElement(f, f"{{{SOAP12_NS}}}Code")
     etree.SubElement(code_el, f"{{{SOAP12_NS}}}Value").text = f"soap:{code}"
     if subcode:
         sub = etree.SubElement(code_el, f"{{{SOAP12_NS}}}Subcode")
-        etree.SubElement(sub, f"{{{SOAP12_NS}}}Value").text = f"soap:{subcode}"
+        prefix = subcode.rpartition(":")[0]
+        namespace = SUBCODE_NAMESPACES.get(prefix)
+        value = etree.SubElement(sub, f"{{{SOAP12_NS}}}Value", nsmap={prefix: namespace} if namespace else None)
+        value.text = subcode if namespace else f"soap:{subcode}"
     reason_el = etree.SubElement(f, f"{{{SOAP12_NS}}}Reason")
     text = etree.SubElement(reason_el, f"{{{SOAP12_NS}}}Text")
     text.set("{http://www.w3.org/XML/1998/namespace}lang", lang)

@@ -41,7 +41,7 @@ __all__ = [
 
 # Each list lives in its own file, under a top-level key of the same name.
 _LIST_FILES = ("patients", "professionals", "structures", "lps")
-_OPTIONAL_LIST_FILES = ("oidc_clients", "mailboxes")  # a data set made before PSC (MSSanté) existed has none
+_OPTIONAL_LIST_FILES = ("oidc_clients", "dmp_records", "mailboxes")  # a data set made before PSC, the DMP or MSSanté
 
 
 def dataset_from_mapping(data: dict[str, Any]) -> Dataset:

@@ -216,6 +216,24 @@ class OidcClient(_Frozen):
         return self
 
 
+class DmpRecord(_Frozen):
+    """A patient's DMP (shared medical record) as the simulated DMP holds it when a test case starts.
+
+    A patient with no entry has no DMP. Authorisations are the professionals (data set ids) the patient
+    allowed or blocked; the treating doctor ("médecin traitant DMP") is always allowed.
+    """
+
+    patient_id: NonEmpty
+    status: Literal["open", "closed"] = "open"
+    internal_id: Annotated[str, Field(pattern=r"^\d{22}$")]  # the DMP's own number (OID 1.2.250.1.213.1.4.2)
+    treating_doctor: str | None = None
+    authorised: list[str] = Field(default_factory=list)
+    blocked: list[str] = Field(default_factory=list)
+    opposition_bris_de_glace: bool = False
+    opposition_urgence: bool = False
+    web_account: bool = False
+
+
 class Mailbox(_Frozen):
     """An MSSanté mailbox besides the professionals' personal ones (``Professional.mssante``): an organisational
     mailbox (ORG, CAB) a professional signs in to with Pro Santé Connect, or an application mailbox (APP) a
@@ -271,6 +289,7 @@ class Dataset(_Frozen):
     structures: list[Structure] = Field(default_factory=list)
     lps: list[Lps] = Field(default_factory=list)
     oidc_clients: list[OidcClient] = Field(default_factory=list)
+    dmp_records: list[DmpRecord] = Field(default_factory=list)
     mailboxes: list[Mailbox] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -279,6 +298,7 @@ class Dataset(_Frozen):
         for patient in self.patients:
             _check_patient_keys(patient)
         self._check_professionals()
+        self._check_dmp_records()
         for structure in self.structures:
             for number in filter(None, (structure.finess, structure.finess_legal)):
                 if not is_valid_finess(number):
@@ -303,6 +323,18 @@ class Dataset(_Frozen):
             missing = [sid for sid in professional.structure_ids if sid not in known]
             if missing:
                 raise ValueError(f"{who}: unknown structure id(s) {', '.join(missing)}")
+
+    def _check_dmp_records(self) -> None:
+        _check_unique("DMP record patient id", (r.patient_id for r in self.dmp_records))
+        patients = {p.id for p in self.patients}
+        professionals = {p.id for p in self.professionals}
+        for record in self.dmp_records:
+            if record.patient_id not in patients:
+                raise ValueError(f"DMP record: unknown patient id {record.patient_id}")
+            people = [record.treating_doctor, *record.authorised, *record.blocked]
+            missing = [pid for pid in people if pid is not None and pid not in professionals]
+            if missing:
+                raise ValueError(f"DMP record of {record.patient_id}: unknown professional id(s) {', '.join(missing)}")
 
     def patient(self, patient_id: str) -> Patient:
         """The patient with this id; KeyError names the id when there is none."""

@@ -15,7 +15,8 @@ from simulators.mssante.protocol import FHIR_BASE, SASL_TOKEN_MECHANISMS
 
 MECHANISMS = (*SASL_TOKEN_MECHANISMS, "EXTERNAL")
 MAX_ATTEMPTS = 3  # one try and two retries
-#: Finding rules mss.xdm_archive judges; the DMP's document checks (``dmp.``) join when wired (inspection seam).
+#: Finding rules mss.xdm_archive judges (the DMP's document checks are evidence for now: see
+#: ``simulators.mssante.inspection.dmp_document_checks``).
 XDM_RULES = ("xdm.", "cda.")
 
 

@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from simulators.dataset import Dataset
+from simulators.dmp.ebrim import MetadataError, parse_submission
+from simulators.dmp.submission import check_submission
 from simulators.mssante.findings import Finding
 from simulators.mssante.protocol import (
     DNT,
@@ -49,24 +51,25 @@ class Inspection:
         return {**self.notes, "findings": [f.to_json() for f in self.findings]}
 
 
+MAX_DMP_FINDINGS = 50
+
+
 def parse(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def dmp_document_checks(metadata: Any, documents: dict[str, bytes], dataset: Dataset) -> list[Finding]:
     """THE SEAM to the DMP simulator's document checks: the XDM's SubmitObjectsRequest and its CDA documents
-    (DocumentEntry id → bytes) judged as the DMP judges a submission. Until ``simulators.dmp`` is merged the
-    import fails and only this module's own checks (layout, hashes, sizes, metadata ↔ CDA patient) apply.
-    Its findings are recorded under ``dmp.<rule>``; ``mss.xdm_archive`` judges them once ``dmp.`` is among
-    :data:`simulators.mssante.checks.XDM_RULES` (after the seeded and reference CDA pass the DMP's checks)."""
+    (DocumentEntry id → bytes) judged as the DMP judges a submission (CDA header, XDS metadata and value sets,
+    their agreement). They are kept apart, in the message's ``dmp_findings`` notes, as ``dmp.<rule>``: evidence,
+    not yet verdicts, because the seeded and reference documents are minimal CDA (no CI-SIS volet); judging them
+    in ``mss.xdm_archive`` is one line once those documents are full DMP-conformant CDA."""
     try:
-        from simulators.dmp.ebrim import parse_submission  # type: ignore[import-not-found]
-        from simulators.dmp.submission import check_submission  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    return [Finding(f"dmp.{f.rule}", f.requirement or "MSS-XDM-02", f.location, f.message,
-                    getattr(f, "severity", "error"))
-            for f in check_submission(parse_submission(metadata), documents, dataset)]
+        submission = parse_submission(metadata)
+    except MetadataError as exc:
+        return [Finding(f"dmp.{exc.code}", "MSS-XDM-02", exc.location, exc.message)]
+    return [Finding(f"dmp.{f.rule}", f.requirement or "MSS-XDM-02", f.location, f.message, f.severity)
+            for f in check_submission(submission, documents, dataset)]
 
 
 def inspect_message(raw: bytes, recipients: list[str], *, dataset: Dataset, patient_recipients: list[str],
@@ -131,7 +134,8 @@ def _judge_structured(inspection: Inspection, data: bytes, dataset: Dataset) -> 
         found.append(Finding("headers.ins", "MSS-HDR-03", H_INS,
                              f"{H_INS} must be O or N with a structured document (got {msg.get(H_INS)!r})"))
     if content.metadata is not None:
-        found.extend(dmp_document_checks(content.metadata, content.documents(), dataset))
+        dmp = dmp_document_checks(content.metadata, content.documents(), dataset)
+        notes["dmp_findings"] = [f.to_json() for f in dmp[:MAX_DMP_FINDINGS]]
 
 
 def _agreement(content: XdmContent, found: list[Finding]) -> tuple[set[str], set[str]]:

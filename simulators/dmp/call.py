@@ -1,0 +1,50 @@
+"""One DMPi call as the transaction handlers see it, what they answer, and the DMP's business errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from simulators.core.mtom import Related
+from simulators.core.soap import SoapMessage
+from simulators.dmp.protocol import Transaction
+
+
+class DmpError(Exception):
+    """A refusal the DMP answers in the transaction's own form (HL7v3 acknowledgement, ``status`` of the
+    habilitation and patient services, XDS ``RegistryError``).
+
+    ``code`` is the DMP's code (``DMPAccessDeniedByRightsService``, ``DMPClosed``, ``XDSUnknownPatientId``...).
+    """
+
+    def __init__(self, code: str, message: str, *, location: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.location = location
+
+
+@dataclass(slots=True)
+class Call:
+    """A parsed, authenticated request: the transaction, its SOAP message and body, the caller's VIHF."""
+
+    transaction: Transaction
+    message: SoapMessage
+    body: etree._Element
+    vihf: Any  # simulators.dmp.vihf.Vihf
+    notes: dict[str, Any]
+    related: Related | None = None
+
+    @property
+    def td(self) -> str:
+        return self.transaction.td
+
+
+@dataclass(slots=True)
+class Reply:
+    """The body of the answer, and the documents to send with it as MTOM parts (ITI-43)."""
+
+    body: etree._Element
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
