@@ -17,7 +17,7 @@ from simulators.mssante import MssanteSimulator
 from simulators.mssante.directory import FhirDirectory, FhirError
 from simulators.mssante.incoming import build, inbox_data
 from simulators.mssante.inspection import Original, inspect_message
-from simulators.mssante.xdm import HostileArchive, read_archive
+from simulators.mssante.xdm import HostileArchive, inspect_xdm, read_archive
 
 VECTORS = Path(__file__).parent / "vectors" / "mssante"
 DATASET = load_dataset()
@@ -40,6 +40,12 @@ def test_hostile_archives_are_refused_unread(vector: str, reason: str, tmp_path:
     with pytest.raises(HostileArchive, match=reason):
         read_archive((VECTORS / vector).read_bytes())
     assert not Path("/tmp/ESANTE_PWNED.TXT").exists()
+
+
+def test_names_that_are_not_8_3_upper_case_are_findings() -> None:
+    found = inspect_xdm((VECTORS / "lowercase_names.zip").read_bytes()).findings
+    assert [(f.rule, f.location) for f in found if f.rule == "xdm.names"] == [
+        ("xdm.names", "IHE_XDM/SUBSET01/compte-rendu.xml")]
 
 
 def test_a_hostile_archive_in_a_message_is_a_finding_not_a_crash() -> None:
