@@ -260,3 +260,15 @@ def test_session_transcripts_are_bounded() -> None:
     session = Session("SMTP", None, None, None, limit=10)
     session.heard(b"0123456789ABCDEF")
     assert bytes(session.client_bytes) == b"0123456789" and session.truncated
+
+
+def test_starttls_unavailable_keeps_tls_required(lab: Lab) -> None:
+    from simulators.core.faults import FaultRule
+
+    lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="starttls_unavailable",
+                                                     path="/smtp")])
+    with smtplib.SMTP("127.0.0.1", lab.ports()[0], timeout=10) as client:
+        with pytest.raises(smtplib.SMTPResponseException) as refused:
+            client.starttls(context=lab.tls())
+        assert refused.value.smtp_code == 454
+        assert client.docmd("MAIL", f"FROM:<{CLAIRE}>")[0] == 530

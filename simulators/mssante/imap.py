@@ -175,6 +175,8 @@ class ImapConnection:
     async def cmd_starttls(self, tag: str, args: str) -> None:
         if self.mail.notes["tls"]:
             raise ImapError("BAD", "TLS already active")
+        if "starttls_unavailable" in self.mail.behaviours:
+            raise ImapError("NO", "[UNAVAILABLE] TLS not available, try again later")
         await self.send(f"{tag} OK Begin TLS negotiation now")
         await self.writer.start_tls(self.context.tls)
         self.mail.notes["tls"] = True

@@ -64,6 +64,7 @@ MAX_MESSAGE_BYTES: Final = 20 * 1024 * 1024
 SASL_TOKEN_MECHANISMS: Final = ("XOAUTH2", "OAUTHBEARER")
 REPLY_AUTH_FAILED: Final = "535 5.7.8 Authentication credentials invalid"
 REPLY_TLS_FIRST: Final = "530 5.7.0 Must issue a STARTTLS command first"
+REPLY_TLS_UNAVAILABLE: Final = "454 4.7.0 TLS not available due to temporary reason"  # RFC 3207 §4
 REPLY_BUSY: Final = "421 4.3.2 Service not available, closing transmission channel"
 REPLY_MAILBOX_FULL: Final = "452 4.2.2 Mailbox full"
 REPLY_OUTSIDE_TRUST: Final = "550 5.7.1 Address outside the MSSante trust space"

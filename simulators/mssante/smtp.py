@@ -26,6 +26,7 @@ from simulators.mssante.protocol import (
     REPLY_OUTSIDE_TRUST,
     REPLY_SENDER_NOT_OWNED,
     REPLY_TLS_FIRST,
+    REPLY_TLS_UNAVAILABLE,
     REPLY_UNKNOWN_MAILBOX,
 )
 from simulators.mssante.sessions import MailContext, MailSession, authenticate
@@ -75,6 +76,12 @@ class MssSmtp(SMTP):
         if self.mail is not None:
             self.mail.close()
         super().connection_lost(error)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.mail is not None and "starttls_unavailable" in self.mail.behaviours:
+            await self.push(REPLY_TLS_UNAVAILABLE)
+            return
+        await super().smtp_STARTTLS(arg)
 
     async def _handle_client(self) -> None:
         assert self.mail is not None
