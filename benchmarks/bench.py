@@ -17,6 +17,9 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
   simulator with full validation (fhir.resources structure, profile, LOINC, UCUM, range) and the journal,
   the same validation alone in-process, and the admissibility check of a dossier answering the full
   criteria catalogue (150 criteria);
+* ``mssante`` — structured messages (1 MB XDM, every check) per second through SMTP, the store and IMAP, and
+  the store's memory per 10,000 messages (``bench_mssante.py``; run alone with ``python benchmarks/bench.py
+  mssante``);
 * ``containers`` — the image's size, the compose services from start to all healthy, and the INSi campaign
   with its simulators in containers against local mode, as a ratio taken in one run (skipped, with the
   reason, where no container engine answers).
@@ -414,8 +417,20 @@ def main_dmp() -> None:
     print(json.dumps(results["dmp"], indent=2))
 
 
+def main_mssante() -> None:
+    """``python benchmarks/bench.py mssante``: the MSSanté figures (see bench_mssante.py), merged into results.json."""
+    out = ROOT / "benchmarks" / "results.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory() as directory:
+        results["mssante"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                              **bench_mssante.run(Path(directory))}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["mssante"], indent=2))
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_dmp  # noqa: E402  (beside this script)
+import bench_mssante  # noqa: E402
 
 
 def main() -> None:
@@ -428,6 +443,9 @@ def main() -> None:
     if sys.argv[1:] == ["mes"]:
         main_mes()
         return
+    if sys.argv[1:] == ["mssante"]:
+        main_mssante()
+        return
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
         results = {
@@ -438,6 +456,7 @@ def main() -> None:
             "simulator_ready_s": bench_ready(tmp),
             "psc_token_refresh_per_s": bench_psc_token(tmp),
             "dmp": bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
+            "mssante": bench_mssante.run(tmp),
             "containers": bench_containers(tmp),
             "mes": bench_mes(tmp),
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},

@@ -19,7 +19,7 @@ from harness.runner import CampaignRunner
 from simulators.core.evidence import EvidenceStore
 from simulators.core.server import ServerHandle
 
-CAMPAIGNS = ("insi", "psc", "dmp", "mes")
+CAMPAIGNS = ("insi", "psc", "dmp", "mes", "mssante")
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,12 @@ from harness.reference.defects import Defects
 from harness.reference.dmp import DmpPart
 from harness.reference.insi import InsiPart
 from harness.reference.mes import MesPart
+from harness.reference.mss import MssPart
 from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
 from harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MesPart)
+PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MssPart, MesPart)
 ACTIONS = tuple(action for part in PARTS for action in part.actions)
 
 

@@ -26,7 +26,7 @@ class Defect:
 
 
 #: The shipped campaigns a defect can be judged by (``scenarios/<campaign>/``).
-CAMPAIGNS = ("insi", "psc", "dmp", "mes")
+CAMPAIGNS = ("insi", "psc", "dmp", "mes", "mssante")
 _REQUIRED = ("name", "description", "rule", "campaign")
 
 

@@ -12,7 +12,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -22,6 +22,9 @@ from simulators.core.evidence import EvidenceStore
 from simulators.core.faults import FaultInjector
 from simulators.core.journal import JournalMiddleware, ServiceError
 from simulators.dataset import Dataset, load_dataset
+
+if TYPE_CHECKING:
+    from simulators.core.server import TlsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,17 @@ class Peer:
 
 
 PEER_PREFIX = "/_peer"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerContext:
+    """What a simulator's own non-HTTP listeners (the mail servers of MSSanté...) need from the server running it:
+    the host to bind, the TLS settings of the HTTPS side (same test PKI) and the runtime (evidence, faults,
+    current test context) to journal their sessions into."""
+
+    host: str
+    runtime: SimulatorRuntime
+    tls: TlsSettings | None = None
 
 
 class Simulator:
@@ -80,6 +94,13 @@ class Simulator:
         """Routes other simulators of the lab call (``/_peer/...``, behind the admin token), if any: a
         national service's private link to another (Mon espace santé filing a document in the DMP)."""
         return None
+
+
+    def start_listeners(self, context: ListenerContext) -> None:
+        """Start the service's own listeners besides HTTP, if it has any; called before HTTP serving starts."""
+
+    def stop_listeners(self) -> None:
+        """Stop what :meth:`start_listeners` started; called after HTTP serving stopped."""
 
     def reset(self) -> None:
         """Forget every state a test case may have left (stored documents, sessions...)."""

@@ -201,6 +201,58 @@ def _request_payload(scope: Scope, exchange_id: str, simulator: str, truncated: 
 
 
 @dataclass(slots=True)
+class Session:
+    """One session of a non-HTTP protocol (an SMTP or IMAP connection), journaled as one exchange when it ends:
+    ``method`` is the protocol (``SMTP``), ``path`` its listener (``/smtp``), the request body what the client
+    sent and the response body what the server answered (both bounded transcripts), the notes what the
+    protocol observed (operations, messages, findings). Filed under the test context current when it began."""
+
+    protocol: str
+    client: str | None
+    run_id: str | None
+    case_id: str | None
+    client_cert_subject: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    client_bytes: bytearray = field(default_factory=bytearray)
+    server_bytes: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+    status: int | None = None
+    outcome: str = "answered"
+    started: float = field(default_factory=time.perf_counter)
+    limit: int = 256 * 1024
+
+    def heard(self, data: bytes) -> None:
+        self.truncated |= _bounded_append(self.client_bytes, data, self.limit)
+
+    def said(self, data: bytes) -> None:
+        self.truncated |= _bounded_append(self.server_bytes, data, self.limit)
+
+
+def _bounded_append(buffer: bytearray, data: bytes, limit: int) -> bool:
+    room = limit - len(buffer)
+    buffer += data[:max(room, 0)]
+    return len(data) > room
+
+
+def journal_session(runtime: SimulatorRuntime, session: Session) -> str:
+    """Append a finished session to the evidence store as an exchange (request and response records)."""
+    exchange_id = uuid.uuid4().hex
+    rt, protocol = runtime, session.protocol
+    rt.store.append("exchange.request", {
+        "exchange_id": exchange_id, "simulator": rt.name, "method": protocol.upper(),
+        "path": f"/{protocol.lower()}", "query": "", "scheme": protocol.lower(), "headers": [],
+        "client": session.client, "client_cert_subject": session.client_cert_subject,
+        "truncated": session.truncated}, run_id=session.run_id, case_id=session.case_id, ref=exchange_id,
+        blobs={"body": bytes(session.client_bytes)})
+    rt.store.append("exchange.response", {
+        "exchange_id": exchange_id, "simulator": rt.name, "outcome": session.outcome, "status": session.status,
+        "headers": [], "duration_ms": round((time.perf_counter() - session.started) * 1000, 3),
+        "notes": session.notes}, run_id=session.run_id, case_id=session.case_id, ref=exchange_id,
+        blobs={"body": bytes(session.server_bytes)})
+    return exchange_id
+
+
+@dataclass(slots=True)
 class Exchange:
     """One request and its answer, as journaled; what checks judge and reports show."""
 
@@ -282,5 +334,5 @@ def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
     return exchange
 
 
-__all__ = ["ADMIN_PREFIX", "ConnectionDropped", "Exchange", "JournalMiddleware", "ServiceError",
-           "behaviours_of", "load_exchanges", "notes_of"]
+__all__ = ["ADMIN_PREFIX", "ConnectionDropped", "Exchange", "JournalMiddleware", "ServiceError", "Session",
+           "behaviours_of", "journal_session", "load_exchanges", "notes_of"]

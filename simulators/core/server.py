@@ -85,12 +85,14 @@ class ServerHandle:
         self._server = uvicorn.Server(_uvicorn_config(app, host, self.port, tls))
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.run, name=f"sim-{self.port}", daemon=True)
+        self._listeners = _listeners_of(app, host, tls)
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ServerHandle:
+        self._listeners.start()
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -107,6 +109,7 @@ class ServerHandle:
         if self._thread.is_alive():
             self._server.force_exit = True
             self._thread.join(timeout=10)
+        self._listeners.stop()
 
     def __enter__(self) -> ServerHandle:
         return self.start()
@@ -117,4 +120,31 @@ class ServerHandle:
 
 def serve(app: Any, *, host: str, port: int, tls: TlsSettings | None = None) -> None:
     """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
-    uvicorn.Server(_uvicorn_config(app, host, port, tls)).run()
+    listeners = _listeners_of(app, host, tls)
+    listeners.start()
+    try:
+        uvicorn.Server(_uvicorn_config(app, host, port, tls)).run()
+    finally:
+        listeners.stop()
+
+
+class _Listeners:
+    """The simulator's own non-HTTP listeners (``Simulator.start_listeners``), around the HTTP server's life."""
+
+    def __init__(self, runtime: Any, host: str, tls: TlsSettings | None) -> None:
+        self.runtime, self.host, self.tls = runtime, host, tls
+
+    def start(self) -> None:
+        if self.runtime is not None:
+            from simulators.core.app import ListenerContext
+
+            self.runtime.simulator.start_listeners(ListenerContext(self.host, self.runtime, self.tls))
+
+    def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.simulator.stop_listeners()
+
+
+def _listeners_of(app: Any, host: str, tls: TlsSettings | None) -> _Listeners:
+    """An app made by ``create_app`` carries its runtime (the journal middleware's); other apps have none."""
+    return _Listeners(getattr(app, "runtime", None), host, tls)

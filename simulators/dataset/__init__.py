@@ -41,7 +41,7 @@ __all__ = [
 
 # Each list lives in its own file, under a top-level key of the same name.
 _LIST_FILES = ("patients", "professionals", "structures", "lps")
-_OPTIONAL_LIST_FILES = ("oidc_clients", "dmp_records", "mes_partners")  # older data sets lack some
+_OPTIONAL_LIST_FILES = ("oidc_clients", "dmp_records", "mailboxes", "mes_partners")  # older data sets lack some
 
 
 def dataset_from_mapping(data: dict[str, Any]) -> Dataset:

@@ -201,6 +201,8 @@ class OidcClient(_Frozen):
     #: Structure on whose behalf a token-exchange (API Pro Santé connectées) client acts.
     structure_id: str | None = None
     grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
+    #: A resource server of the realm (the MSSanté messaging servers): it may introspect any user's token.
+    resource_server: bool = False
 
     @model_validator(mode="after")
     def _coherent(self) -> OidcClient:
@@ -246,6 +248,26 @@ class MesPartner(_Frozen):
     scopes: list[NonEmpty] = Field(default_factory=list)
 
 
+class Mailbox(_Frozen):
+    """An MSSanté mailbox besides the professionals' personal ones (``Professional.mssante``): an organisational
+    mailbox (ORG, CAB) a professional signs in to with Pro Santé Connect, or an application mailbox (APP) a
+    software opens with its certificate (subject CN ``certificate_cn``)."""
+
+    address: Annotated[str, Field(pattern=r"^[^@\s]+@[A-Za-z0-9.-]+$")]
+    type: Literal["ORG", "APP", "CAB"]
+    description: NonEmpty
+    structure_id: NonEmpty
+    #: Professionals (ids) who may open an ORG or CAB mailbox.
+    members: list[str] = Field(default_factory=list)
+    certificate_cn: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Mailbox:
+        if self.type == "APP" and not self.certificate_cn:
+            raise ValueError(f"mailbox {self.address}: an application mailbox needs certificate_cn")
+        return self
+
+
 def _duplicates(values: Iterable[str]) -> list[str]:
     """Values that occur more than once, sorted, for an error message."""
     return sorted(value for value, count in Counter(values).items() if count > 1)
@@ -283,6 +305,7 @@ class Dataset(_Frozen):
     oidc_clients: list[OidcClient] = Field(default_factory=list)
     dmp_records: list[DmpRecord] = Field(default_factory=list)
     mes_partners: list[MesPartner] = Field(default_factory=list)
+    mailboxes: list[Mailbox] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_integrity(self) -> Dataset:
@@ -304,6 +327,7 @@ class Dataset(_Frozen):
         _check_unique("LPS idam", (lps.idam for lps in self.lps))
         _check_unique("active INS NIR", (p.ins.nir for p in self.patients))
         _check_unique("OIDC client id", (c.client_id for c in self.oidc_clients))
+        _check_unique("mailbox", (m.address.lower() for m in self.mailboxes))
 
     def _check_professionals(self) -> None:
         known = {s.id for s in self.structures}

@@ -315,7 +315,8 @@ class PscSimulator(Simulator):
         form = await read_form(request)
         auth = self.authenticate(request, form)
         claims, token = self._presented_token(form.get("token", ""))
-        if token is None or token.client_id != auth.client.client_id or not token.active \
+        foreign = token is not None and token.client_id != auth.client.client_id and not auth.client.resource_server
+        if token is None or foreign or not token.active \
                 or token.expires < time.time():
             return JSONResponse({"active": False}, headers=NO_STORE)
         answer: dict[str, Any] = {"active": True, "client_id": token.client_id, "exp": int(token.expires),

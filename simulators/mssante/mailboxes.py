@@ -1,0 +1,120 @@
+"""The MSSanté trust space from the shared data set: who owns which mailbox, which domains are trusted,
+and the one message store the SMTP and IMAP servers share."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from simulators.dataset import Dataset
+from simulators.mssante.protocol import PATIENT_DOMAIN
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxEntry:
+    address: str
+    type: str  # PER | ORG | CAB | APP | PAT (a patient's Mon espace santé mailbox)
+    holders: frozenset[str]  # national ids of the professionals who may open it
+    certificate_cn: str | None = None
+    patient_id: str | None = None
+
+
+def patient_address(nir: str, key: str) -> str:
+    return f"{nir}{key}@{PATIENT_DOMAIN}"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+class TrustSpace:
+    """The mailboxes of the data set and the domains they make trusted."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        entries: list[MailboxEntry] = []
+        for pro in dataset.professionals:
+            if pro.mssante:
+                entries.append(MailboxEntry(pro.mssante.lower(), "PER", frozenset({pro.national_id})))
+        for box in dataset.mailboxes:
+            holders = frozenset(dataset.professional(m).national_id for m in box.members)
+            entries.append(MailboxEntry(box.address.lower(), box.type, holders, box.certificate_cn))
+        for patient in dataset.patients:
+            entries.append(MailboxEntry(patient_address(patient.ins.nir, patient.ins.key), "PAT", frozenset(),
+                                        patient_id=patient.id))
+        self.mailboxes = {e.address: e for e in entries}
+        self.domains = frozenset(domain_of(e.address) for e in entries) | {PATIENT_DOMAIN}
+
+    def trusted(self, address: str) -> bool:
+        return domain_of(address) in self.domains
+
+    def mailbox(self, address: str) -> MailboxEntry | None:
+        return self.mailboxes.get(address.lower())
+
+    def is_patient(self, address: str) -> bool:
+        return domain_of(address) == PATIENT_DOMAIN
+
+    def opens(self, address: str, *, national_id: str | None = None, certificate_cn: str | None = None) -> bool:
+        """May this professional (token) or this software (certificate) open this mailbox?"""
+        entry = self.mailbox(address)
+        if entry is None:
+            return False
+        if entry.type == "APP":
+            return certificate_cn is not None and certificate_cn == entry.certificate_cn
+        return national_id is not None and national_id in entry.holders
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    uid: int
+    raw: bytes
+    flags: set[str] = field(default_factory=set)
+    received: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Box:
+    uidvalidity: int = field(default_factory=lambda: int(time.time()))
+    next_uid: int = 1
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+class MailboxFull(Exception):
+    pass
+
+
+class MessageStore:
+    """One INBOX per address, shared by the SMTP and IMAP servers (thread-safe)."""
+
+    def __init__(self, quota: int = 100_000) -> None:
+        self.quota = quota
+        self.lock = threading.Lock()
+        self.boxes: dict[str, Box] = {}
+        self.requested_receipts: dict[str, str] = {}  # Message-ID → who asked for an MDN (Disposition-Notification-To)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.boxes.clear()
+            self.requested_receipts.clear()
+
+    def box(self, address: str) -> Box:
+        with self.lock:
+            return self.boxes.setdefault(address.lower(), Box())
+
+    def deliver(self, address: str, raw: bytes) -> int:
+        box = self.box(address)
+        with self.lock:
+            if len(box.messages) >= self.quota:
+                raise MailboxFull(address)
+            message = StoredMessage(box.next_uid, raw)
+            box.next_uid += 1
+            box.messages.append(message)
+            return message.uid
+
+    def expunge(self, address: str) -> list[int]:
+        """Remove \\Deleted messages; the sequence numbers they had (highest first, as EXPUNGE responses go)."""
+        box = self.box(address)
+        with self.lock:
+            gone = [i + 1 for i, m in enumerate(box.messages) if "\\Deleted" in m.flags]
+            box.messages = [m for m in box.messages if "\\Deleted" not in m.flags]
+        return sorted(gone, reverse=True)

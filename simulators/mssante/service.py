@@ -1,0 +1,212 @@
+"""The MSSanté simulator: the operator's SMTP submission and IMAP servers (own loopback ports, started with the
+simulator through ``Simulator.start_listeners``), the Annuaire Santé FHIR directory and the Thunderbird
+autoconfig at ``/mail/config-v1.1.xml`` (how a client finds the mail ports from the simulator's base URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, ClassVar
+from xml.sax.saxutils import escape
+
+import yaml
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from simulators.core.app import ListenerContext, Simulator
+from simulators.core.journal import ServiceError, notes_of
+from simulators.core.pki import TestCA, server_ssl_context
+from simulators.core.server import free_port
+from simulators.dataset import Dataset
+from simulators.mssante.directory import FhirDirectory, FhirError
+from simulators.mssante.imap import MAX_LINE, serve_imap
+from simulators.mssante.incoming import build, inbox_data
+from simulators.mssante.inspection import Original
+from simulators.mssante.mailboxes import MessageStore, TrustSpace
+from simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
+from simulators.mssante.sessions import MailContext
+from simulators.mssante.smtp import MssSmtp
+
+
+@cache
+def fault_catalogue() -> dict[str, Any]:
+    return yaml.safe_load(files("simulators.mssante").joinpath("faults.yaml").read_text(encoding="utf-8"))
+
+
+class MailServers:
+    """The SMTP and IMAP servers, on an event loop of their own thread."""
+
+    def __init__(self, context: MailContext, host: str, smtp_port: int, imap_port: int) -> None:
+        self.context, self.host = context, host
+        self.smtp_port, self.imap_port = smtp_port or free_port(host), imap_port or free_port(host)
+        self.loop = asyncio.new_event_loop()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"mss-{self.smtp_port}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(timeout=10)
+
+    async def _open(self) -> None:
+        self.servers = [
+            await self.loop.create_server(lambda: MssSmtp(self.context), self.host, self.smtp_port),
+            await asyncio.start_server(lambda r, w: serve_imap(self.context, r, w), self.host, self.imap_port,
+                                       limit=2 * MAX_LINE)]
+
+    async def _close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for task in asyncio.all_tasks(self.loop) - {asyncio.current_task(self.loop)}:
+            task.cancel()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+
+
+def mail_tls(context: ListenerContext, hostnames: tuple[str, ...]) -> Any:
+    """STARTTLS with a server certificate from the run's test PKI (the HTTPS one's CA), client certificates
+    asked for and verified when offered (application mailboxes, SASL EXTERNAL)."""
+    pki_dir = context.tls.pki_dir if context.tls else Path(tempfile.mkdtemp(prefix="esante-mss-pki-"))
+    ca = TestCA.load_or_create(pki_dir)
+    return server_ssl_context(ca.issue_server(list(hostnames)), ca.ca_pem)
+
+
+class MssanteSimulator(Simulator):
+    """MSSanté: secure messaging between professionals (and patients), with its directory.
+
+    Options: ``smtp_port`` / ``imap_port`` — fixed ports (containers; default ``ESANTE_MSS_SMTP_PORT`` /
+    ``ESANTE_MSS_IMAP_PORT`` or free loopback ports); ``mail_host`` — the host name autoconfig gives
+    (default: the host of each request).
+    """
+
+    name: ClassVar[str] = "mssante"
+    title: ClassVar[str] = "MSSanté"
+    service_faults: ClassVar[dict[str, str]] = {
+        k: v["description"] for k, v in fault_catalogue()["service_faults"].items()}
+    behaviours: ClassVar[dict[str, str]] = {k: v["description"] for k, v in fault_catalogue()["behaviours"].items()}
+
+    def __init__(self, dataset: Dataset, *, smtp_port: int | None = None, imap_port: int | None = None,
+                 mail_host: str | None = None) -> None:
+        super().__init__(dataset)
+        self.smtp_port = smtp_port or int(os.environ.get("ESANTE_MSS_SMTP_PORT", "0"))
+        self.imap_port = imap_port or int(os.environ.get("ESANTE_MSS_IMAP_PORT", "0"))
+        self.mail_host = mail_host or os.environ.get("ESANTE_MSS_MAIL_HOST")
+        self.store = MessageStore()
+        self.originals: dict[str, Original] = {}
+        self.mail: MailServers | None = None
+        self._index(dataset)
+        self.reset()
+
+    def _index(self, dataset: Dataset) -> None:
+        self.trust = TrustSpace(dataset)
+        self.directory = FhirDirectory(dataset)
+
+    def load_dataset(self, dataset: Dataset) -> None:
+        self._index(dataset)
+        super().load_dataset(dataset)
+
+    def reset(self) -> None:
+        """Empty every mailbox, then deliver what correspondents sent the test professionals (``inbox.yaml``)."""
+        self.store.reset()
+        self.originals.clear()
+        for entry in inbox_data():
+            try:
+                address, raw = build(entry, self.dataset)
+            except KeyError:  # a data set without these professionals or patients: no seeded mail
+                continue
+            self.store.deliver(address, raw)
+            self.originals[entry["message_id"]] = Original(bool(entry.get("receipt")), "patient" in entry)
+
+    # -- listeners ------------------------------------------------------------------------------------------
+    def start_listeners(self, context: ListenerContext) -> None:
+        hostnames = context.tls.hostnames if context.tls else ("localhost", "127.0.0.1")
+        mail = MailContext(self, context.runtime, mail_tls(context, hostnames))
+        self.mail = MailServers(mail, context.host, self.smtp_port, self.imap_port)
+        self.mail.start()
+
+    def stop_listeners(self) -> None:
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
+
+    # -- HTTP -----------------------------------------------------------------------------------------------
+    def error_response(self, error: ServiceError) -> Response:
+        status = {"too_large": 413, "injected": 503}.get(error.kind, 500)
+        if error.kind == "injected" and error.code in fault_catalogue()["service_faults"]:
+            status = fault_catalogue()["service_faults"][error.code]["status"]
+        return _fhir(FhirError(status, "exception" if status >= 500 else "too-costly", error.message).outcome(),
+                     status)
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route(AUTOCONFIG_PATH, self.autoconfig, methods=["GET"], include_in_schema=False)
+        router.add_api_route(FHIR_BASE + "/{kind}", self.search, methods=["GET"], include_in_schema=False)
+        router.add_api_route(FHIR_BASE + "/{kind}/_search", self.search, methods=["POST"], include_in_schema=False)
+        router.add_api_route(FHIR_BASE + "/{kind}/{resource_id}", self.read, methods=["GET"],
+                             include_in_schema=False)
+        return router
+
+    async def autoconfig(self, request: Request) -> Response:
+        notes_of(request)["operation"] = "autoconfig"
+        host = escape(self.mail_host or request.url.hostname or "localhost")
+        if self.mail is None:
+            return Response("mail servers are not running", status_code=503)
+        servers = "".join(
+            f'<{tag} type="{kind}"><hostname>{host}</hostname><port>{port}</port><socketType>STARTTLS</socketType>'
+            f'<authentication>OAuth2</authentication><authentication>TLS-client-cert</authentication>'
+            f'<username>%EMAILADDRESS%</username></{tag}>'
+            for tag, kind, port in (("incomingServer", "imap", self.mail.imap_port),
+                                    ("outgoingServer", "smtp", self.mail.smtp_port)))
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<clientConfig version="1.1">'
+                f'<emailProvider id="mssante.test"><domain>mssante.test</domain>'
+                f'<displayName>MSSanté (simulateur esante-conformance)</displayName>'
+                f'<displayShortName>MSSanté</displayShortName>{servers}</emailProvider></clientConfig>')
+        return Response(body, media_type="application/xml")
+
+    def _base(self, request: Request) -> str:
+        return str(request.base_url).rstrip("/") + FHIR_BASE
+
+    async def search(self, request: Request) -> Response:
+        kind = request.path_params["kind"]
+        notes = notes_of(request)
+        notes |= {"operation": "directory_search", "resource_type": kind}
+        try:
+            _api_key(request)
+            params = list(request.query_params.multi_items())
+            if request.method == "POST":
+                params += list((await request.form()).multi_items())  # type: ignore[arg-type]
+            notes["search"] = [f"{k}={v}" for k, v in params]
+            bundle = self.directory.search(kind, [(k, str(v)) for k, v in params], self._base(request))
+        except FhirError as error:
+            notes["error"] = error.diagnostics
+            return _fhir(error.outcome(), error.status)
+        notes["total"] = bundle["total"]
+        notes["mailboxes"] = sorted({t["value"] for e in bundle["entry"] for t in e["resource"].get("telecom", [])})
+        return _fhir(bundle)
+
+    async def read(self, request: Request) -> Response:
+        notes = notes_of(request)
+        notes["operation"] = "directory_read"
+        try:
+            _api_key(request)
+            return _fhir(self.directory.read(request.path_params["kind"], request.path_params["resource_id"]))
+        except FhirError as error:
+            notes["error"] = error.diagnostics
+            return _fhir(error.outcome(), error.status)
+
+
+def _api_key(request: Request) -> None:
+    if not request.headers.get("esante-api-key"):
+        raise FhirError(401, "security", "the ESANTE-API-KEY header is required")
+
+
+def _fhir(body: dict[str, Any], status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)

@@ -1,0 +1,128 @@
+"""What the SMTP and IMAP servers share: the service state they act on, the session journal, the fault draw,
+and token/certificate authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from simulators.core.faults import FaultKind, FaultRule
+from simulators.core.journal import Session, journal_session
+from simulators.mssante.auth import PARSERS, Credentials, SaslError, introspect
+
+if TYPE_CHECKING:
+    from simulators.core.app import SimulatorRuntime
+    from simulators.mssante.service import MssanteSimulator
+
+
+@dataclass(slots=True)
+class MailContext:
+    """One running simulator's mail side: its protocol state, its runtime and the STARTTLS context."""
+
+    service: MssanteSimulator
+    runtime: SimulatorRuntime
+    tls: ssl.SSLContext
+
+
+@dataclass(slots=True)
+class MailSession:
+    """A journaled connection: the transcript, the notes, the faults drawn for it."""
+
+    context: MailContext
+    record: Session
+    faults: list[FaultRule] = field(default_factory=list)
+    behaviours: set[str] = field(default_factory=set)
+    journaled: bool = False
+
+    @classmethod
+    def open(cls, context: MailContext, protocol: str, peer: Any) -> MailSession:
+        run_id, case_id = context.runtime.context
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
+        record = Session(protocol, client, run_id, case_id)
+        record.notes.update({"operation": protocol.lower(), "tls": False, "auth": []})
+        session = cls(context, record)
+        session.faults = context.runtime.faults.draw(f"/{protocol.lower()}")
+        if session.faults:
+            record.notes["injected_faults"] = [r.model_dump(exclude_none=True) for r in session.faults]
+        session.behaviours = {r.fault_code or "" for r in session.faults if r.kind == FaultKind.BEHAVIOUR}
+        return session
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        return self.record.notes
+
+    def fault(self, *codes: str) -> FaultRule | None:
+        """The first drawn rule that is one of these service faults (or the core kind for ``drop`` / ``busy``)."""
+        for rule in self.faults:
+            if rule.kind == FaultKind.SERVICE_FAULT and rule.fault_code in codes:
+                return rule
+            if rule.kind == FaultKind.DROP and "drop" in codes:
+                return rule
+            if rule.kind == FaultKind.HTTP_ERROR and "server_busy" in codes:
+                return rule
+        return None
+
+    async def latency(self) -> None:
+        for rule in self.faults:
+            if rule.kind == FaultKind.LATENCY:
+                await asyncio.sleep(rule.latency_ms / 1000)
+
+    def close(self, outcome: str = "answered") -> None:
+        if self.journaled:
+            return
+        self.journaled = True
+        if self.record.outcome == "answered":
+            self.record.outcome = outcome
+        journal_session(self.context.runtime, self.record)
+
+
+def certificate_cn(der: bytes | None) -> str | None:
+    if not der:
+        return None
+    names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    ok: bool
+    mailbox: str | None
+    reason: str
+    expires: float | None = None
+
+
+async def authenticate(session: MailSession, mechanism: str, response: str, peer_cert: bytes | None) -> AuthOutcome:
+    """Check SASL credentials; the attempt (never the token) goes into the session's notes."""
+    service = session.context.service
+    attempt: dict[str, Any] = {"mechanism": mechanism}
+    session.notes["auth"].append(attempt)
+    try:
+        credentials: Credentials = PARSERS[mechanism](response)
+    except SaslError as exc:
+        attempt |= {"outcome": "refused", "reason": str(exc)}
+        return AuthOutcome(False, None, str(exc))
+    attempt["mailbox"] = credentials.user
+    if mechanism == "EXTERNAL":
+        cn = certificate_cn(peer_cert)
+        attempt["certificate_cn"] = cn
+        ok = service.trust.opens(credentials.user, certificate_cn=cn)
+        reason = "" if ok else f"certificate {cn!r} does not open application mailbox {credentials.user}"
+        attempt |= {"outcome": "accepted" if ok else "refused", "reason": reason}
+        return AuthOutcome(ok, credentials.user if ok else None, reason)
+    verdict = await asyncio.to_thread(introspect, service.peer("psc"), credentials.token or "")
+    attempt["token_active"] = verdict.active
+    if not verdict.active:
+        attempt |= {"outcome": "refused", "reason": verdict.reason}
+        return AuthOutcome(False, None, verdict.reason)
+    attempt["national_id"] = verdict.national_id
+    if not service.trust.opens(credentials.user, national_id=verdict.national_id):
+        reason = f"professional {verdict.national_id} holds no mailbox {credentials.user}"
+        attempt |= {"outcome": "refused", "reason": reason}
+        return AuthOutcome(False, None, reason)
+    attempt["outcome"] = "accepted"
+    return AuthOutcome(True, credentials.user.lower(), "", verdict.expires)
