@@ -5,7 +5,7 @@ what the software reported. Requirement ids are declared in ``scenarios/dmp/camp
 
 from __future__ import annotations
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
+from harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
 from harness.driver import ActionOutcome, ActionReport
 from simulators.core.journal import Exchange
 
@@ -279,15 +279,9 @@ def reported_outcome(ctx: CheckContext) -> Outcome:
        title="When the DMP fails or does not answer, the software retries at most twice per call")
 def no_retry_storm(ctx: CheckContext) -> Outcome:
     dmp = ctx.of("dmp") or stop(fail("the software did not try to reach the DMP"))
-    run: list[Exchange] = []
-    for exchange in dmp:
-        failed = exchange.outcome != "answered" or (exchange.status or 500) >= 500 or \
-            _error(exchange) in ("XDSRegistryNotAvailable", "DMPServiceUnavailable")
-        if not failed:
-            run = []
-            continue
-        run = [*run, exchange] if run and run[-1].path == exchange.path else [exchange]
-        if len(run) > MAX_CONSECUTIVE_FAILURES:
-            return fail(f"the software called {exchange.path} {len(run)} times in a row while the DMP failed "
-                        f"(at most {MAX_CONSECUTIVE_FAILURES}: one call and two retries)", *run)
+    run = longest_failure_run(dmp, lambda e: e.outcome != "answered" or (e.status or 500) >= 500
+                              or _error(e) in ("XDSRegistryNotAvailable", "DMPServiceUnavailable"))
+    if len(run) > MAX_CONSECUTIVE_FAILURES:
+        return fail(f"the software called {run[0].path} {len(run)} times in a row while the DMP failed "
+                    f"(at most {MAX_CONSECUTIVE_FAILURES}: one call and two retries)", *run)
     return ok(f"{len(dmp)} call(s) to the DMP, no retry storm")

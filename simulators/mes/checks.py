@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
+from harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
 from harness.driver import ActionOutcome, ActionReport
 from simulators.core.journal import Exchange
 from simulators.mes.protocol import AUTHORIZE_PATH, CONSENT_PATH, GRANT_CODE, GRANT_REFRESH, RETRY_AFTER, TOKEN_PATH
@@ -333,12 +333,7 @@ def respects_retry_after(ctx: CheckContext) -> Outcome:
 @check("mes.unavailable_handled", requirements=["MES-ERR-02"],
        title="When MES is down the app retries at most twice per call and tells the user")
 def unavailable_handled(ctx: CheckContext) -> Outcome:
-    api = calls(ctx, *API)
-    longest: list[Exchange] = []
-    current: list[Exchange] = []
-    for exchange in api:
-        current = [*current, exchange] if (exchange.status or 0) >= 500 else []
-        longest = current if len(current) > len(longest) else longest
+    longest = longest_failure_run(calls(ctx, *API), lambda e: (e.status or 0) >= 500)
     if len(longest) > MAX_CONSECUTIVE_FAILURES:
         return fail(f"{len(longest)} calls in a row met MES down ({where(longest[0])} to {where(longest[-1])}): "
                     f"at most {MAX_CONSECUTIVE_FAILURES - 1} retries per call", *longest)

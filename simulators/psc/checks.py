@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
+from harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
 from harness.driver import ActionOutcome, ActionReport
 from simulators.core.journal import Exchange
 from simulators.psc.protocol import (
@@ -327,16 +327,10 @@ def reported_outcome(ctx: CheckContext) -> Outcome:
        title="When PSC fails, the software retries at most twice per call")
 def no_retry_storm(ctx: CheckContext) -> Outcome:
     calls = ctx.of("psc") or stop(fail("the software did not try to reach PSC"))
-    run: list[Exchange] = []
-    for exchange in calls:
-        failed = exchange.outcome != "answered" or (exchange.status or 500) >= 500
-        if not failed:
-            run = []
-            continue
-        run = [*run, exchange] if run and run[-1].path == exchange.path else [exchange]
-        if len(run) > MAX_CONSECUTIVE_FAILURES:
-            return fail(f"the software called {exchange.path} {len(run)} times in a row while PSC failed "
-                        f"(at most {MAX_CONSECUTIVE_FAILURES}: one call and two retries)", *run)
+    run = longest_failure_run(calls, lambda e: e.outcome != "answered" or (e.status or 500) >= 500)
+    if len(run) > MAX_CONSECUTIVE_FAILURES:
+        return fail(f"the software called {run[0].path} {len(run)} times in a row while PSC failed "
+                    f"(at most {MAX_CONSECUTIVE_FAILURES}: one call and two retries)", *run)
     return ok(f"{len(calls)} call(s) to PSC, no retry storm")
 
 
