@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -385,66 +386,33 @@ def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
                                  "max": round(max(timings) * 1000, 2), "criteria": 150}}
 
 
-def main_mes() -> None:
-    """``python benchmarks/bench.py mes``: only the Mon espace santé figures, merged into results.json."""
+def figures_only(name: str) -> None:
+    """``python benchmarks/bench.py NAME``: only one group of figures, merged into results.json."""
     out = ROOT / "benchmarks" / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     with tempfile.TemporaryDirectory() as directory:
-        results["mes"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"), **bench_mes(Path(directory))}
+        results[name] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                         **GROUPS[name](Path(directory))}
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["mes"], indent=2))
-
-
-def main_containers() -> None:
-    """``python benchmarks/bench.py containers``: only the container figures, merged into results.json."""
-    out = ROOT / "benchmarks" / "results.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
-    with tempfile.TemporaryDirectory() as directory:
-        results["containers"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                 **bench_containers(Path(directory))}
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["containers"], indent=2))
-
-
-def main_dmp() -> None:
-    """``python benchmarks/bench.py dmp``: the DMP figures (see bench_dmp.py), merged into results.json."""
-    out = ROOT / "benchmarks" / "results.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
-    with tempfile.TemporaryDirectory() as directory:
-        results["dmp"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                          **bench_dmp.run(Path(directory), _spawn, _free_port, _wait_healthy)}
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["dmp"], indent=2))
-
-
-def main_mssante() -> None:
-    """``python benchmarks/bench.py mssante``: the MSSanté figures (see bench_mssante.py), merged into results.json."""
-    out = ROOT / "benchmarks" / "results.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
-    with tempfile.TemporaryDirectory() as directory:
-        results["mssante"] = {"taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                              **bench_mssante.run(Path(directory))}
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["mssante"], indent=2))
+    print(json.dumps(results[name], indent=2))
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_dmp  # noqa: E402  (beside this script)
 import bench_mssante  # noqa: E402
 
+#: The groups of figures that can be taken alone (``bench.py dmp``...).
+GROUPS: dict[str, Callable[[Path], dict[str, object]]] = {
+    "containers": bench_containers,
+    "dmp": lambda tmp: bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
+    "mes": bench_mes,
+    "mssante": bench_mssante.run,
+}
+
 
 def main() -> None:
-    if sys.argv[1:] == ["containers"]:
-        main_containers()
-        return
-    if sys.argv[1:] == ["dmp"]:
-        main_dmp()
-        return
-    if sys.argv[1:] == ["mes"]:
-        main_mes()
-        return
-    if sys.argv[1:] == ["mssante"]:
-        main_mssante()
+    if len(sys.argv) == 2 and sys.argv[1] in GROUPS:
+        figures_only(sys.argv[1])
         return
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
@@ -455,10 +423,7 @@ def main() -> None:
             "campaign_wall_s": bench_campaign(tmp),
             "simulator_ready_s": bench_ready(tmp),
             "psc_token_refresh_per_s": bench_psc_token(tmp),
-            "dmp": bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
-            "mssante": bench_mssante.run(tmp),
-            "containers": bench_containers(tmp),
-            "mes": bench_mes(tmp),
+            **{name: group(tmp) for name, group in GROUPS.items()},
             "aims": {"insi_lookups_ratio": ">= 0.5", "campaign_wall_s": "< 5", "simulator_ready_s": "< 2"},
         }
     out = ROOT / "benchmarks" / "results.json"
