@@ -27,9 +27,9 @@ from typing import Any
 
 from lxml import etree
 
-from harness.reference.dmp_cda import minimal_pdf
 from harness.reference.dmp_documents import build_feed
 from harness.reference.dmp_vihf import signed_vihf
+from harness.reference.pdf import minimal_pdf
 from simulators.core.pki import TestCA
 from simulators.core.soap import WSA_NS, WSSE_NS, envelope
 from simulators.dataset import Dataset, load_dataset

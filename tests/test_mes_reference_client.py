@@ -8,7 +8,8 @@ import pytest
 
 from harness.reference.mes import _same_origin_path
 from harness.reference.mes_client import MesRefused, _retry_after, outcome_of
-from harness.reference.mes_resources import MEASURES, measure_bundle, minimal_pdf
+from harness.reference.mes_resources import MEASURES, measure_bundle
+from harness.reference.pdf import minimal_pdf
 from simulators.mes.documents import validate_document
 from simulators.mes.fhir import Invalid
 from simulators.mes.measures import catalogue, validate_bundle

@@ -22,11 +22,11 @@ from harness.reference.dmp_cda import (
     STRUCTURE_OID,
     CdaFacts,
     build_cda,
-    minimal_pdf,
     professional_national_id,
     structure_national_id,
 )
 from harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature, self_signed
+from harness.reference.pdf import minimal_pdf
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"

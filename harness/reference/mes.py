@@ -28,8 +28,9 @@ from harness.reference.mes_client import (
     PendingPairing,
     outcome_of,
 )
-from harness.reference.mes_resources import appointment, document_reference, measure_bundle, minimal_pdf
+from harness.reference.mes_resources import appointment, document_reference, measure_bundle
 from harness.reference.parts import NoParams, NotConfigured, Params, Part, validated
+from harness.reference.pdf import minimal_pdf
 from simulators.dataset import load_dataset
 from simulators.mes.protocol import DOSSIERS_PATH, FHIR_BASE
 
