@@ -36,6 +36,8 @@ class Call:
     vihf: Any  # simulators.dmp.vihf.Vihf
     notes: dict[str, Any]
     related: Related | None = None
+    parsed: Any = None  # the body once read (an ITI-57 Submission, an ITI-18 query), so it is read once
+
 
     @property
     def td(self) -> str:

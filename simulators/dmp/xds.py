@@ -181,7 +181,7 @@ def _replacements(associations: Iterable[Association], registry: DocumentRegistr
 
 # -- TD3.1: ITI-18 Registry Stored Query -----------------------------------------------------------------
 def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dataset) -> Reply:
-    query = parse_query(call.body)
+    query = call.parsed or parse_query(call.body)
     actor = call.vihf.national_id
     if query.query_id == GET_DOCUMENTS:
         found = _get_documents(query.params, registry)
@@ -259,13 +259,14 @@ def retrieve(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset:
 
 # -- TD3.3: ITI-57 Update Document Set -------------------------------------------------------------------
 def update_submission(call: Call) -> Submission:
-    request = call.body if etree.QName(call.body).localname == "SubmitObjectsRequest" else None
-    if request is None:
-        raise DmpError("XDSMetadataUpdateError", "UpdateDocumentSet body is not a SubmitObjectsRequest")
-    try:
-        return parse_submission(request)
-    except MetadataError as exc:
-        raise DmpError(exc.code, exc.message, location=exc.location) from None
+    if call.parsed is None:
+        if etree.QName(call.body).localname != "SubmitObjectsRequest":
+            raise DmpError("XDSMetadataUpdateError", "UpdateDocumentSet body is not a SubmitObjectsRequest")
+        try:
+            call.parsed = parse_submission(call.body)
+        except MetadataError as exc:
+            raise DmpError(exc.code, exc.message, location=exc.location) from None
+    return call.parsed
 
 
 def update_td(submission: Submission, registry: DocumentRegistry) -> tuple[str, str]:
@@ -292,7 +293,8 @@ def update_td(submission: Submission, registry: DocumentRegistry) -> tuple[str, 
 def search_rights_row(call: Call) -> str:
     """TD3.1's row of the rights matrix: a reference search (ObjectRef, note 5: open to structures) or a
     metadata search."""
-    return "reference" if parse_query(call.body).return_type == "ObjectRef" else "metadonnees"
+    call.parsed = call.parsed or parse_query(call.body)
+    return "reference" if call.parsed.return_type == "ObjectRef" else "metadonnees"
 
 
 def update(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dataset) -> Reply:
