@@ -129,6 +129,7 @@ class DmpSimulator(Simulator):
         super().__init__(dataset)
         self.clock = datetime.fromisoformat(clock.replace("Z", "+00:00")) if clock else None
         self.accept_example_vectors = bool(accept_example_vectors)
+        self._trust: tuple[tuple[bytes, bool], TrustStore] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -151,7 +152,11 @@ class DmpSimulator(Simulator):
         return fault_response(key if key in catalogue()["faults"] else "internal", error.message)
 
     def trust(self) -> TrustStore:
-        return TrustStore.from_pem(self.ca_pem or b"", accept_example_vectors=self.accept_example_vectors)
+        """The VIHF trust store, built once per CA (the lab's CA is given after construction)."""
+        key = (self.ca_pem or b"", self.accept_example_vectors)
+        if self._trust is None or self._trust[0] != key:
+            self._trust = (key, TrustStore.from_pem(key[0], accept_example_vectors=key[1]))
+        return self._trust[1]
 
     # -- one call ----------------------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
