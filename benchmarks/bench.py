@@ -52,7 +52,7 @@ BARE_APP = """
 import sys, uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from simulators.core.server import _EsanteProtocol
+from esante.simulators.core.server import _EsanteProtocol
 app = FastAPI()
 BODY = open(sys.argv[2], 'rb').read()
 @app.post('/lps')
@@ -65,7 +65,7 @@ uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), http=_EsanteProtocol, 
 
 
 def _free_port() -> int:
-    from simulators.core.server import free_port
+    from esante.simulators.core.server import free_port
 
     return free_port()
 
@@ -129,7 +129,7 @@ def bench_lookups(tmp: Path) -> dict[str, float]:
 
 
 def bench_campaign(tmp: Path, repeats: int = 3) -> dict[str, float]:
-    from harness.session import RunRequest, play
+    from esante.harness.session import RunRequest, play
 
     times, verdicts = [], set()
     for i in range(repeats):
@@ -166,8 +166,8 @@ PSC_BARE_APP = """
 import sys, uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from simulators.core.server import _EsanteProtocol
-from simulators.psc.protocol import TOKEN_PATH
+from esante.simulators.core.server import _EsanteProtocol
+from esante.simulators.psc.protocol import TOKEN_PATH
 app = FastAPI()
 BODY = open(sys.argv[2], 'rb').read()
 @app.post(TOKEN_PATH)
@@ -214,7 +214,7 @@ def _psc_refresh_token(port: int) -> str:
     import httpx
     from lxml import html
 
-    from simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
+    from esante.simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
 
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base) as browser:
@@ -235,7 +235,7 @@ def bench_psc_token(tmp: Path) -> dict[str, float]:
     import base64
     from urllib.parse import urlencode
 
-    from simulators.psc.protocol import TOKEN_PATH
+    from esante.simulators.psc.protocol import TOKEN_PATH
 
     esante = str(Path(sys.executable).with_name("esante"))
     sim_port, bare_port = _free_port(), _free_port()
@@ -267,7 +267,7 @@ def bench_psc_token(tmp: Path) -> dict[str, float]:
 
 
 def _campaign_seconds(tmp: Path, label: str, simulators: str) -> float:
-    from harness.session import RunRequest, play
+    from esante.harness.session import RunRequest, play
 
     started = time.perf_counter()
     play(RunRequest("insi", out_dir=tmp / label, pki_dir=tmp / "pki", signing_key=tmp / "key.pem",
@@ -284,7 +284,14 @@ def bench_containers(tmp: Path, repeats: int = 3) -> dict[str, object]:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from harness.containers import build_image, compose_services, engine_problem, image_name, image_size, start_service
+    from esante.harness.containers import (
+        build_image,
+        compose_services,
+        engine_problem,
+        image_name,
+        image_size,
+        start_service,
+    )
 
     problem = engine_problem()
     if problem:
@@ -328,7 +335,7 @@ def _mes_tokens(port: int) -> dict[str, str]:
     import httpx
     from lxml import html
 
-    from simulators.mes.protocol import AUTHORIZE_PATH, TOKEN_PATH
+    from esante.simulators.mes.protocol import AUTHORIZE_PATH, TOKEN_PATH
 
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -349,8 +356,8 @@ def _mes_tokens(port: int) -> dict[str, str]:
 def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
     """Measure bundles accepted per second (HTTP, validation, journal) and in-process validation alone; the
     admissibility check of the reference dossier (150 criteria)."""
-    from simulators.mes.catalogue import check_dossier
-    from simulators.mes.measures import validate_bundle
+    from esante.simulators.mes.catalogue import check_dossier
+    from esante.simulators.mes.measures import validate_bundle
     from tests.mes_fhir import bundle, observation
 
     esante = str(Path(sys.executable).with_name("esante"))

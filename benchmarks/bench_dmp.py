@@ -27,13 +27,13 @@ from typing import Any
 
 from lxml import etree
 
-from harness.reference.dmp_documents import build_feed
-from harness.reference.dmp_vihf import signed_vihf
-from harness.reference.pdf import minimal_pdf
-from simulators.core.pki import TestCA
-from simulators.core.soap import WSA_NS, WSSE_NS, envelope
-from simulators.dataset import Dataset, load_dataset
-from simulators.dmp.protocol import FIND_DOCUMENTS, QUERY_NS, REGISTRY_PATH, REPOSITORY_PATH, RIM_NS, XDSB_NS
+from esante.harness.reference.dmp_documents import build_feed
+from esante.harness.reference.dmp_vihf import signed_vihf
+from esante.harness.reference.pdf import minimal_pdf
+from esante.simulators.core.pki import TestCA
+from esante.simulators.core.soap import WSA_NS, WSSE_NS, envelope
+from esante.simulators.dataset import Dataset, load_dataset
+from esante.simulators.dmp.protocol import FIND_DOCUMENTS, QUERY_NS, REGISTRY_PATH, REPOSITORY_PATH, RIM_NS, XDSB_NS
 
 LPS = {"id": "ESANTE-REF", "name": "esante-reference-candidate", "version": "1.0.0", "homologation": "ESANTE-REF-0001"}
 FEEDS = 240
@@ -172,10 +172,10 @@ def _fill(simulator: Any, template: Any, total: int, patient_cx: str) -> None:
 def bench_search(tmp: Path) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
-    from simulators.core.app import SimulatorSettings, create_app
-    from simulators.core.evidence import EvidenceStore
-    from simulators.dmp import DmpSimulator
-    from simulators.dmp.ebrim import parse_submission
+    from esante.simulators.core.app import SimulatorSettings, create_app
+    from esante.simulators.core.evidence import EvidenceStore
+    from esante.simulators.dmp import DmpSimulator
+    from esante.simulators.dmp.ebrim import parse_submission
 
     pki = tmp / "dmp-pki"
     dataset = load_dataset()
@@ -210,8 +210,8 @@ def bench_search(tmp: Path) -> dict[str, Any]:
 
 
 def bench_memory() -> dict[str, Any]:
-    from simulators.dmp.ebrim import document_entry_element, parse_document_entry, parse_submission
-    from simulators.dmp.registry import DocumentRegistry
+    from esante.simulators.dmp.ebrim import document_entry_element, parse_document_entry, parse_submission
+    from esante.simulators.dmp.registry import DocumentRegistry
 
     feed = _feed(_parties(TestCA.create(), load_dataset()), "N3")
     xml = etree.tostring(document_entry_element(parse_submission(feed.metadata_element).documents[0]))

@@ -15,7 +15,7 @@ def _xdm_message(sender: str, recipient: str, size: int) -> bytes:
     import base64
     from email.message import EmailMessage
 
-    from simulators.mssante.incoming import cda, metadata, xdm_archive
+    from esante.simulators.mssante.incoming import cda, metadata, xdm_archive
 
     ins = "285046938321480"  # P001
     document = cda("11488-4", "Compte rendu", ins, "MOREAU", "CLAIRE", "1985-04-12").replace(
@@ -35,9 +35,9 @@ def run(tmp: Path, messages: int = 40, stored: int = 10_000) -> dict[str, object
     import smtplib
     import tracemalloc
 
-    from simulators.dataset import load_dataset
-    from simulators.mssante.incoming import build, inbox_data
-    from simulators.mssante.mailboxes import MessageStore
+    from esante.simulators.dataset import load_dataset
+    from esante.simulators.mssante.incoming import build, inbox_data
+    from esante.simulators.mssante.mailboxes import MessageStore
     from tests.mssante_lab import open_lab, xoauth2
 
     claire, david = "claire.vasseur@medecin.mssante.test", "david.benhamou@chu-fictif-paris.mssante.test"

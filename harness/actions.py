@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.campaign import Step
-from simulators.dataset import Dataset
+from esante.harness.campaign import Step
+from esante.simulators.dataset import Dataset
 
 Builder = Callable[[Step, Dataset], dict[str, Any]]
 #: What the user types on a simulator's page during a browser flow (login page fields), from the parameters.

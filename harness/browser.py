@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from lxml import etree, html
 
-from simulators.core.pki import client_ssl_context
+from esante.simulators.core.pki import client_ssl_context
 
 MAX_HOPS = 12
 MAX_PAGE_BYTES = 1024 * 1024

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simulators.core.faults import FaultRule
+from esante.simulators.core.faults import FaultRule
 
 MAX_CAMPAIGN_BYTES = 2 * 1024 * 1024
 #: Bound on the campaign's size once YAML aliases are expanded: anchors are welcome, alias bombs are not.
@@ -160,10 +161,9 @@ def resolve_campaign(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    # Shipped campaigns are installed beside the harness package (scenarios/ is data, not a package).
-    shipped = Path(__file__).resolve().parent.parent / "scenarios" / name_or_path / "campaign.yaml"
-    if shipped.is_file():
-        return shipped
+    shipped = files("esante.scenarios").joinpath(name_or_path, "campaign.yaml")
+    if "/" not in name_or_path and shipped.is_file():
+        return Path(str(shipped))
     raise FileNotFoundError(f"no campaign file {name_or_path!r} and no shipped campaign of that name")
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
-from harness.driver import ActionReport
-from harness.results import Verdict
-from simulators.core.journal import Exchange
-from simulators.dataset import Dataset
+from esante.harness.driver import ActionReport
+from esante.harness.results import Verdict
+from esante.simulators.core.journal import Exchange
+from esante.simulators.dataset import Dataset
 
 
 @dataclass(slots=True)

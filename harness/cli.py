@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
-from harness.checks import load_checks
-from harness.driver import DriverError, contract_app
-from harness.results import CaseResult, RunResult, Verdict
+from esante.harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
+from esante.harness.checks import load_checks
+from esante.harness.driver import DriverError, contract_app
+from esante.harness.results import CaseResult, RunResult, Verdict
 
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
                   no_args_is_help=True, add_completion=False)
@@ -59,7 +59,7 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
                                                                            "[default: esante-conformance:latest]")
         ) -> None:
     """Play a campaign against a candidate and write the reports and the evidence bundle."""
-    from harness.session import RunRequest, play
+    from esante.harness.session import RunRequest, play
 
     request = RunRequest(campaign=campaign, candidate=candidate, out_dir=out, defects=defect,
                          mode=Mode.OPERATOR if operator else Mode.DRIVER, case_ids=set(case) or None,
@@ -85,7 +85,7 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
 def verify(bundle: Path, trusted_key: Path | None = typer.Option(None, help="PEM public key the bundle must be "
                                                                              "signed with")) -> None:
     """Check that an evidence bundle is intact; name what was altered."""
-    from reports import verify_bundle
+    from esante.reports import verify_bundle
 
     outcome = verify_bundle(bundle, trusted_key.read_bytes() if trusted_key else None)
     if outcome.ok:
@@ -120,9 +120,9 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
     container image and the compose file choose the simulator, and how its health check finds it.
     """
-    from simulators.core.app import SimulatorSettings, build_simulator, create_app
-    from simulators.core.pki import default_pki_dir
-    from simulators.core.server import TlsSettings, serve
+    from esante.simulators.core.app import SimulatorSettings, build_simulator, create_app
+    from esante.simulators.core.pki import default_pki_dir
+    from esante.simulators.core.server import TlsSettings, serve
 
     pki = pki_dir or default_pki_dir()
     settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset, pki_dir=pki)
@@ -156,9 +156,9 @@ def reference(host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
               defect: list[str] = typer.Option([], help="switch on a named defect"),
               pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR")) -> None:
     """Serve the reference candidate's driver API in the foreground (under /esante/v1)."""
-    from harness.reference import create_reference_app
-    from simulators.core.pki import default_pki_dir
-    from simulators.core.server import serve
+    from esante.harness.reference import create_reference_app
+    from esante.simulators.core.pki import default_pki_dir
+    from esante.simulators.core.server import serve
 
     console.print(f"reference candidate on http://{host}:{port}/esante/v1 (defects: {', '.join(defect) or 'none'})")
     serve(create_reference_app(pki_dir=pki_dir or default_pki_dir(), defects=defect), host=host, port=port)
@@ -192,7 +192,7 @@ def schema(what: str = typer.Argument(..., help="campaign | report | driver"),
     if what == "campaign":
         document = campaign_schema()
     elif what == "report":
-        from reports.json_report import report_schema
+        from esante.reports.json_report import report_schema
 
         document = report_schema()
     elif what == "driver":
@@ -214,7 +214,7 @@ app.add_typer(mes_app, name="mes")
 def mes_check_dossier(file: Path = typer.Argument(..., help="referencing dossier (YAML or JSON)")) -> None:
     """Check a referencing dossier as the window's admissibility does: what is missing, what is malformed
     (file:line), and the evidence bundles it cites (beside the file: intact, case passed)."""
-    from simulators.mes.catalogue import MAX_DOSSIER_BYTES, check_dossier
+    from esante.simulators.mes.catalogue import MAX_DOSSIER_BYTES, check_dossier
 
     try:
         if file.stat().st_size > MAX_DOSSIER_BYTES:
@@ -231,3 +231,7 @@ def mes_check_dossier(file: Path = typer.Argument(..., help="referencing dossier
         console.print(f"[red]not admissible[/red]: {len(result.findings)} finding(s)")
         raise typer.Exit(1)
     console.print(f"[green]admissible[/green]: {len(result.answers)} criteria answered")
+
+
+if __name__ == "__main__":  # python -m esante.harness.cli (the pytest plugin starts simulators this way)
+    app()

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from harness.remote import RemoteEnvironment
-from simulators.core.evidence import EvidenceStore
-from simulators.core.pki import CA_CERT_FILE, CA_KEY_FILE, TestCA
+from esante.harness.remote import RemoteEnvironment
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.pki import CA_CERT_FILE, CA_KEY_FILE, TestCA
 
 DEFAULT_IMAGE = "esante-conformance:latest"
 CONTAINER_PORT = 8001  # inside its own container every simulator may use the same port

@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 
-from simulators.core.app import Peer, SimulatorSettings, build_simulator, create_app
-from simulators.core.evidence import EvidenceStore
-from simulators.core.faults import FaultRule
-from simulators.core.journal import Exchange
-from simulators.core.pki import TestCA, client_ssl_context
-from simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.app import Peer, SimulatorSettings, build_simulator, create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.faults import FaultRule
+from esante.simulators.core.journal import Exchange
+from esante.simulators.core.pki import TestCA, client_ssl_context
+from esante.simulators.core.server import ServerHandle, TlsSettings
 
 
 class SimulatorClient:

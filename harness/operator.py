@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from harness.driver import ActionOutcome, ActionReport
+from esante.harness.driver import ActionOutcome, ActionReport
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 

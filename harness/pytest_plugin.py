@@ -30,12 +30,12 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.remote import RemoteSimulatorClient
-from simulators.core.evidence import EvidenceStore
-from simulators.core.faults import FaultRule
-from simulators.core.journal import Exchange
-from simulators.core.pki import CA_CERT_FILE, TestCA
-from simulators.core.server import free_port
+from esante.harness.remote import RemoteSimulatorClient
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.faults import FaultRule
+from esante.simulators.core.journal import Exchange
+from esante.simulators.core.pki import CA_CERT_FILE, TestCA
+from esante.simulators.core.server import free_port
 
 PROCESS, CONTAINER = "process", "container"
 START_TIMEOUT = 30.0
@@ -57,7 +57,7 @@ class _Process:
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         env = {**os.environ, "ESANTE_ADMIN_TOKEN": admin_token, "ESANTE_PKI_DIR": str(workdir / "pki"),
                "ESANTE_EVIDENCE": str(workdir / f"{name}.sqlite")}
-        args = [sys.executable, "-c", "from harness.cli import app; app()", "sim", name, "--port", str(self.port)]
+        args = [sys.executable, "-m", "esante.harness.cli", "sim", name, "--port", str(self.port)]
         self._log = (workdir / f"{name}.log").open("wb")
         self.process = subprocess.Popen(args + (["--tls"] if tls else []), env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT)
@@ -122,7 +122,7 @@ class Lab:
         if name in self._running:
             return self._running[name].url
         if self.mode == CONTAINER:
-            from harness.containers import SimulatorContainer, image_name
+            from esante.harness.containers import SimulatorContainer, image_name
 
             running: Any = SimulatorContainer(name, image=self.image or image_name(), admin_token=self.admin_token,
                                               ca=self.ca).start()
@@ -156,7 +156,7 @@ def esante_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     config = request.config
     mode = config.getoption("esante_simulators") or os.environ.get("ESANTE_SIMULATORS") or PROCESS
     if mode == CONTAINER:
-        from harness.containers import engine_problem
+        from esante.harness.containers import engine_problem
 
         problem = engine_problem()
         if problem:

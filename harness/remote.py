@@ -26,10 +26,17 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from harness.environment import SimulatorClient, introduce
-from simulators.core.evidence import EvidenceStore
-from simulators.core.journal import Exchange, load_exchanges
-from simulators.core.remote_evidence import MAX_PAGE_RECORDS, PROVENANCE, Cursor, attach, import_record, page_problems
+from esante.harness.environment import SimulatorClient, introduce
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.journal import Exchange, load_exchanges
+from esante.simulators.core.remote_evidence import (
+    MAX_PAGE_RECORDS,
+    PROVENANCE,
+    Cursor,
+    attach,
+    import_record,
+    page_problems,
+)
 
 MAX_PAGE_ANSWER = 64 * 1024 * 1024  # a page holds at most ~16 MiB of bodies, base64: anything far larger is refused
 MAX_CONFIG_BYTES = 64 * 1024

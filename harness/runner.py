@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from harness import __version__
-from harness.actions import ACTIONS, ActionSpec, load_actions
-from harness.browser import Browser
-from harness.campaign import LoadedCampaign, Mode, Step, TestCase
-from harness.checks import CheckContext, StepObservation, load_checks
-from harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
-from harness.environment import SimulatorClient
-from harness.operator import Operator
-from harness.results import (
+from esante.harness import __version__
+from esante.harness.actions import ACTIONS, ActionSpec, load_actions
+from esante.harness.browser import Browser
+from esante.harness.campaign import LoadedCampaign, Mode, Step, TestCase
+from esante.harness.checks import CheckContext, StepObservation, load_checks
+from esante.harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
+from esante.harness.environment import SimulatorClient
+from esante.harness.operator import Operator
+from esante.harness.results import (
     CampaignInfo,
     CaseResult,
     CheckResult,
@@ -41,13 +41,13 @@ from harness.results import (
     Verdict,
     worst,
 )
-from harness.results import (
+from esante.harness.results import (
     CandidateInfo as CandidateResult,
 )
-from simulators.core.evidence import EvidenceStore, Record, sha256_hex, utc_now
-from simulators.core.journal import Exchange
-from simulators.core.xml import pretty
-from simulators.dataset import Dataset, load_dataset
+from esante.simulators.core.evidence import EvidenceStore, Record, sha256_hex, utc_now
+from esante.simulators.core.journal import Exchange
+from esante.simulators.core.xml import pretty
+from esante.simulators.dataset import Dataset, load_dataset
 
 EXCERPT_CHARS = 20_000
 MAX_BROWSER_TRIPS = 4  # sign-in, then e.g. a consent or a logout round trip: more is a redirect loop

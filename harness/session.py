@@ -10,18 +10,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.campaign import LoadedCampaign, Mode, load_campaign, resolve_campaign
-from harness.checks import load_checks
-from harness.driver import API_PREFIX, DriverClient
-from harness.environment import LocalEnvironment
-from harness.operator import Operator
-from harness.remote import RemoteConfig, RemoteEnvironment
-from harness.results import CaseResult, RunResult
-from harness.runner import CampaignRunner, new_run_id
-from reports import ReportPaths, write_reports
-from simulators.core.evidence import EvidenceStore
-from simulators.core.pki import CA_CERT_FILE, default_pki_dir
-from simulators.core.server import ServerHandle
+from esante.harness.campaign import LoadedCampaign, Mode, load_campaign, resolve_campaign
+from esante.harness.checks import load_checks
+from esante.harness.driver import API_PREFIX, DriverClient
+from esante.harness.environment import LocalEnvironment
+from esante.harness.operator import Operator
+from esante.harness.remote import RemoteConfig, RemoteEnvironment
+from esante.harness.results import CaseResult, RunResult
+from esante.harness.runner import CampaignRunner, new_run_id
+from esante.reports import ReportPaths, write_reports
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.pki import CA_CERT_FILE, default_pki_dir
+from esante.simulators.core.server import ServerHandle
 
 REFERENCE = "reference"
 LOCAL, CONTAINERS = "local", "containers"
@@ -62,7 +62,7 @@ def _candidate(request: RunRequest, pki_dir: Path) -> Iterator[DriverClient | No
         with DriverClient(request.candidate) as client:
             yield client
         return
-    from harness.reference import create_reference_app
+    from esante.harness.reference import create_reference_app
 
     with ServerHandle(create_reference_app(pki_dir=pki_dir, defects=request.defects)) as server, \
             DriverClient(server.url + API_PREFIX) as client:
@@ -75,7 +75,7 @@ def environment(request: RunRequest, names: list[str], store: EvidenceStore, pki
     if request.simulators == LOCAL:
         return LocalEnvironment(names, store=store, pki_dir=pki_dir, tls=request.tls, dataset=dataset)
     if request.simulators == CONTAINERS:
-        from harness.containers import ContainerEnvironment
+        from esante.harness.containers import ContainerEnvironment
 
         return ContainerEnvironment(names, store=store, pki_dir=pki_dir, tls=request.tls, dataset=dataset,
                                     image=request.image)

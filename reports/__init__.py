@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.results import RunResult
-from reports.bundle import BundleVerification, verify_bundle, write_bundle
-from reports.html import write_html
-from reports.junit import write_junit
-from reports.signing import default_key_path, load_or_create_key
-from simulators.core.evidence import EvidenceStore
+from esante.harness.results import RunResult
+from esante.reports.bundle import BundleVerification, verify_bundle, write_bundle
+from esante.reports.html import write_html
+from esante.reports.junit import write_junit
+from esante.reports.signing import default_key_path, load_or_create_key
+from esante.simulators.core.evidence import EvidenceStore
 
 __all__ = ["BUNDLE_NAME", "BundleVerification", "ReportPaths", "verify_bundle", "write_reports"]
 
@@ -36,7 +36,9 @@ def write_reports(result: RunResult, store: EvidenceStore, out_dir: Path,
     The bundle is written last: it holds the other three. It is signed with the Ed25519 key at
     ``signing_key`` (default: ``$ESANTE_SIGNING_KEY`` or ``~/.esante/keys/ed25519.pem``), created if absent.
     """
-    from reports.json_report import write_json  # not at import time: `python -m reports.json_report` works cleanly
+    from esante.reports.json_report import (
+        write_json,  # not at import time: `python -m esante.reports.json_report` works cleanly
+    )
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,9 @@ from typing import IO, Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.results import RunResult
-from reports.signing import fingerprint, load_public_key, public_key_pem, raw_public_bytes
-from simulators.core.evidence import GENESIS, EvidenceStore, sha256_hex, utc_now, verify_records
+from esante.harness.results import RunResult
+from esante.reports.signing import fingerprint, load_public_key, public_key_pem, raw_public_bytes
+from esante.simulators.core.evidence import GENESIS, EvidenceStore, sha256_hex, utc_now, verify_records
 
 FORMAT = "esante-evidence-bundle/1"
 MANIFEST, SIGNATURE, SIGNER = "manifest.json", "manifest.sig", "signer.pub.pem"

@@ -20,8 +20,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.results import CaseResult, RunResult, Verdict, worst
-from simulators.core.evidence import utc_now
+from esante.harness.results import CaseResult, RunResult, Verdict, worst
+from esante.simulators.core.evidence import utc_now
 
 TEMPLATES = Path(__file__).parent / "templates"
 DETAIL_CHARS = 20_000

@@ -5,7 +5,7 @@ cannot say something the HTML or JUnit do not. The schema is generated from the 
 ``reports/schemas/run-report.schema.json`` for consumers who validate reports without this code; a test
 keeps the shipped file equal to the generated one. Regenerate it with::
 
-    python -m reports.json_report --write-schema
+    python -m esante.reports.json_report --write-schema
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.results import RunResult
+from esante.harness.results import RunResult
 
 SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.0.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -44,7 +44,7 @@ def schema_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.json_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m esante.reports.json_report", description=__doc__.splitlines()[0])
     parser.add_argument("--write-schema", action="store_true", help=f"regenerate {SCHEMA_PATH.name}")
     args = parser.parse_args(argv)
     if args.write_schema:

@@ -11,14 +11,14 @@ import pytest
 from joserfc.jwk import RSAKey
 from lxml import etree
 
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.evidence import EvidenceStore
-from simulators.core.pki import IssuedCert, TestCA, client_ssl_context
-from simulators.core.server import ServerHandle, TlsSettings
-from simulators.dataset import dataset_from_mapping, load_dataset
-from simulators.insi import InsiSimulator
-from simulators.insi.protocol import NS_CTXLPS, NS_RECSANS
-from simulators.psc import PscSimulator
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.pki import IssuedCert, TestCA, client_ssl_context
+from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.dataset import dataset_from_mapping, load_dataset
+from esante.simulators.insi import InsiSimulator
+from esante.simulators.insi.protocol import NS_CTXLPS, NS_RECSANS
+from esante.simulators.psc import PscSimulator
 
 VECTORS = Path(__file__).parent / "vectors"
 SOAP12 = "application/soap+xml; charset=utf-8"

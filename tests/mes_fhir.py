@@ -7,7 +7,7 @@ import base64
 import uuid
 from typing import Any
 
-from simulators.mes.measures import catalogue
+from esante.simulators.mes.measures import catalogue
 
 APP = "urn:oid:1.2.250.1.999.1"  # the fictitious app's identifier system
 SAMPLE_VALUES = {"body_weight": 72.5, "body_height": 172, "bmi": 24.5, "heart_rate": 64, "body_temperature": 36.8,

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 from lxml import etree, html
 
-from harness.environment import LocalEnvironment
-from simulators.core.evidence import EvidenceStore
-from simulators.core.pki import TestCA, client_ssl_context
-from simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
+from esante.harness.environment import LocalEnvironment
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.pki import TestCA, client_ssl_context
+from esante.simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
 
 CLIENT = ("esante-reference-mss", "reference-mss-secret-not-for-production")
 REDIRECT = "http://127.0.0.1:9/mss/callback"

@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from harness.browser import MAX_HOPS, Browser
-from simulators.core.server import ServerHandle
+from esante.harness.browser import MAX_HOPS, Browser
+from esante.simulators.core.server import ServerHandle
 
 CANDIDATE = "http://127.0.0.1:1/psc/callback"  # never visited: the trip ends when the browser leaves
 

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.campaign import CampaignError, campaign_schema, load_campaign, resolve_campaign
-from harness.checks import load_checks
+from esante.harness.campaign import CampaignError, campaign_schema, load_campaign, resolve_campaign
+from esante.harness.checks import load_checks
 
 ROOT = Path(__file__).parent.parent
 BAD = Path(__file__).parent / "vectors" / "campaigns"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from esante.harness.cli import app
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_list_checks_and_schemas() -> None:
 
 
 def test_driver_contract_document_is_published_and_current() -> None:
-    from harness.driver import contract_app
+    from esante.harness.driver import contract_app
 
     shipped = Path(__file__).parent.parent / "harness" / "driver-openapi.json"
     assert json.loads(shipped.read_text()) == json.loads(json.dumps(contract_app().openapi())), \

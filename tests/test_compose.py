@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.containers import compose_services
-from harness.remote import RemoteConfig
+from esante.harness.containers import compose_services
+from esante.harness.remote import RemoteConfig
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.containers import (
+from esante.harness.containers import (
     HEALTH_CHECK,
     SimulatorContainer,
     build_image,
@@ -26,9 +26,9 @@ from harness.containers import (
     image_name,
     start_service,
 )
-from harness.session import CONTAINERS, RunRequest, play
-from reports import verify_bundle
-from simulators.core.remote_evidence import verify_imported
+from esante.harness.session import CONTAINERS, RunRequest, play
+from esante.reports import verify_bundle
+from esante.simulators.core.remote_evidence import verify_imported
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

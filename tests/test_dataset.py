@@ -13,13 +13,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from simulators.dataset import (
+from esante.simulators.dataset import (
     Dataset,
     Patient,
     dataset_from_mapping,
     load_dataset,
 )
-from simulators.dataset.identifiers import (
+from esante.simulators.dataset.identifiers import (
     is_valid_finess,
     is_valid_luhn,
     is_valid_nir,

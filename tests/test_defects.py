@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.campaign import LoadedCampaign, load_campaign, resolve_campaign
-from harness.checks import load_checks
-from harness.driver import API_PREFIX, DriverClient
-from harness.environment import LocalEnvironment
-from harness.reference import DEFECTS, create_reference_app
-from harness.results import RunResult, Verdict
-from harness.runner import CampaignRunner
-from simulators.core.evidence import EvidenceStore
-from simulators.core.server import ServerHandle
+from esante.harness.campaign import LoadedCampaign, load_campaign, resolve_campaign
+from esante.harness.checks import load_checks
+from esante.harness.driver import API_PREFIX, DriverClient
+from esante.harness.environment import LocalEnvironment
+from esante.harness.reference import DEFECTS, create_reference_app
+from esante.harness.results import RunResult, Verdict
+from esante.harness.runner import CampaignRunner
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.server import ServerHandle
 
 CAMPAIGNS = ("insi", "psc", "dmp", "mes", "mssante")
 

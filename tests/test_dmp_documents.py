@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 from lxml import etree
 
-from simulators.dmp.cda import HL7
-from simulators.dmp.ebrim import RIM, parse_submission
-from simulators.dmp.signature import DS
-from simulators.dmp.submission import Finding, check_submission, errors
+from esante.simulators.dmp.cda import HL7
+from esante.simulators.dmp.ebrim import RIM, parse_submission
+from esante.simulators.dmp.signature import DS
+from esante.simulators.dmp.submission import Finding, check_submission, errors
 from tests.dmp_official import OfficialFeed, dataset_with_official_patient, td21
 
 DATASET = dataset_with_official_patient()
@@ -223,7 +223,7 @@ def test_each_requirement_broken_alone_gives_its_finding(requirement: str) -> No
 
 
 def test_unknown_patient() -> None:
-    from simulators.dataset import dataset_from_mapping, load_dataset
+    from esante.simulators.dataset import dataset_from_mapping, load_dataset
     data = load_dataset().model_dump()
     data["patients"] = [p for p in data["patients"] if p["id"] != "DMPEX01"]
     data["dmp_records"] = [r for r in data["dmp_records"] if r["patient_id"] != "DMPEX01"]

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from lxml import etree
 
-from simulators.core.xml import parse_xml
-from simulators.dmp.ebrim import (
+from esante.simulators.core.xml import parse_xml
+from esante.simulators.dmp.ebrim import (
     RIM,
     UPDATE_STATUS,
     Coded,
@@ -17,7 +17,7 @@ from simulators.dmp.ebrim import (
     parse_document_entry,
     parse_submission,
 )
-from simulators.dmp.hl7v2 import format_cx, format_xcn, format_xon, parse_cx, parse_xcn, parse_xon
+from esante.simulators.dmp.hl7v2 import format_cx, format_xcn, format_xon, parse_cx, parse_xcn, parse_xon
 from tests.dmp_official import VECTORS, submit_objects_request, td21
 
 

@@ -15,16 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from harness.reference import dmp_cda, dmp_documents, dmp_xades
-from harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
-from simulators.core.pki import TestCA
-from simulators.dataset import load_dataset
-from simulators.dmp.cda import Ii, parse_cda, read_header
-from simulators.dmp.cda_rules import check_header
-from simulators.dmp.ebrim import parse_submission
-from simulators.dmp.metadata_rules import check_metadata
-from simulators.dmp.submission import Finding, check_submission, errors
-from simulators.dmp.xmldsig import verify_signature
+from esante.harness.reference import dmp_cda, dmp_documents, dmp_xades
+from esante.harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
+from esante.simulators.core.pki import TestCA
+from esante.simulators.dataset import load_dataset
+from esante.simulators.dmp.cda import Ii, parse_cda, read_header
+from esante.simulators.dmp.cda_rules import check_header
+from esante.simulators.dmp.ebrim import parse_submission
+from esante.simulators.dmp.metadata_rules import check_metadata
+from esante.simulators.dmp.submission import Finding, check_submission, errors
+from esante.simulators.dmp.xmldsig import verify_signature
 from tests.dmp_official import dataset_with_official_patient, td21
 
 DATASET = load_dataset()

@@ -18,11 +18,11 @@ from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 from signxml.exceptions import InvalidDigest
 
-from harness.reference.dmp_vihf import VIHF_DEFECTS, professional_from_psc, sign_vihf, signed_vihf
-from simulators.core.pki import TestCA
-from simulators.dataset import Dataset, load_dataset
-from simulators.dataset.identifiers import nir_key
-from simulators.dmp.vihf import (
+from esante.harness.reference.dmp_vihf import VIHF_DEFECTS, professional_from_psc, sign_vihf, signed_vihf
+from esante.simulators.core.pki import TestCA
+from esante.simulators.dataset import Dataset, load_dataset
+from esante.simulators.dataset.identifiers import nir_key
+from esante.simulators.dmp.vihf import (
     DS,
     HL7,
     SAML,
@@ -40,7 +40,7 @@ from simulators.dmp.vihf import (
     validate_vihf,
     verify_signature,
 )
-from simulators.psc.claims import userinfo_claims
+from esante.simulators.psc.claims import userinfo_claims
 from tests.dmp_examples import TD_REQUESTS, VIHF_SAMPLES, example, example_bytes
 
 SIGNERS = Path(__file__).parent.parent / "simulators" / "dmp" / "data" / "example_signers"

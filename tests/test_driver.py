@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from harness.driver import MAX_DRIVER_ANSWER_BYTES, DriverClient, DriverError
+from esante.harness.driver import MAX_DRIVER_ANSWER_BYTES, DriverClient, DriverError
 
 
 def _client(handler) -> DriverClient:

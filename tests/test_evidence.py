@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.core.evidence import EvidenceStore, sha256_hex
+from esante.simulators.core.evidence import EvidenceStore, sha256_hex
 
 
 def test_append_hashes_and_chains(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_verify_detects_altered_blob(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from simulators.core.evidence import EvidenceStore
+from esante.simulators.core.evidence import EvidenceStore
 store = EvidenceStore(sys.argv[1])
 i = 0
 while True:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from simulators.core.soap import SOAP11_NS
-from simulators.insi.protocol import NS_RESULTAT
+from esante.simulators.core.soap import SOAP11_NS
+from esante.simulators.insi.protocol import NS_RESULTAT
 from tests.conftest import VECTORS, RunningSimulator, official_request
 
 R = f"{{{NS_RESULTAT}}}"
@@ -70,7 +70,7 @@ def test_trait_matching(insi: RunningSimulator, traits: dict, code: str) -> None
 
 
 def test_accents_and_case_are_folded_and_reference_traits_returned(insi: RunningSimulator) -> None:
-    from simulators.dataset import load_dataset
+    from esante.simulators.dataset import load_dataset
 
     p006 = load_dataset().patient("P006")
     result = _result(insi.post_soap(official_request(birth_name=p006.birth_name.lower(),

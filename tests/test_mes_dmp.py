@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.campaign import load_campaign
-from harness.checks import load_checks
-from harness.driver import API_PREFIX, DriverClient
-from harness.environment import LocalEnvironment
-from harness.reference import create_reference_app
-from harness.results import Verdict
-from harness.runner import CampaignRunner
-from simulators.core.evidence import EvidenceStore
-from simulators.core.server import ServerHandle
+from esante.harness.campaign import load_campaign
+from esante.harness.checks import load_checks
+from esante.harness.driver import API_PREFIX, DriverClient
+from esante.harness.environment import LocalEnvironment
+from esante.harness.reference import create_reference_app
+from esante.harness.results import Verdict
+from esante.harness.runner import CampaignRunner
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.server import ServerHandle
 
 CAMPAIGN = Path(__file__).parent / "vectors/mes/dmp_campaign.yaml"
 

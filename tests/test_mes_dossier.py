@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.cli import app
-from simulators.mes.catalogue import FAMILIES, LIFECYCLE, Dossier, check_dossier, criteria
+from esante.harness.cli import app
+from esante.simulators.mes.catalogue import FAMILIES, LIFECYCLE, Dossier, check_dossier, criteria
 
 REFERENCE = Path(__file__).parents[1] / "harness/reference/mes_dossier.yaml"
 BAD = Path(__file__).parent / "vectors/mes/bad_dossier.yaml"

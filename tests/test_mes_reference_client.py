@@ -6,13 +6,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from harness.reference.mes import _same_origin_path
-from harness.reference.mes_client import MesRefused, _retry_after, outcome_of
-from harness.reference.mes_resources import MEASURES, measure_bundle
-from harness.reference.pdf import minimal_pdf
-from simulators.mes.documents import validate_document
-from simulators.mes.fhir import Invalid
-from simulators.mes.measures import catalogue, validate_bundle
+from esante.harness.reference.mes import _same_origin_path
+from esante.harness.reference.mes_client import MesRefused, _retry_after, outcome_of
+from esante.harness.reference.mes_resources import MEASURES, measure_bundle
+from esante.harness.reference.pdf import minimal_pdf
+from esante.simulators.mes.documents import validate_document
+from esante.simulators.mes.fhir import Invalid
+from esante.simulators.mes.measures import catalogue, validate_bundle
 from tests import mes_fhir
 
 PATIENT = "Patient/abc"

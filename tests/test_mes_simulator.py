@@ -19,14 +19,14 @@ from fastapi import FastAPI, Request
 from lxml import html
 from starlette.responses import JSONResponse
 
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.evidence import EvidenceStore
-from simulators.core.journal import load_exchanges
-from simulators.core.server import ServerHandle
-from simulators.dataset import load_dataset
-from simulators.mes import MesSimulator
-from simulators.mes.measures import catalogue
-from simulators.mes.protocol import mes_patient_id
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.journal import load_exchanges
+from esante.simulators.core.server import ServerHandle
+from esante.simulators.dataset import load_dataset
+from esante.simulators.mes import MesSimulator
+from esante.simulators.mes.measures import catalogue
+from esante.simulators.mes.protocol import mes_patient_id
 from tests import mes_fhir
 
 CLIENT, SECRET = "esante-reference-mes", "reference-mes-partner-secret-0001"
@@ -358,9 +358,9 @@ def test_pushed_document_lands_in_the_dmp(mes: Mes, fake_dmp: list[dict[str, Any
 
 
 def test_dmp_filing_check_judges_the_dmp_answer(mes: Mes, fake_dmp: list[dict[str, Any]]) -> None:
-    from harness.checks import CheckContext
-    from harness.results import Verdict
-    from simulators.mes.checks import document_in_dmp
+    from esante.harness.checks import CheckContext
+    from esante.harness.results import Verdict
+    from esante.simulators.mes.checks import document_in_dmp
 
     verdicts = []
     for patient in ("P001", "P002"):

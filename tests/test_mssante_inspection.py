@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.dataset import load_dataset
-from simulators.mssante import MssanteSimulator
-from simulators.mssante.directory import FhirDirectory, FhirError
-from simulators.mssante.incoming import build, inbox_data
-from simulators.mssante.inspection import Original, inspect_message
-from simulators.mssante.xdm import HostileArchive, inspect_xdm, read_archive
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.dataset import load_dataset
+from esante.simulators.mssante import MssanteSimulator
+from esante.simulators.mssante.directory import FhirDirectory, FhirError
+from esante.simulators.mssante.incoming import build, inbox_data
+from esante.simulators.mssante.inspection import Original, inspect_message
+from esante.simulators.mssante.xdm import HostileArchive, inspect_xdm, read_archive
 
 VECTORS = Path(__file__).parent / "vectors" / "mssante"
 DATASET = load_dataset()
@@ -65,7 +65,7 @@ def test_a_conformant_structured_message_has_no_finding() -> None:
 
 def _rezip(raw: bytes, change: dict[str, bytes | None]) -> bytes:
     """The seeded message with members of its archive replaced (None: removed)."""
-    from simulators.mssante.inspection import parse
+    from esante.simulators.mssante.inspection import parse
 
     msg = parse(raw)
     part = next(p for p in msg.iter_attachments())
@@ -98,7 +98,7 @@ def test_archive_findings_name_rule_and_place() -> None:
 
 
 def _archive(raw: bytes) -> bytes:
-    from simulators.mssante.inspection import parse
+    from esante.simulators.mssante.inspection import parse
 
     return next(parse(raw).iter_attachments()).get_payload(decode=True)
 

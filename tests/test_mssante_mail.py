@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from harness.reference.parts import client_certificate
-from simulators.core.journal import Exchange, load_exchanges
-from simulators.psc.protocol import REVOKE_PATH
+from esante.harness.reference.parts import client_certificate
+from esante.simulators.core.journal import Exchange, load_exchanges
+from esante.simulators.psc.protocol import REVOKE_PATH
 from tests.mssante_lab import CLIENT, Lab, open_lab, xoauth2
 
 CLAIRE, CLAIRE_ID = "claire.vasseur@medecin.mssante.test", "810999900011"  # PS001
@@ -181,7 +181,7 @@ def test_trust_space_and_sender_ownership(lab: Lab) -> None:
 
 def test_faults_busy_mailbox_full_and_drop(lab: Lab, request: pytest.FixtureRequest) -> None:
     mss = lab.env.clients["mssante"]
-    from simulators.core.faults import FaultRule
+    from esante.simulators.core.faults import FaultRule
 
     mss.set_faults([FaultRule(kind="service_fault", fault_code="server_busy", path="/smtp", count=1)])
     with pytest.raises(smtplib.SMTPConnectError) as busy:
@@ -210,8 +210,8 @@ def test_message_findings_are_evidence(lab: Lab, request: pytest.FixtureRequest)
 
 
 def test_an_expired_token_is_refused(lab: Lab) -> None:
-    from simulators.core.faults import FaultRule
-    from simulators.psc.protocol import TOKEN_PATH
+    from esante.simulators.core.faults import FaultRule
+    from esante.simulators.psc.protocol import TOKEN_PATH
 
     lab.env.clients["psc"].set_faults([FaultRule(kind="behaviour", fault_code="short_lifetimes", path=TOKEN_PATH)])
     token = lab.token(CLAIRE_ID)["access_token"]  # lives 2 seconds
@@ -220,7 +220,7 @@ def test_an_expired_token_is_refused(lab: Lab) -> None:
 
 
 def test_token_expiry_mid_session_ends_the_imap_session(lab: Lab, request: pytest.FixtureRequest) -> None:
-    from simulators.core.faults import FaultRule
+    from esante.simulators.core.faults import FaultRule
 
     lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="token_expires_mid_session",
                                                      path="/imap", count=1)])
@@ -237,10 +237,10 @@ def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
     """The core hook: ServerHandle starts the simulator's own listeners before serving and stops them after."""
     import socket
 
-    from simulators.core.app import SimulatorSettings, create_app
-    from simulators.core.server import ServerHandle
-    from simulators.dataset import load_dataset
-    from simulators.mssante import MssanteSimulator
+    from esante.simulators.core.app import SimulatorSettings, create_app
+    from esante.simulators.core.server import ServerHandle
+    from esante.simulators.dataset import load_dataset
+    from esante.simulators.mssante import MssanteSimulator
 
     simulator = MssanteSimulator(load_dataset())
     settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
@@ -255,7 +255,7 @@ def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
 
 
 def test_session_transcripts_are_bounded() -> None:
-    from simulators.core.journal import Session
+    from esante.simulators.core.journal import Session
 
     session = Session("SMTP", None, None, None, limit=10)
     session.heard(b"0123456789ABCDEF")
@@ -263,7 +263,7 @@ def test_session_transcripts_are_bounded() -> None:
 
 
 def test_starttls_unavailable_keeps_tls_required(lab: Lab) -> None:
-    from simulators.core.faults import FaultRule
+    from esante.simulators.core.faults import FaultRule
 
     lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="starttls_unavailable",
                                                      path="/smtp")])

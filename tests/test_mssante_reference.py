@@ -9,10 +9,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from harness.reference.defects import Defects
-from harness.reference.mss_mail import Document, Unreadable, letter, receipt, received_patient
-from simulators.dataset import load_dataset
-from simulators.mssante.inspection import Original, inspect_message
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.mss_mail import Document, Unreadable, letter, receipt, received_patient
+from esante.simulators.dataset import load_dataset
+from esante.simulators.mssante.inspection import Original, inspect_message
 
 DATASET = load_dataset()
 DOC = Document("285046938321480", "1.2.250.1.213.1.4.10", "MOREAU", "CLAIRE", "1985-04-12", "Compte rendu",

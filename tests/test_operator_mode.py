@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.campaign import Mode, load_campaign, resolve_campaign
-from harness.checks import load_checks
-from harness.driver import API_PREFIX, ActionReport, DriverClient
-from harness.environment import LocalEnvironment
-from harness.operator import Operator
-from harness.reference import create_reference_app
-from harness.results import Verdict
-from harness.runner import CampaignRunner
-from simulators.core.evidence import EvidenceStore
-from simulators.core.server import ServerHandle
-from simulators.dataset import load_dataset
+from esante.harness.campaign import Mode, load_campaign, resolve_campaign
+from esante.harness.checks import load_checks
+from esante.harness.driver import API_PREFIX, ActionReport, DriverClient
+from esante.harness.environment import LocalEnvironment
+from esante.harness.operator import Operator
+from esante.harness.reference import create_reference_app
+from esante.harness.results import Verdict
+from esante.harness.runner import CampaignRunner
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.server import ServerHandle
+from esante.simulators.dataset import load_dataset
 
 
 class ScriptedPerson:

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulators.core.pki import (
+from esante.simulators.core.pki import (
     IssuedCert,
     TestCA,
     client_ssl_context,

@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from lxml import html
 
-from simulators.core.pki import client_ssl_context
+from esante.simulators.core.pki import client_ssl_context
 from tests.conftest import RunningPsc
 
 with warnings.catch_warnings():

@@ -14,13 +14,13 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.responses import Response
 
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.evidence import EvidenceStore
-from simulators.core.journal import load_exchanges
-from simulators.core.server import ServerHandle
-from simulators.dataset import dataset_from_mapping, load_dataset
-from simulators.psc import PscSimulator
-from simulators.psc.protocol import JWKS_PATH, LOGOUT_PATH
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.journal import load_exchanges
+from esante.simulators.core.server import ServerHandle
+from esante.simulators.dataset import dataset_from_mapping, load_dataset
+from esante.simulators.psc import PscSimulator
+from esante.simulators.psc.protocol import JWKS_PATH, LOGOUT_PATH
 from tests.conftest import RunningPsc
 from tests.test_psc_simulator import (
     authorize_params,

@@ -20,7 +20,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, RSAKey
 from lxml import html
 
-from simulators.psc.protocol import (
+from esante.simulators.psc.protocol import (
     AUTHORIZE_PATH,
     CIBA_PATH,
     GRANT_CIBA,

@@ -20,17 +20,17 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from harness.actions import load_actions
-from harness.driver import API_PREFIX, ActionOutcome, ActionReport
-from harness.reference import DEFECTS, Defects, create_reference_app
-from harness.reference.insi_client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.pki import TestCA
-from simulators.core.server import ServerHandle, TlsSettings
-from simulators.dataset import load_dataset
-from simulators.insi import InsiSimulator
-from simulators.insi.actions import patient_traits
-from simulators.insi.service import fault_response
+from esante.harness.actions import load_actions
+from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
+from esante.harness.reference import DEFECTS, Defects, create_reference_app
+from esante.harness.reference.insi_client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.pki import TestCA
+from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.dataset import load_dataset
+from esante.simulators.insi import InsiSimulator
+from esante.simulators.insi.actions import patient_traits
+from esante.simulators.insi.service import fault_response
 
 DS = load_dataset()
 VECTORS = Path(__file__).parent / "vectors"

@@ -20,22 +20,22 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from harness.campaign import Step
-from harness.driver import API_PREFIX, ActionOutcome, ActionReport
-from harness.environment import SimulatorClient
-from harness.reference import create_reference_app
-from harness.reference import dmp_client as wire
-from harness.reference.dmp import DMP_DEFECTS, DmpPart
-from harness.reference.parts import ReferenceContext
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.evidence import EvidenceStore
-from simulators.core.faults import FaultKind, FaultRule
-from simulators.core.journal import Exchange
-from simulators.core.pki import TestCA
-from simulators.core.server import ServerHandle, TlsSettings
-from simulators.dataset import load_dataset
-from simulators.dmp import DmpSimulator
-from simulators.dmp import actions as dmp_actions
+from esante.harness.campaign import Step
+from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
+from esante.harness.environment import SimulatorClient
+from esante.harness.reference import create_reference_app
+from esante.harness.reference import dmp_client as wire
+from esante.harness.reference.dmp import DMP_DEFECTS, DmpPart
+from esante.harness.reference.parts import ReferenceContext
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.journal import Exchange
+from esante.simulators.core.pki import TestCA
+from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.dataset import load_dataset
+from esante.simulators.dmp import DmpSimulator
+from esante.simulators.dmp import actions as dmp_actions
 
 DS = load_dataset()
 BUILDERS: dict[str, Callable[[Step, Any], dict[str, Any]]] = {
@@ -329,7 +329,7 @@ def test_the_reference_app_serves_the_dmp_actions(lab: Lab) -> None:
 
 # -- named defects ------------------------------------------------------------------------------------------
 def test_every_defect_is_in_the_catalogue_of_the_dmp_campaign() -> None:
-    from harness.reference import DEFECTS
+    from esante.harness.reference import DEFECTS
 
     assert all(description for description in DMP_DEFECTS.values())
     assert {name for name in DMP_DEFECTS if DEFECTS[name].campaign == "dmp"} == set(DMP_DEFECTS)

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from harness.driver import API_PREFIX
-from harness.environment import LocalEnvironment
-from harness.reference import create_reference_app
-from simulators.core.evidence import EvidenceStore
+from esante.harness.driver import API_PREFIX
+from esante.harness.environment import LocalEnvironment
+from esante.harness.reference import create_reference_app
+from esante.simulators.core.evidence import EvidenceStore
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from harness.reference import defects, psc_client, psc_transport
-from harness.reference.defects import Defects
-from harness.reference.psc_client import PendingLogin, PscClient, Session
-from harness.reference.psc_tokens import (
+from esante.harness.reference import defects, psc_client, psc_transport
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.psc_client import PendingLogin, PscClient, Session
+from esante.harness.reference.psc_tokens import (
     IdTokenRules,
     PscRefused,
     PscUnavailable,
@@ -32,7 +32,7 @@ from harness.reference.psc_tokens import (
     s256_challenge,
     verified_claims,
 )
-from simulators.core.pki import TestCA
+from esante.simulators.core.pki import TestCA
 
 BASE = "https://psc.test"
 ISSUER = f"{BASE}/auth/realms/esante-wallet"

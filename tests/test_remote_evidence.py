@@ -17,15 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.remote import RemoteConfig, RemoteEnvironment, RemoteEvidenceError, RemoteSimulatorClient
-from harness.session import RunRequest, play
-from reports import verify_bundle
-from simulators.core.app import SimulatorSettings, create_app
-from simulators.core.evidence import EvidenceStore, canonical_json, chain_next, record_digest
-from simulators.core.remote_evidence import PROVENANCE, Cursor, export_page, page_problems, verify_imported
-from simulators.core.server import ServerHandle, TlsSettings
-from simulators.dataset import load_dataset
-from simulators.insi import InsiSimulator
+from esante.harness.remote import RemoteConfig, RemoteEnvironment, RemoteEvidenceError, RemoteSimulatorClient
+from esante.harness.session import RunRequest, play
+from esante.reports import verify_bundle
+from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.evidence import EvidenceStore, canonical_json, chain_next, record_digest
+from esante.simulators.core.remote_evidence import PROVENANCE, Cursor, export_page, page_problems, verify_imported
+from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.dataset import load_dataset
+from esante.simulators.insi import InsiSimulator
 
 TOKEN = "remote-admin-token"
 
@@ -173,7 +173,7 @@ def test_offline_check_exposes_an_imported_record_forged_in_the_run_store(remote
     rows = run_store.raw_records()
     response = next(r for r in rows if r["kind"] == "exchange.response")
     forged = _forge(rows, response["seq"], {"status": 200})
-    from simulators.core.evidence import verify_records
+    from esante.simulators.core.evidence import verify_records
 
     assert verify_records(forged) == [], "the forgery is consistent with the run's own chain"
     problems = verify_imported(forged)

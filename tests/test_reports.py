@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from lxml import etree
 
-from harness.results import (
+from esante.harness.results import (
     CampaignInfo,
     CandidateInfo,
     CaseResult,
@@ -32,13 +32,13 @@ from harness.results import (
     StepResult,
     Verdict,
 )
-from reports import ReportPaths, verify_bundle, write_reports
-from reports.bundle import FORMAT, RECORDS
-from reports.html import render_html
-from reports.json_report import SCHEMA_PATH, report_schema, schema_text
-from reports.junit import write_junit
-from reports.signing import default_key_path, fingerprint, load_or_create_key, public_key_pem
-from simulators.core.evidence import EvidenceStore, Record, verify_records
+from esante.reports import ReportPaths, verify_bundle, write_reports
+from esante.reports.bundle import FORMAT, RECORDS
+from esante.reports.html import render_html
+from esante.reports.json_report import SCHEMA_PATH, report_schema, schema_text
+from esante.reports.junit import write_junit
+from esante.reports.signing import default_key_path, fingerprint, load_or_create_key, public_key_pem
+from esante.simulators.core.evidence import EvidenceStore, Record, verify_records
 
 RUN_ID = "run-20260101-0001"
 REQUEST_1 = b'<?xml version="1.0"?><Envelope><IDAM>ESANTE-REF-0001</IDAM></Envelope>'
@@ -198,7 +198,7 @@ def test_json_report_is_the_model_dump_and_validates_against_the_shipped_schema(
 
 def test_shipped_schema_is_up_to_date() -> None:
     assert json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) == report_schema(), \
-        "regenerate with: python -m reports.json_report --write-schema"
+        "regenerate with: python -m esante.reports.json_report --write-schema"
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text()
     schema = report_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -507,7 +507,7 @@ def test_default_key_path_follows_the_environment(monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from harness.session import RunRequest, play
+    from esante.harness.session import RunRequest, play
 
     tmp = tmp_path_factory.mktemp("run")
     return play(RunRequest(campaign="insi", out_dir=tmp / "out", pki_dir=tmp / "pki",
@@ -529,7 +529,7 @@ def test_real_run_reports_validate_and_verify(real_run: Any) -> None:
 def test_cli_verify_exit_codes(real_run: Any, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from esante.harness.cli import app
 
     runner = CliRunner()
     assert runner.invoke(app, ["verify", str(real_run.reports.bundle)]).exit_code == 0
@@ -540,8 +540,8 @@ def test_cli_verify_exit_codes(real_run: Any, tmp_path: Path) -> None:
 
 def test_matrix_fails_only_the_requirements_whose_checks_failed(tmp_path: Path) -> None:
     """A case failing on one requirement has not failed the others it also judges."""
-    from harness.session import RunRequest, play
-    from reports.html import traceability
+    from esante.harness.session import RunRequest, play
+    from esante.reports.html import traceability
 
     output = play(RunRequest(campaign="insi", out_dir=tmp_path / "out", pki_dir=tmp_path / "pki",
                              signing_key=tmp_path / "k.pem", defects=["keeps_local_traits"],

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.environment import LocalEnvironment
-from simulators.core.evidence import EvidenceStore
-from simulators.core.faults import FaultInjector, FaultKind, FaultRule
+from esante.harness.environment import LocalEnvironment
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.faults import FaultInjector, FaultKind, FaultRule
 from tests.conftest import RunningSimulator, official_request
 
 FOUND = official_request(birth_name="MOREAU", first_names=["CLAIRE"], sex="F", birth_date="1985-04-12")

@@ -5,7 +5,7 @@ It shows editors what "right" looks like, and the project's tests use its defect
 catches the mistake it is about.
 """
 
-from harness.reference.app import create_reference_app
-from harness.reference.defects import DEFECTS, Defects
+from esante.harness.reference.app import create_reference_app
+from esante.harness.reference.defects import DEFECTS, Defects
 
 __all__ = ["DEFECTS", "Defects", "create_reference_app"]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from starlette.responses import Response
 
-from harness.driver import (
+from esante.harness.driver import (
     API_PREFIX,
     ActionOutcome,
     ActionReport,
@@ -25,13 +25,13 @@ from harness.driver import (
     CandidateInfo,
     ResetRequest,
 )
-from harness.reference.defects import Defects
-from harness.reference.dmp import DmpPart
-from harness.reference.insi import InsiPart
-from harness.reference.mes import MesPart
-from harness.reference.mss import MssPart
-from harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
-from harness.reference.psc import PscPart
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.dmp import DmpPart
+from esante.harness.reference.insi import InsiPart
+from esante.harness.reference.mes import MesPart
+from esante.harness.reference.mss import MssPart
+from esante.harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
+from esante.harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
 PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MssPart, MesPart)

@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.driver import ActionOutcome, ActionReport, IdentityStatus, Ins, PatientIdentity, Traits
-from harness.reference.defects import Defects
-from harness.reference.insi_client import AnsweredIns, InsiAnswer, InsiClient, InsiServiceFault, InsiUnavailable
-from harness.reference.parts import NotConfigured
-from simulators.dataset.identifiers import nir_key
-from simulators.insi.protocol import OID_INS_NIR, CodeCR
+from esante.harness.driver import ActionOutcome, ActionReport, IdentityStatus, Ins, PatientIdentity, Traits
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.insi_client import AnsweredIns, InsiAnswer, InsiClient, InsiServiceFault, InsiUnavailable
+from esante.harness.reference.parts import NotConfigured
+from esante.simulators.dataset.identifiers import nir_key
+from esante.simulators.insi.protocol import OID_INS_NIR, CodeCR
 
 
 class VitaleCard(BaseModel):

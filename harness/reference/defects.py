@@ -50,7 +50,7 @@ def _defect(entry: dict[str, Any]) -> Defect:
 
 def load_defects() -> dict[str, Defect]:
     """Read ``defects.yaml`` from the package (works from a wheel as well as from a checkout)."""
-    text = files("harness.reference").joinpath("defects.yaml").read_text(encoding="utf-8")
+    text = files("esante.harness.reference").joinpath("defects.yaml").read_text(encoding="utf-8")
     entries = yaml.safe_load(text)["defects"]
     catalogue: dict[str, Defect] = {}
     for entry in entries:

@@ -31,16 +31,16 @@ from typing import Any
 from lxml import etree
 from pydantic import Field
 
-from harness.driver import ActionOutcome, ActionReport, DocumentSummary, RecordSummary
-from harness.reference import dmp_client as wire
-from harness.reference import dmp_messages as msg
-from harness.reference.dmp_client import DmpConnection, DmpFault, DmpUnavailable
-from harness.reference.dmp_documents import build_feed
-from harness.reference.dmp_messages import DmpRefusal, Entry, Existence, Submitter
-from harness.reference.dmp_vihf import SAML, build_vihf, sign_vihf
-from harness.reference.parts import NotConfigured, Params, Part, ReferenceContext, validated
-from simulators.core.pki import IssuedCert, TestCA
-from simulators.dataset import load_dataset
+from esante.harness.driver import ActionOutcome, ActionReport, DocumentSummary, RecordSummary
+from esante.harness.reference import dmp_client as wire
+from esante.harness.reference import dmp_messages as msg
+from esante.harness.reference.dmp_client import DmpConnection, DmpFault, DmpUnavailable
+from esante.harness.reference.dmp_documents import build_feed
+from esante.harness.reference.dmp_messages import DmpRefusal, Entry, Existence, Submitter
+from esante.harness.reference.dmp_vihf import SAML, build_vihf, sign_vihf
+from esante.harness.reference.parts import NotConfigured, Params, Part, ReferenceContext, validated
+from esante.simulators.core.pki import IssuedCert, TestCA
+from esante.simulators.dataset import load_dataset
 
 TLS_CERT_CN = "ESANTE-REFERENCE-DMP"
 STATUS_AFTER = {"archive": "archived", "unarchive": "approved", "delete": "deleted"}

@@ -29,8 +29,8 @@ from urllib.parse import unquote
 import httpx
 from lxml import etree
 
-from simulators.core.pki import client_ssl_context
-from simulators.core.xml import XmlRejected, parse_xml
+from esante.simulators.core.pki import client_ssl_context
+from esante.simulators.core.xml import XmlRejected, parse_xml
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"

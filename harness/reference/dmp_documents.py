@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from harness.reference.dmp_cda import (
+from esante.harness.reference.dmp_cda import (
     CONFIDENTIALITY_OID,
     LOINC,
     PS_OID,
@@ -25,8 +25,8 @@ from harness.reference.dmp_cda import (
     professional_national_id,
     structure_national_id,
 )
-from harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature, self_signed
-from harness.reference.pdf import minimal_pdf
+from esante.harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature, self_signed
+from esante.harness.reference.pdf import minimal_pdf
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"

@@ -10,11 +10,18 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from harness.driver import ActionReport, PatientIdentity, Traits
-from harness.reference.candidate import ReferenceCandidate, VitaleCard
-from harness.reference.insi_client import InsiClient
-from harness.reference.parts import STRUCTURE_FINESS, ClientCertificate, Params, Part, ReferenceContext, validated
-from simulators.insi.protocol import SERVICE_PATH
+from esante.harness.driver import ActionReport, PatientIdentity, Traits
+from esante.harness.reference.candidate import ReferenceCandidate, VitaleCard
+from esante.harness.reference.insi_client import InsiClient
+from esante.harness.reference.parts import (
+    STRUCTURE_FINESS,
+    ClientCertificate,
+    Params,
+    Part,
+    ReferenceContext,
+    validated,
+)
+from esante.simulators.insi.protocol import SERVICE_PATH
 
 INSI_CERT_CN = "INSI-AUTO"
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
-from harness.driver import ActionOutcome, ActionReport
-from harness.reference.mes_client import (
+from esante.harness.driver import ActionOutcome, ActionReport
+from esante.harness.reference.mes_client import (
     MAX_PENDING,
     MesClient,
     MesError,
@@ -28,11 +28,11 @@ from harness.reference.mes_client import (
     PendingPairing,
     outcome_of,
 )
-from harness.reference.mes_resources import appointment, document_reference, measure_bundle
-from harness.reference.parts import NoParams, NotConfigured, Params, Part, validated
-from harness.reference.pdf import minimal_pdf
-from simulators.dataset import load_dataset
-from simulators.mes.protocol import DOSSIERS_PATH, FHIR_BASE
+from esante.harness.reference.mes_resources import appointment, document_reference, measure_bundle
+from esante.harness.reference.parts import NoParams, NotConfigured, Params, Part, validated
+from esante.harness.reference.pdf import minimal_pdf
+from esante.simulators.dataset import load_dataset
+from esante.simulators.mes.protocol import DOSSIERS_PATH, FHIR_BASE
 
 CLIENT_ID = "esante-reference-mes"
 CALLBACK_PATH = "/mes/callback"
@@ -245,7 +245,7 @@ class MesPart(Part):
 
     def submit_dossier(self, app: MesApp) -> ActionReport:
         """The editor's dossier (data shipped beside this module) sent to the referencing window."""
-        text = files("harness.reference").joinpath("mes_dossier.yaml").read_text(encoding="utf-8")
+        text = files("esante.harness.reference").joinpath("mes_dossier.yaml").read_text(encoding="utf-8")
         if self.defects.on("mes_dossier_without_evidence"):
             dossier = yaml.safe_load(text)
             for answer in dossier["dossier"]["answers"]:

@@ -26,9 +26,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from harness.reference.defects import Defects
-from simulators.core.pki import client_ssl_context
-from simulators.mes.protocol import AUTHORIZE_PATH, FHIR_JSON, TOKEN_PATH
+from esante.harness.reference.defects import Defects
+from esante.simulators.core.pki import client_ssl_context
+from esante.simulators.mes.protocol import AUTHORIZE_PATH, FHIR_JSON, TOKEN_PATH
 
 SCOPE = ("patient/Observation.read patient/Observation.write patient/DocumentReference.write "
          "patient/Appointment.read patient/Appointment.write offline_access")

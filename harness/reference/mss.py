@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 from lxml import etree
 
-from harness.driver import ActionOutcome, ActionReport, ProfessionalSession
-from harness.reference.mss_mail import (
+from esante.harness.driver import ActionOutcome, ActionReport, ProfessionalSession
+from esante.harness.reference.mss_mail import (
     Document,
     Unreadable,
     json_mailboxes,
@@ -37,12 +37,12 @@ from harness.reference.mss_mail import (
     unknown_patient_error,
     xoauth2,
 )
-from harness.reference.parts import NoParams, NotConfigured, Params, Part, ProfessionalParams, validated
-from harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
-from harness.reference.psc_tokens import PscError
-from simulators.core.pki import client_ssl_context
-from simulators.dataset import load_dataset
-from simulators.mssante.protocol import AUTOCONFIG_PATH, DNT, FHIR_BASE
+from esante.harness.reference.parts import NoParams, NotConfigured, Params, Part, ProfessionalParams, validated
+from esante.harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from esante.harness.reference.psc_tokens import PscError
+from esante.simulators.core.pki import client_ssl_context
+from esante.simulators.dataset import load_dataset
+from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, DNT, FHIR_BASE
 
 CLIENT_ID = "esante-reference-mss"
 CALLBACK_PATH = "/mss/callback"

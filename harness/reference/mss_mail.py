@@ -17,8 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-from harness.reference.defects import Defects
-from simulators.mssante.protocol import (
+from esante.harness.reference.defects import Defects
+from esante.simulators.mssante.protocol import (
     DNT,
     ERROR_UNKNOWN_PATIENT,
     ERROR_UNKNOWN_PATIENT_LABEL,

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.driver import ActionReport
-from harness.reference.defects import Defects
-from simulators.core.pki import TestCA
+from esante.harness.driver import ActionReport
+from esante.harness.reference.defects import Defects
+from esante.simulators.core.pki import TestCA
 
 #: The fictitious structure running the reference candidate (ContexteBAM/ContexteLPS Emetteur, VIHF structure).
 STRUCTURE_FINESS = "750000001"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.driver import ActionOutcome, ActionReport, ProfessionalSession
-from harness.reference.defects import Defects
-from harness.reference.parts import (
+from esante.harness.driver import ActionOutcome, ActionReport, ProfessionalSession
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.parts import (
     NoParams,
     NotConfigured,
     Params,
@@ -24,16 +24,16 @@ from harness.reference.parts import (
     StructureParams,
     validated,
 )
-from harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
-from harness.reference.psc_tokens import (
+from esante.harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from esante.harness.reference.psc_tokens import (
     PscError,
     PscRefused,
     PscUnavailable,
     bound_thumbprint,
     certificate_thumbprint,
 )
-from simulators.core.pki import TestCA
-from simulators.dataset import load_dataset
+from esante.simulators.core.pki import TestCA
+from esante.simulators.dataset import load_dataset
 
 CLIENT_ID = "esante-reference-rp"
 CALLBACK_PATH = "/psc/callback"

@@ -30,8 +30,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 from joserfc.jwk import KeySet
 
-from harness.reference.defects import Defects
-from harness.reference.psc_tokens import (
+from esante.harness.reference.defects import Defects
+from esante.harness.reference.psc_tokens import (
     ACR,
     IdTokenRules,
     PscError,
@@ -43,7 +43,7 @@ from harness.reference.psc_tokens import (
     unverified_claims,
     verified_claims,
 )
-from harness.reference.psc_transport import PscHttp
+from esante.harness.reference.psc_transport import PscHttp
 
 REALM_PATH = "/auth/realms/esante-wallet"
 DISCOVERY_PATH = f"{REALM_PATH}/.well-known/wallet-openid-configuration"

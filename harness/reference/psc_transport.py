@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from harness.reference.psc_tokens import PscError, PscUnavailable
-from simulators.core.pki import client_ssl_context
+from esante.harness.reference.psc_tokens import PscError, PscUnavailable
+from esante.simulators.core.pki import client_ssl_context
 
 RETRY_PAUSE = 0.5  # seconds before the one retry of a failed call
 STORM_ATTEMPTS = 11  # the psc_retry_storm defect: one call and ten retries, without pause

@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from simulators.core.app import Peer, SimulatorRuntime
-from simulators.core.faults import FaultKind, FaultRule
-from simulators.core.journal import ADMIN_PREFIX, load_exchanges
-from simulators.core.remote_evidence import MAX_PAGE_RECORDS, export_page
-from simulators.dataset import dataset_from_mapping, load_dataset
+from esante.simulators.core.app import Peer, SimulatorRuntime
+from esante.simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.journal import ADMIN_PREFIX, load_exchanges
+from esante.simulators.core.remote_evidence import MAX_PAGE_RECORDS, export_page
+from esante.simulators.dataset import dataset_from_mapping, load_dataset
 
 
 class Context(BaseModel):

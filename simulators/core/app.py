@@ -18,13 +18,13 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
-from simulators.core.evidence import EvidenceStore
-from simulators.core.faults import FaultInjector
-from simulators.core.journal import JournalMiddleware, ServiceError
-from simulators.dataset import Dataset, load_dataset
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.faults import FaultInjector
+from esante.simulators.core.journal import JournalMiddleware, ServiceError
+from esante.simulators.dataset import Dataset, load_dataset
 
 if TYPE_CHECKING:
-    from simulators.core.server import TlsSettings
+    from esante.simulators.core.server import TlsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class Peer:
 
     def client(self, *, timeout: float = 10.0) -> httpx.Client:
         """An HTTP client to the peer (the caller closes it), trusting its CA, with the admin token if any."""
-        from simulators.core.pki import client_ssl_context
+        from esante.simulators.core.pki import client_ssl_context
 
         verify = client_ssl_context(self.ca_pem.encode()) if self.ca_pem else True
         headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
@@ -183,10 +183,10 @@ def create_app(simulator: Simulator, settings: SimulatorSettings, store: Evidenc
     """Build the ASGI app of one simulator (protocol routes + admin API, behind the journal)."""
     from fastapi import Depends
 
-    from simulators.core.admin import admin_router, require_admin_token
+    from esante.simulators.core.admin import admin_router, require_admin_token
 
     if settings.pki_dir is not None:
-        from simulators.core.pki import TestCA
+        from esante.simulators.core.pki import TestCA
 
         simulator.ca_pem = TestCA.load_or_create(settings.pki_dir).ca_pem
     runtime = SimulatorRuntime(simulator, settings, store or EvidenceStore(settings.evidence_path))

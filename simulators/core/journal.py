@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import PlainTextResponse, Response
 
-from simulators.core.evidence import EvidenceStore, Record
-from simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.evidence import EvidenceStore, Record
+from esante.simulators.core.faults import FaultKind, FaultRule
 
 if TYPE_CHECKING:
-    from simulators.core.app import SimulatorRuntime
+    from esante.simulators.core.app import SimulatorRuntime
 
 ADMIN_PREFIX = "/_admin"
 Scope = MutableMapping[str, Any]

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from simulators.core.pki import TestCA, subject_of_der
+from esante.simulators.core.pki import TestCA, subject_of_der
 
 
 class _EsanteProtocol(HttpToolsProtocol):
@@ -136,7 +136,7 @@ class _Listeners:
 
     def start(self) -> None:
         if self.runtime is not None:
-            from simulators.core.app import ListenerContext
+            from esante.simulators.core.app import ListenerContext
 
             self.runtime.simulator.start_listeners(ListenerContext(self.host, self.runtime, self.tls))
 

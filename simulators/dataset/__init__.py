@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from simulators.dataset.models import (
+from esante.simulators.dataset.models import (
     Dataset,
     InsRecord,
     LocalTraits,
@@ -86,7 +86,7 @@ def _packaged_folder(name: str) -> Traversable | None:
     """The packaged ``data/<name>`` folder, when ``name`` is a bare name that has one."""
     if "/" in name or os.sep in name or name in ("", ".", ".."):
         return None
-    packaged = resources.files("simulators.dataset").joinpath("data", name)
+    packaged = resources.files("esante.simulators.dataset").joinpath("data", name)
     return packaged if packaged.is_dir() else None
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulators.dataset.identifiers import is_valid_finess, is_valid_nir, is_valid_rpps
+from esante.simulators.dataset.identifiers import is_valid_finess, is_valid_nir, is_valid_rpps
 
 __all__ = [
     "Dataset",

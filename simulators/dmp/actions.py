@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.actions import action
-from harness.campaign import Step
-from simulators.dataset import Dataset
+from esante.harness.actions import action
+from esante.harness.campaign import Step
+from esante.simulators.dataset import Dataset
 
 MODES = ("normal", "centre_15", "bris_de_glace")
 AUTHS = ("INDIRECTE_RENFORCEE", "INDIRECTE", "DIRECTE")

@@ -13,12 +13,12 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
-from simulators.dataset.models import Dataset
-from simulators.dmp.authorities import INS_OIDS, PS_NATIONAL_ID_OID
-from simulators.dmp.cda import CdaHeader
-from simulators.dmp.ebrim import DocumentEntry
-from simulators.dmp.findings import AGREEMENT, Finding
-from simulators.dmp.hl7v2 import parse_cx, parse_xcn
+from esante.simulators.dataset.models import Dataset
+from esante.simulators.dmp.authorities import INS_OIDS, PS_NATIONAL_ID_OID
+from esante.simulators.dmp.cda import CdaHeader
+from esante.simulators.dmp.ebrim import DocumentEntry
+from esante.simulators.dmp.findings import AGREEMENT, Finding
+from esante.simulators.dmp.hl7v2 import parse_cx, parse_xcn
 
 #: nonXMLBody mediaType -> the XDS-SD formatCode it requires (JDV_J10).
 SD_FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008", "text/plain": "urn:ihe:iti:xds-sd:text:2008",

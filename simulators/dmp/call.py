@@ -7,9 +7,9 @@ from typing import Any
 
 from lxml import etree
 
-from simulators.core.mtom import Related
-from simulators.core.soap import SoapMessage
-from simulators.dmp.protocol import Transaction
+from esante.simulators.core.mtom import Related
+from esante.simulators.core.soap import SoapMessage
+from esante.simulators.dmp.protocol import Transaction
 
 
 class DmpError(Exception):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
-from simulators.dmp.cda import CdaHeader
-from simulators.dmp.findings import CDA_HEADER, Finding
+from esante.simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
+from esante.simulators.dmp.cda import CdaHeader
+from esante.simulators.dmp.findings import CDA_HEADER, Finding
 
 HL7_FRANCE_TEMPLATE = "2.16.840.1.113883.2.8.2.1"
 CISIS_TEMPLATE = "1.2.250.1.213.1.1.1.1"

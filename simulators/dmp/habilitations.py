@@ -13,10 +13,10 @@ from datetime import datetime
 
 from lxml import etree
 
-from simulators.core.xml import text_of
-from simulators.dmp.call import Call, DmpError, Reply
-from simulators.dmp.protocol import HABILITATIONS_NS, OID_DMP_INTERNAL_ID, OID_PS_NATIONAL_ID, PATIENTS_NS
-from simulators.dmp.records import Authorisation, DmpRecord, Records, hl7_time, now
+from esante.simulators.core.xml import text_of
+from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dmp.protocol import HABILITATIONS_NS, OID_DMP_INTERNAL_ID, OID_PS_NATIONAL_ID, PATIENTS_NS
+from esante.simulators.dmp.records import Authorisation, DmpRecord, Records, hl7_time, now
 
 OTP_TYPES = ("SMS", "EMAIL")
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from simulators.core.xml import text_of
-from simulators.dmp.call import Call, DmpError, Reply
-from simulators.dmp.protocol import (
+from esante.simulators.core.xml import text_of
+from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dmp.protocol import (
     HL7_NS,
     INS_OIDS,
     OID_ADMIN_OBSERVATION,
@@ -33,8 +33,8 @@ from simulators.dmp.protocol import (
     REASON_NAMES,
     XSI_NS,
 )
-from simulators.dmp.records import DmpRecord, Records, hl7_time, now
-from simulators.insi.matching import normalise_name
+from esante.simulators.dmp.records import DmpRecord, Records, hl7_time, now
+from esante.simulators.insi.matching import normalise_name
 
 H = f"{{{HL7_NS}}}"
 MAX_SEARCH_RESULTS = 10

@@ -11,11 +11,17 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 
-from simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, STRUCTURE_OID, is_oid
-from simulators.dmp.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
-from simulators.dmp.findings import XDS_METADATA, Finding
-from simulators.dmp.hl7v2 import parse_cx, parse_xcn, parse_xon
-from simulators.dmp.value_sets import value_sets
+from esante.simulators.dmp.authorities import (
+    CONFIDENTIALITY_SYSTEM,
+    INS_OIDS,
+    PS_NATIONAL_ID_OID,
+    STRUCTURE_OID,
+    is_oid,
+)
+from esante.simulators.dmp.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
+from esante.simulators.dmp.findings import XDS_METADATA, Finding
+from esante.simulators.dmp.hl7v2 import parse_cx, parse_xcn, parse_xon
+from esante.simulators.dmp.value_sets import value_sets
 
 _DTM = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2})?)?)?)?)?$")
 _META = "XDSRegistryMetadataError"

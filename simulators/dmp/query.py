@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from simulators.dmp.call import DmpError
-from simulators.dmp.ebrim import Coded, DocumentEntry
-from simulators.dmp.protocol import FIND_DOCUMENTS, GET_DOCUMENTS, RIM_NS, STATUSES
+from esante.simulators.dmp.call import DmpError
+from esante.simulators.dmp.ebrim import Coded, DocumentEntry
+from esante.simulators.dmp.protocol import FIND_DOCUMENTS, GET_DOCUMENTS, RIM_NS, STATUSES
 
 _VALUE = re.compile(r"'((?:[^']|'')*)'")
 _CODE_PARAMS = {

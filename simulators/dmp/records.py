@@ -10,8 +10,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from simulators.dataset import Dataset
-from simulators.dataset.models import Patient, Professional
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import Patient, Professional
 
 
 def now() -> datetime:

@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from simulators.dmp.ebrim import Coded, DocumentEntry
-from simulators.dmp.hl7v2 import parse_cx
-from simulators.dmp.protocol import (
+from esante.simulators.dmp.ebrim import Coded, DocumentEntry
+from esante.simulators.dmp.hl7v2 import parse_cx
+from esante.simulators.dmp.protocol import (
     INVISIBLE_PATIENT,
     MASQUE_PS,
     STATUS_APPROVED,
     STATUS_DELETED,
     STATUS_DEPRECATED,
 )
-from simulators.dmp.records import now
+from esante.simulators.dmp.records import now
 
 
 @dataclass(slots=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from simulators.dataset import Dataset
-from simulators.dmp.vihf import PROFESSION_SYSTEM, Vihf
+from esante.simulators.dataset import Dataset
+from esante.simulators.dmp.vihf import PROFESSION_SYSTEM, Vihf
 
 ACCESS_DENIED = "DMPAccessDeniedByRightsService"
 _RIGHTS_FILE = Path(__file__).parent / "data" / "rights.yaml"

@@ -36,10 +36,10 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from simulators.core.app import Simulator
-from simulators.core.journal import ServiceError, behaviours_of, notes_of
-from simulators.core.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
-from simulators.core.soap import (
+from esante.simulators.core.app import Simulator
+from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
+from esante.simulators.core.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
+from esante.simulators.core.soap import (
     SOAP12_CONTENT_TYPE,
     WSA_NS,
     WSSE_NS,
@@ -49,12 +49,12 @@ from simulators.core.soap import (
     fault,
     parse_envelope,
 )
-from simulators.dataset import Dataset
-from simulators.dmp import habilitations, hl7v3, xds
-from simulators.dmp.call import Call, DmpError, Reply
-from simulators.dmp.ebrim import Coded, DocumentEntry
-from simulators.dmp.hl7v2 import format_cx
-from simulators.dmp.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.dmp import habilitations, hl7v3, xds
+from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dmp.ebrim import Coded, DocumentEntry
+from esante.simulators.dmp.hl7v2 import format_cx
+from esante.simulators.dmp.protocol import (
     OID_INS_NIR_TEST,
     REASONS,
     SERVICE_PATHS,
@@ -62,10 +62,10 @@ from simulators.dmp.protocol import (
     WSA_ANONYMOUS,
     Transaction,
 )
-from simulators.dmp.records import Records, now
-from simulators.dmp.registry import DocumentRegistry
-from simulators.dmp.rights import decide
-from simulators.dmp.vihf import TrustStore, Vihf, VihfError, validate_vihf
+from esante.simulators.dmp.records import Records, now
+from esante.simulators.dmp.registry import DocumentRegistry
+from esante.simulators.dmp.rights import decide
+from esante.simulators.dmp.vihf import TrustStore, Vihf, VihfError, validate_vihf
 
 BY_ACTION: dict[str, list[Transaction]] = {}
 for _t in TRANSACTIONS.values():
@@ -84,7 +84,7 @@ WSA_REQUIRED = ("Action", "MessageID", "To", "ReplyTo")
 
 @cache
 def catalogue() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(files("simulators.dmp").joinpath("faults.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(files("esante.simulators.dmp").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
 class DmpFault(Exception):

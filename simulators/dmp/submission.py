@@ -10,16 +10,16 @@ from collections.abc import Mapping
 
 from lxml import etree
 
-from simulators.core.pki import TestCA
-from simulators.core.xml import XmlRejected
-from simulators.dataset.models import Dataset
-from simulators.dmp.agreement import check_agreement
-from simulators.dmp.cda import HL7, parse_cda, read_header
-from simulators.dmp.cda_rules import check_header
-from simulators.dmp.ebrim import Submission
-from simulators.dmp.findings import CDA_HEADER, Finding, errors
-from simulators.dmp.metadata_rules import check_metadata
-from simulators.dmp.signature import check_signature, is_signature_entry
+from esante.simulators.core.pki import TestCA
+from esante.simulators.core.xml import XmlRejected
+from esante.simulators.dataset.models import Dataset
+from esante.simulators.dmp.agreement import check_agreement
+from esante.simulators.dmp.cda import HL7, parse_cda, read_header
+from esante.simulators.dmp.cda_rules import check_header
+from esante.simulators.dmp.ebrim import Submission
+from esante.simulators.dmp.findings import CDA_HEADER, Finding, errors
+from esante.simulators.dmp.metadata_rules import check_metadata
+from esante.simulators.dmp.signature import check_signature, is_signature_entry
 
 __all__ = ["Finding", "check_submission", "errors"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from simulators.dmp.ebrim import Coded
+from esante.simulators.dmp.ebrim import Coded
 
 VALUE_SETS_FILE = Path(__file__).parent / "data" / "value_sets.yaml"
 

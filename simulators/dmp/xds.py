@@ -16,10 +16,10 @@ from dataclasses import asdict, replace
 
 from lxml import etree
 
-from simulators.core.mtom import xop_include
-from simulators.dataset import Dataset
-from simulators.dmp.call import Call, DmpError, Reply
-from simulators.dmp.ebrim import (
+from esante.simulators.core.mtom import xop_include
+from esante.simulators.dataset import Dataset
+from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dmp.ebrim import (
     RPLC,
     UPDATE_STATUS,
     Association,
@@ -29,7 +29,7 @@ from simulators.dmp.ebrim import (
     document_entry_element,
     parse_submission,
 )
-from simulators.dmp.protocol import (
+from esante.simulators.dmp.protocol import (
     ERROR_SEVERITY,
     GET_DOCUMENTS,
     INVISIBLE_PATIENT,
@@ -48,10 +48,10 @@ from simulators.dmp.protocol import (
     WARNING_SEVERITY,
     XDSB_NS,
 )
-from simulators.dmp.query import Matcher, parse_query
-from simulators.dmp.records import DmpRecord, now
-from simulators.dmp.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
-from simulators.dmp.submission import Finding, check_submission
+from esante.simulators.dmp.query import Matcher, parse_query
+from esante.simulators.dmp.records import DmpRecord, now
+from esante.simulators.dmp.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
+from esante.simulators.dmp.submission import Finding, check_submission
 
 SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).

@@ -1,5 +1,5 @@
 """The INSi teleservice simulator (``rechercherInsAvecTraitsIdentite``, ``rechercherInsAvecCarteVitale``)."""
 
-from simulators.insi.service import InsiSimulator
+from esante.simulators.insi.service import InsiSimulator
 
 __all__ = ["InsiSimulator"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.actions import action
-from harness.campaign import Step
-from simulators.dataset import Dataset, Patient
+from esante.harness.actions import action
+from esante.harness.campaign import Step
+from esante.simulators.dataset import Dataset, Patient
 
 
 def _patient(step: Step, dataset: Dataset) -> Patient:

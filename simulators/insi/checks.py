@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
-from harness.driver import ActionOutcome, ActionReport
-from simulators.core.journal import Exchange
-from simulators.core.pki import common_name_of_subject
-from simulators.core.soap import SOAP12_NS, WSSE_NS, SoapMessage, SoapRejected, parse_envelope
-from simulators.core.xml import text_of
-from simulators.dataset.identifiers import normalise_name
-from simulators.insi.protocol import (
+from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
+from esante.harness.driver import ActionOutcome, ActionReport
+from esante.simulators.core.journal import Exchange
+from esante.simulators.core.pki import common_name_of_subject
+from esante.simulators.core.soap import SOAP12_NS, WSSE_NS, SoapMessage, SoapRejected, parse_envelope
+from esante.simulators.core.xml import text_of
+from esante.simulators.dataset.identifiers import normalise_name
+from esante.simulators.insi.protocol import (
     AUTHORISED_CERT_CNS,
     NS_CTXBAM,
     NS_CTXLPS,

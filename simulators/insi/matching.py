@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from simulators.dataset import Dataset, Patient
-from simulators.dataset.identifiers import normalise_name
-from simulators.insi.messages import Individual, Traits, VitaleQuery
+from esante.simulators.dataset import Dataset, Patient
+from esante.simulators.dataset.identifiers import normalise_name
+from esante.simulators.insi.messages import Individual, Traits, VitaleQuery
 
 
 @dataclass(frozen=True, slots=True)

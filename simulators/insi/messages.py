@@ -15,11 +15,11 @@ from importlib.resources import files
 
 from lxml import etree
 
-from simulators.core.soap import WSSE_NS, SoapMessage, envelope
-from simulators.core.xml import text_of
-from simulators.dataset import InsRecord
-from simulators.dataset.identifiers import is_valid_nir
-from simulators.insi.protocol import (
+from esante.simulators.core.soap import WSSE_NS, SoapMessage, envelope
+from esante.simulators.core.xml import text_of
+from esante.simulators.dataset import InsRecord
+from esante.simulators.dataset.identifiers import is_valid_nir
+from esante.simulators.insi.protocol import (
     NS_CTXBAM,
     NS_CTXLPS,
     NS_RECSANS,
@@ -77,7 +77,7 @@ class InsiRequest:
 
 @cache
 def _schema(name: str) -> etree.XMLSchema:
-    source = files("simulators.insi").joinpath("schemas", name).read_bytes()
+    source = files("esante.simulators.insi").joinpath("schemas", name).read_bytes()
     return etree.XMLSchema(etree.fromstring(source))
 
 

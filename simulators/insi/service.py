@@ -11,18 +11,18 @@ from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from simulators.core.app import Simulator
-from simulators.core.journal import ServiceError, notes_of
-from simulators.core.pki import common_name_of_subject
-from simulators.core.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
-from simulators.insi.matching import PatientIndex, individual
-from simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
-from simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
+from esante.simulators.core.app import Simulator
+from esante.simulators.core.journal import ServiceError, notes_of
+from esante.simulators.core.pki import common_name_of_subject
+from esante.simulators.core.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
+from esante.simulators.insi.matching import PatientIndex, individual
+from esante.simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
+from esante.simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
 
 
 @cache
 def fault_catalogue() -> dict[str, dict[str, str]]:
-    data = yaml.safe_load(files("simulators.insi").joinpath("faults.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("esante.simulators.insi").joinpath("faults.yaml").read_text(encoding="utf-8"))
     return data["faults"]
 
 

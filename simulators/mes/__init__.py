@@ -1,5 +1,5 @@
 """Mon espace santé: pairing, REST-FHIR data exchange, service catalogue and referencing window."""
 
-from simulators.mes.service import MesSimulator
+from esante.simulators.mes.service import MesSimulator
 
 __all__ = ["MesSimulator"]

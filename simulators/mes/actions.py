@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.actions import action
-from harness.campaign import Step
-from simulators.dataset import Dataset
-from simulators.mes.measures import catalogue
+from esante.harness.actions import action
+from esante.harness.campaign import Step
+from esante.simulators.dataset import Dataset
+from esante.simulators.mes.measures import catalogue
 
 
 def _patient(step: Step, dataset: Dataset) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class Criterion:
 
 @cache
 def criteria() -> dict[str, Criterion]:
-    data = yaml.safe_load(files("simulators.mes").joinpath("data/criteria.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("esante.simulators.mes").joinpath("data/criteria.yaml").read_text(encoding="utf-8"))
     return {c["id"]: Criterion(c["id"], c["family"], bool(c["mandatory"]), c["wording"]) for c in data["criteria"]}
 
 
@@ -201,7 +201,7 @@ def _answer(node: yaml.Node, result: Admissibility, evidence_dir: Path | None) -
 def bundle_evidence_problem(reference: str, evidence_dir: Path) -> str | None:
     """Why ``bundle:<file>#<case>`` is not valid evidence (no such bundle, altered, case absent or not
     passed), or None. The file must lie inside ``evidence_dir``."""
-    from reports.bundle import verify_bundle  # the bundle format belongs to the reports package
+    from esante.reports.bundle import verify_bundle  # the bundle format belongs to the reports package
 
     name, _, case = reference.removeprefix("bundle:").partition("#")
     if not case:

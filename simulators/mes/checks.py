@@ -11,10 +11,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
-from harness.driver import ActionOutcome, ActionReport
-from simulators.core.journal import Exchange
-from simulators.mes.protocol import AUTHORIZE_PATH, CONSENT_PATH, GRANT_CODE, GRANT_REFRESH, RETRY_AFTER, TOKEN_PATH
+from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
+from esante.harness.driver import ActionOutcome, ActionReport
+from esante.simulators.core.journal import Exchange
+from esante.simulators.mes.protocol import (
+    AUTHORIZE_PATH,
+    CONSENT_PATH,
+    GRANT_CODE,
+    GRANT_REFRESH,
+    RETRY_AFTER,
+    TOKEN_PATH,
+)
 
 MIN_RANDOM_CHARS = 22           # 128 bits as base64url
 MAX_CONSECUTIVE_FAILURES = 3    # one call and two retries

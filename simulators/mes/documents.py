@@ -16,10 +16,10 @@ from typing import Any
 
 from fhir.resources.R4B.documentreference import DocumentReference
 
-from simulators.dataset.models import Patient
-from simulators.mes.fhir import Invalid, problem
-from simulators.mes.measures import structure_problems
-from simulators.mes.protocol import DOCUMENT_FORMATS, LOINC, MAX_DOCUMENT_BYTES
+from esante.simulators.dataset.models import Patient
+from esante.simulators.mes.fhir import Invalid, problem
+from esante.simulators.mes.measures import structure_problems
+from esante.simulators.mes.protocol import DOCUMENT_FORMATS, LOINC, MAX_DOCUMENT_BYTES
 
 
 def validate_document(resource: dict[str, Any], patient_ref: str) -> tuple[str, bytes]:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from starlette.responses import JSONResponse
 
-from simulators.mes.protocol import FHIR_JSON, MAX_JSON_DEPTH
+from esante.simulators.mes.protocol import FHIR_JSON, MAX_JSON_DEPTH
 
 
 class FhirError(Exception):

@@ -25,8 +25,8 @@ import yaml
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from simulators.mes.fhir import FhirError, Invalid, problem
-from simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, OBSERVATION_CATEGORY, UCUM
+from esante.simulators.mes.fhir import FhirError, Invalid, problem
+from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, OBSERVATION_CATEGORY, UCUM
 
 FUTURE_SLACK = timedelta(minutes=5)  # a device clock a little ahead is not an error
 
@@ -46,7 +46,7 @@ class MeasureCatalogue:
 
 @cache
 def catalogue() -> MeasureCatalogue:
-    data = yaml.safe_load(files("simulators.mes").joinpath("data/measures.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("esante.simulators.mes").joinpath("data/measures.yaml").read_text(encoding="utf-8"))
     return MeasureCatalogue(data["profile_base"], data["device_profile"], data["measures"])
 
 

@@ -19,9 +19,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from simulators.core.app import Simulator
-from simulators.core.journal import ServiceError, behaviours_of, notes_of
-from simulators.core.oauth import (
+from esante.simulators.core.app import Simulator
+from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
+from esante.simulators.core.oauth import (
     NO_STORE,
     OAuthError,
     basic_credentials,
@@ -31,11 +31,11 @@ from simulators.core.oauth import (
     secrets_equal,
     uri_registered,
 )
-from simulators.dataset import Dataset
-from simulators.dataset.models import MesPartner, Patient
-from simulators.mes import agenda, catalogue, documents, measures
-from simulators.mes.fhir import FhirError, fhir_response, parse_json, read_resource, search_bundle
-from simulators.mes.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import MesPartner, Patient
+from esante.simulators.mes import agenda, catalogue, documents, measures
+from esante.simulators.mes.fhir import FhirError, fhir_response, parse_json, read_resource, search_bundle
+from esante.simulators.mes.protocol import (
     ACCESS_LIFETIME,
     AUTHORIZE_PATH,
     CATALOGUE_PATH,
@@ -58,17 +58,17 @@ from simulators.mes.protocol import (
     USER_PAIRINGS_PATH,
     mes_patient_id,
 )
-from simulators.mes.state import Code, MesState, Pairing, Token, Transaction, new_id
+from esante.simulators.mes.state import Code, MesState, Pairing, Token, Transaction, new_id
 
 DMP_TIMEOUT = 10.0
 
 
 @cache
 def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("simulators.mes").joinpath("faults.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(files("esante.simulators.mes").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
-_pages = Environment(loader=PackageLoader("simulators.mes", "templates"), autoescape=select_autoescape())
+_pages = Environment(loader=PackageLoader("esante.simulators.mes", "templates"), autoescape=select_autoescape())
 
 
 def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:

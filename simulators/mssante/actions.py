@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.actions import action
-from harness.campaign import Step
-from simulators.dataset import Dataset
-from simulators.mssante.mailboxes import patient_address
+from esante.harness.actions import action
+from esante.harness.campaign import Step
+from esante.simulators.dataset import Dataset
+from esante.simulators.mssante.mailboxes import patient_address
 
 
 def _professional(dataset: Dataset, professional_id: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from simulators.core.app import Peer
-from simulators.core.pki import client_ssl_context
-from simulators.psc.protocol import INTROSPECT_PATH
+from esante.simulators.core.app import Peer
+from esante.simulators.core.pki import client_ssl_context
+from esante.simulators.psc.protocol import INTROSPECT_PATH
 
 SERVER_CLIENT_ID = "esante-mssante-server"
 SERVER_CLIENT_SECRET = "mssante-server-secret-not-for-production"  # test value, public on purpose (data set)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks import CheckContext, Outcome, check, fail, ok, stop
-from harness.driver import ActionOutcome
-from simulators.core.journal import Exchange
-from simulators.mssante.protocol import FHIR_BASE, SASL_TOKEN_MECHANISMS
+from esante.harness.checks import CheckContext, Outcome, check, fail, ok, stop
+from esante.harness.driver import ActionOutcome
+from esante.simulators.core.journal import Exchange
+from esante.simulators.mssante.protocol import FHIR_BASE, SASL_TOKEN_MECHANISMS
 
 MECHANISMS = (*SASL_TOKEN_MECHANISMS, "EXTERNAL")
 MAX_ATTEMPTS = 3  # one try and two retries

@@ -16,8 +16,8 @@ from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
 
-from simulators.dataset import Dataset
-from simulators.mssante.protocol import MAILBOX_TYPES, MAX_PAGE_SIZE, PAGE_SIZE
+from esante.simulators.dataset import Dataset
+from esante.simulators.mssante.protocol import MAILBOX_TYPES, MAX_PAGE_SIZE, PAGE_SIZE
 
 SYSTEM_IDNAT = "urn:oid:1.2.250.1.71.4.2.1"  # idNatPS (8 + RPPS)
 SYSTEM_RPPS = "https://rpps.esante.gouv.fr"

@@ -14,8 +14,8 @@ import re
 import time
 from typing import Any
 
-from simulators.mssante.mailboxes import StoredMessage
-from simulators.mssante.sessions import MailContext, MailSession, authenticate
+from esante.simulators.mssante.mailboxes import StoredMessage
+from esante.simulators.mssante.sessions import MailContext, MailSession, authenticate
 
 MAX_LINE = 64 * 1024
 IDLE_TIMEOUT = 120.0

@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import yaml
 
-from simulators.dataset import Dataset
-from simulators.mssante.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.mssante.protocol import (
     DNT,
     H_CODECDA,
     H_INS,
@@ -40,7 +40,8 @@ PRODUCT = "ESANTE-MSSANTE-SIMULATOR/1.0"
 
 @cache
 def inbox_data() -> list[dict[str, Any]]:
-    return yaml.safe_load(files("simulators.mssante").joinpath("inbox.yaml").read_text(encoding="utf-8"))["incoming"]
+    text = files("esante.simulators.mssante").joinpath("inbox.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["incoming"]
 
 
 def cda(code: str, title: str, ins: str, family: str, given: str, birth: str) -> bytes:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from simulators.dataset import Dataset
-from simulators.dmp.ebrim import MetadataError, parse_submission
-from simulators.dmp.submission import check_submission
-from simulators.mssante.findings import Finding
-from simulators.mssante.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.dmp.ebrim import MetadataError, parse_submission
+from esante.simulators.dmp.submission import check_submission
+from esante.simulators.mssante.findings import Finding
+from esante.simulators.mssante.protocol import (
     DNT,
     ERROR_UNKNOWN_PATIENT,
     H_CODECDA,
@@ -30,7 +30,7 @@ from simulators.mssante.protocol import (
     XDM_ATTACHMENT,
     XDM_SUBJECT_PREFIX,
 )
-from simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
+from esante.simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
 
 
 @dataclass(frozen=True, slots=True)

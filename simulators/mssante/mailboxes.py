@@ -7,8 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from simulators.dataset import Dataset
-from simulators.mssante.protocol import PATIENT_DOMAIN
+from esante.simulators.dataset import Dataset
+from esante.simulators.mssante.protocol import PATIENT_DOMAIN
 
 
 @dataclass(frozen=True, slots=True)

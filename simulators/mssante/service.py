@@ -18,24 +18,24 @@ import yaml
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from simulators.core.app import ListenerContext, Simulator
-from simulators.core.journal import ServiceError, notes_of
-from simulators.core.pki import TestCA, server_ssl_context
-from simulators.core.server import free_port
-from simulators.dataset import Dataset
-from simulators.mssante.directory import FhirDirectory, FhirError
-from simulators.mssante.imap import MAX_LINE, serve_imap
-from simulators.mssante.incoming import build, inbox_data
-from simulators.mssante.inspection import Original
-from simulators.mssante.mailboxes import MessageStore, TrustSpace
-from simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
-from simulators.mssante.sessions import MailContext
-from simulators.mssante.smtp import MssSmtp
+from esante.simulators.core.app import ListenerContext, Simulator
+from esante.simulators.core.journal import ServiceError, notes_of
+from esante.simulators.core.pki import TestCA, server_ssl_context
+from esante.simulators.core.server import free_port
+from esante.simulators.dataset import Dataset
+from esante.simulators.mssante.directory import FhirDirectory, FhirError
+from esante.simulators.mssante.imap import MAX_LINE, serve_imap
+from esante.simulators.mssante.incoming import build, inbox_data
+from esante.simulators.mssante.inspection import Original
+from esante.simulators.mssante.mailboxes import MessageStore, TrustSpace
+from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
+from esante.simulators.mssante.sessions import MailContext
+from esante.simulators.mssante.smtp import MssSmtp
 
 
 @cache
 def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("simulators.mssante").joinpath("faults.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(files("esante.simulators.mssante").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
 class MailServers:

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from simulators.core.faults import FaultKind, FaultRule
-from simulators.core.journal import Session, journal_session
-from simulators.mssante.auth import PARSERS, Credentials, SaslError, introspect
+from esante.simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.journal import Session, journal_session
+from esante.simulators.mssante.auth import PARSERS, Credentials, SaslError, introspect
 
 if TYPE_CHECKING:
-    from simulators.core.app import SimulatorRuntime
-    from simulators.mssante.service import MssanteSimulator
+    from esante.simulators.core.app import SimulatorRuntime
+    from esante.simulators.mssante.service import MssanteSimulator
 
 
 @dataclass(slots=True)

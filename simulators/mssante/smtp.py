@@ -17,9 +17,9 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from simulators.mssante.inspection import Original, inspect_message
-from simulators.mssante.mailboxes import MailboxFull
-from simulators.mssante.protocol import (
+from esante.simulators.mssante.inspection import Original, inspect_message
+from esante.simulators.mssante.mailboxes import MailboxFull
+from esante.simulators.mssante.protocol import (
     MAX_MESSAGE_BYTES,
     REPLY_BUSY,
     REPLY_MAILBOX_FULL,
@@ -29,7 +29,7 @@ from simulators.mssante.protocol import (
     REPLY_TLS_UNAVAILABLE,
     REPLY_UNKNOWN_MAILBOX,
 )
-from simulators.mssante.sessions import MailContext, MailSession, authenticate
+from esante.simulators.mssante.sessions import MailContext, MailSession, authenticate
 
 AUTH_LINE_LIMIT = 12288
 # aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH, and logs a warning

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from simulators.core.xml import XmlRejected, parse_xml
-from simulators.mssante.findings import Finding
-from simulators.mssante.protocol import (
+from esante.simulators.core.xml import XmlRejected, parse_xml
+from esante.simulators.mssante.findings import Finding
+from esante.simulators.mssante.protocol import (
     MAX_ARCHIVE_BYTES,
     MAX_MEMBER_BYTES,
     MAX_MEMBERS,

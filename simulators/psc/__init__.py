@@ -1,5 +1,5 @@
 """The Pro Santé Connect simulator: the ANS's OpenID Connect federator for health professionals."""
 
-from simulators.psc.service import PscSimulator
+from esante.simulators.psc.service import PscSimulator
 
 __all__ = ["PscSimulator"]

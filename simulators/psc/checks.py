@@ -15,10 +15,10 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
-from harness.driver import ActionOutcome, ActionReport
-from simulators.core.journal import Exchange
-from simulators.psc.protocol import (
+from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
+from esante.harness.driver import ActionOutcome, ActionReport
+from esante.simulators.core.journal import Exchange
+from esante.simulators.psc.protocol import (
     ACR_EIDAS1,
     AUTHORIZE_PATH,
     CIBA_CHANNELS,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.dataset import Dataset
-from simulators.dataset.models import Professional, Structure
-from simulators.psc.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import Professional, Structure
+from esante.simulators.psc.protocol import (
     OID_PROFESSION,
     OID_SECTEUR_ACTIVITE,
     PALIER_AUTHENTIFICATION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.psc.protocol import (
+from esante.simulators.psc.protocol import (
     AUTHORIZE_PATH,
     CIBA_PATH,
     CLIENT_AUTH_METHODS,

@@ -12,8 +12,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from simulators.psc.oauth import AuthenticatedClient, OAuthError, pkce_matches
-from simulators.psc.protocol import (
+from esante.simulators.psc.oauth import AuthenticatedClient, OAuthError, pkce_matches
+from esante.simulators.psc.protocol import (
     CIBA_AUTO_APPROVAL_DELAY,
     GRANT_CIBA,
     GRANT_CODE,
@@ -21,8 +21,8 @@ from simulators.psc.protocol import (
     GRANT_TOKEN_EXCHANGE,
     TOKEN_TYPE_ACCESS,
 )
-from simulators.psc.state import Code, Session
-from simulators.psc.tokens import Issuer
+from esante.simulators.psc.state import Code, Session
+from esante.simulators.psc.tokens import Issuer
 
 
 def redeem(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, ciba_auto: bool,

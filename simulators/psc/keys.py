@@ -10,7 +10,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
-from simulators.psc.protocol import SIGNING_ALG
+from esante.simulators.psc.protocol import SIGNING_ALG
 
 
 def _new_key() -> RSAKey:

@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from simulators.core.oauth import (
+from esante.simulators.core.oauth import (
     NO_STORE,
     OAuthError,
     basic_credentials,
@@ -27,10 +27,10 @@ from simulators.core.oauth import (
     secrets_equal,
     uri_registered,
 )
-from simulators.core.pki import common_name_of_subject, subject_of_der
-from simulators.dataset import Dataset
-from simulators.dataset.models import OidcClient
-from simulators.psc.protocol import CLIENT_ASSERTION_TYPE
+from esante.simulators.core.pki import common_name_of_subject, subject_of_der
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import OidcClient
+from esante.simulators.psc.protocol import CLIENT_ASSERTION_TYPE
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,16 @@ from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from simulators.core.app import Simulator
-from simulators.core.journal import ServiceError, behaviours_of, notes_of
-from simulators.core.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
-from simulators.dataset import Dataset
-from simulators.psc.claims import userinfo_claims
-from simulators.psc.discovery import discovery_document
-from simulators.psc.grants import redeem
-from simulators.psc.keys import SigningKeys
-from simulators.psc.oauth import authenticate_client, cert_thumbprint
-from simulators.psc.protocol import (
+from esante.simulators.core.app import Simulator
+from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
+from esante.simulators.core.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
+from esante.simulators.dataset import Dataset
+from esante.simulators.psc.claims import userinfo_claims
+from esante.simulators.psc.discovery import discovery_document
+from esante.simulators.psc.grants import redeem
+from esante.simulators.psc.keys import SigningKeys
+from esante.simulators.psc.oauth import authenticate_client, cert_thumbprint
+from esante.simulators.psc.protocol import (
     ACR_EIDAS1,
     AUTHORIZE_PATH,
     CIBA_CHANNELS,
@@ -48,8 +48,8 @@ from simulators.psc.protocol import (
     WALLET_DISCOVERY_PATH,
     subject_of,
 )
-from simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
-from simulators.psc.tokens import Issuer
+from esante.simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
+from esante.simulators.psc.tokens import Issuer
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold the user's logout page
@@ -57,10 +57,10 @@ BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold 
 
 @cache
 def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("simulators.psc").joinpath("faults.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(files("esante.simulators.psc").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
-_pages = Environment(loader=PackageLoader("simulators.psc", "templates"), autoescape=select_autoescape())
+_pages = Environment(loader=PackageLoader("esante.simulators.psc", "templates"), autoescape=select_autoescape())
 
 
 def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:

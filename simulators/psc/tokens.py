@@ -10,16 +10,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.dataset import Dataset
-from simulators.psc.keys import SigningKeys
-from simulators.psc.protocol import (
+from esante.simulators.dataset import Dataset
+from esante.simulators.psc.keys import SigningKeys
+from esante.simulators.psc.protocol import (
     ACCESS_TOKEN_LIFETIME,
     ACR_EIDAS1,
     REFRESH_TOKEN_LIFETIME,
     SHORT_ACCESS_TOKEN_LIFETIME,
     subject_of,
 )
-from simulators.psc.state import FederatorState, Session, Token, new_id
+from esante.simulators.psc.state import FederatorState, Session, Token, new_id
 
 OTHER_CLIENT = "esante-other-rp"  # the audience of the ``id_token_wrong_audience`` behaviour
 

@@ -1,0 +1,1 @@
+"""The shipped campaigns, one folder per national service (``insi/campaign.yaml``...)."""
