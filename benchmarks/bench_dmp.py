@@ -31,9 +31,9 @@ from esante.harness.reference.dmp_documents import build_feed
 from esante.harness.reference.dmp_vihf import signed_vihf
 from esante.harness.reference.pdf import minimal_pdf
 from esante.simulators.core.pki import TestCA
-from esante.simulators.core.soap import WSA_NS, WSSE_NS, envelope
 from esante.simulators.dataset import Dataset, load_dataset
 from esante.simulators.dmp.protocol import FIND_DOCUMENTS, QUERY_NS, REGISTRY_PATH, REPOSITORY_PATH, RIM_NS, XDSB_NS
+from esante.simulators.kits.soap import WSA_NS, WSSE_NS, envelope
 
 LPS = {"id": "ESANTE-REF", "name": "esante-reference-candidate", "version": "1.0.0", "homologation": "ESANTE-REF-0001"}
 FEEDS = 240
@@ -172,8 +172,9 @@ def _fill(simulator: Any, template: Any, total: int, patient_cx: str) -> None:
 def bench_search(tmp: Path) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
-    from esante.simulators.core.app import SimulatorSettings, create_app
+    from esante.simulators.core.app import create_app
     from esante.simulators.core.evidence import EvidenceStore
+    from esante.simulators.core.runtime import SimulatorSettings
     from esante.simulators.dmp import DmpSimulator
     from esante.simulators.dmp.ebrim import parse_submission
 

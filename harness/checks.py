@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
 from esante.harness.driver import ActionReport
-from esante.harness.results import Verdict
+from esante.reports.model import Verdict
 from esante.simulators.core.journal import Exchange
 from esante.simulators.dataset import Dataset
 

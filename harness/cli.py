@@ -17,7 +17,7 @@ from rich.table import Table
 from esante.harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
 from esante.harness.checks import load_checks
 from esante.harness.driver import DriverError, contract_app
-from esante.harness.results import CaseResult, RunResult, Verdict
+from esante.reports.model import CaseResult, RunResult, Verdict
 
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
                   no_args_is_help=True, add_completion=False)
@@ -120,9 +120,10 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
     container image and the compose file choose the simulator, and how its health check finds it.
     """
-    from esante.simulators.core.app import SimulatorSettings, build_simulator, create_app
+    from esante.simulators.core.app import build_simulator, create_app
     from esante.simulators.core.pki import default_pki_dir
-    from esante.simulators.core.server import TlsSettings, serve
+    from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+    from esante.simulators.core.server import serve
 
     pki = pki_dir or default_pki_dir()
     settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset, pki_dir=pki)

@@ -15,12 +15,13 @@ from typing import Any
 
 import httpx
 
-from esante.simulators.core.app import Peer, SimulatorSettings, build_simulator, create_app
+from esante.simulators.core.app import build_simulator, create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultRule
 from esante.simulators.core.journal import Exchange
 from esante.simulators.core.pki import TestCA, client_ssl_context
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.runtime import Peer, SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 
 
 class SimulatorClient:

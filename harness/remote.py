@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from esante.harness.environment import SimulatorClient, introduce
 from esante.simulators.core.evidence import EvidenceStore
-from esante.simulators.core.journal import Exchange, load_exchanges
-from esante.simulators.core.remote_evidence import (
+from esante.simulators.core.evidence.remote import (
     MAX_PAGE_RECORDS,
     PROVENANCE,
     Cursor,
@@ -37,6 +36,7 @@ from esante.simulators.core.remote_evidence import (
     import_record,
     page_problems,
 )
+from esante.simulators.core.journal import Exchange, load_exchanges
 
 MAX_PAGE_ANSWER = 64 * 1024 * 1024  # a page holds at most ~16 MiB of bodies, base64: anything far larger is refused
 MAX_CONFIG_BYTES = 64 * 1024

@@ -30,7 +30,7 @@ from esante.harness.checks import CheckContext, StepObservation, load_checks
 from esante.harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
 from esante.harness.environment import SimulatorClient
 from esante.harness.operator import Operator
-from esante.harness.results import (
+from esante.reports.model import (
     CampaignInfo,
     CaseResult,
     CheckResult,
@@ -41,13 +41,13 @@ from esante.harness.results import (
     Verdict,
     worst,
 )
-from esante.harness.results import (
+from esante.reports.model import (
     CandidateInfo as CandidateResult,
 )
 from esante.simulators.core.evidence import EvidenceStore, Record, sha256_hex, utc_now
 from esante.simulators.core.journal import Exchange
-from esante.simulators.core.xml import pretty
 from esante.simulators.dataset import Dataset, load_dataset
+from esante.simulators.kits.xml import pretty
 
 EXCERPT_CHARS = 20_000
 MAX_BROWSER_TRIPS = 4  # sign-in, then e.g. a consent or a logout round trip: more is a redirect loop

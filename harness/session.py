@@ -16,9 +16,9 @@ from esante.harness.driver import API_PREFIX, DriverClient
 from esante.harness.environment import LocalEnvironment
 from esante.harness.operator import Operator
 from esante.harness.remote import RemoteConfig, RemoteEnvironment
-from esante.harness.results import CaseResult, RunResult
 from esante.harness.runner import CampaignRunner, new_run_id
 from esante.reports import ReportPaths, write_reports
+from esante.reports.model import CaseResult, RunResult
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.pki import CA_CERT_FILE, default_pki_dir
 from esante.simulators.core.server import ServerHandle

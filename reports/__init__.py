@@ -1,7 +1,7 @@
 """What comes out of one run: the JSON report (with its published schema), JUnit XML for CI, a
 self-contained HTML report for people, and the signed evidence bundle a reviewer verifies offline.
 
-All of them are rendered from the one :class:`~harness.results.RunResult`, so they cannot disagree.
+All of them are rendered from the one :class:`~esante.reports.model.RunResult`, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from esante.harness.results import RunResult
-from esante.reports.bundle import BundleVerification, verify_bundle, write_bundle
+from esante.reports.bundle import write_bundle
 from esante.reports.html import write_html
 from esante.reports.junit import write_junit
-from esante.reports.signing import default_key_path, load_or_create_key
+from esante.reports.model import RunResult
 from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.evidence.bundle import BundleVerification, verify_bundle
+from esante.simulators.core.evidence.signing import default_key_path, load_or_create_key
 
 __all__ = ["BUNDLE_NAME", "BundleVerification", "ReportPaths", "verify_bundle", "write_reports"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from esante.harness.results import CaseResult, RunResult, Verdict, worst
+from esante.reports.model import CaseResult, RunResult, Verdict, worst
 from esante.simulators.core.evidence import utc_now
 
 TEMPLATES = Path(__file__).parent / "templates"

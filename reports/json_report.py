@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from esante.harness.results import RunResult
+from esante.reports.model import RunResult
 
 SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.0.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

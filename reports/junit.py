@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from esante.harness.results import CaseResult, RunResult, Verdict
+from esante.reports.model import CaseResult, RunResult, Verdict
 
 MESSAGE_CHARS = 1000
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -11,10 +11,11 @@ import pytest
 from joserfc.jwk import RSAKey
 from lxml import etree
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.pki import IssuedCert, TestCA, client_ssl_context
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import dataset_from_mapping, load_dataset
 from esante.simulators.insi import InsiSimulator
 from esante.simulators.insi.protocol import NS_CTXLPS, NS_RECSANS

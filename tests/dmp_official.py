@@ -8,9 +8,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from esante.simulators.core.xml import parse_xml
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dataset.models import Dataset
+from esante.simulators.kits.xml import parse_xml
 
 VECTORS = Path(__file__).parent / "vectors" / "dmp"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"

@@ -28,7 +28,7 @@ from esante.harness.containers import (
 )
 from esante.harness.session import CONTAINERS, RunRequest, play
 from esante.reports import verify_bundle
-from esante.simulators.core.remote_evidence import verify_imported
+from esante.simulators.core.evidence.remote import verify_imported
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

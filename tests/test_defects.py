@@ -14,8 +14,8 @@ from esante.harness.checks import load_checks
 from esante.harness.driver import API_PREFIX, DriverClient
 from esante.harness.environment import LocalEnvironment
 from esante.harness.reference import DEFECTS, create_reference_app
-from esante.harness.results import RunResult, Verdict
 from esante.harness.runner import CampaignRunner
+from esante.reports.model import RunResult, Verdict
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.server import ServerHandle
 

@@ -18,15 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import Exchange, load_exchanges
-from esante.simulators.core.mtom import parse_related
-from esante.simulators.core.soap import SOAP11_NS, SOAP12_NS
+from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
 from esante.simulators.dmp.ebrim import parse_document_entry
 from esante.simulators.dmp.protocol import RIM_NS, TRANSACTIONS
+from esante.simulators.kits.mtom import parse_related
+from esante.simulators.kits.soap import SOAP11_NS, SOAP12_NS
 from tests.dmp_examples import EXAMPLES, TD_REQUESTS
 
 TD21_CONTENT_TYPE = ('multipart/related; type="application/xop+xml"; start="<rootpart@soapui.org>"; '

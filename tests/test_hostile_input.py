@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from esante.simulators.core.xml import XmlRejected, parse_xml
+from esante.simulators.kits.xml import XmlRejected, parse_xml
 from tests.conftest import VECTORS, RunningSimulator, official_request
 
 HOSTILE = sorted((VECTORS / "hostile").glob("*.xml"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from esante.simulators.core.soap import SOAP11_NS
 from esante.simulators.insi.protocol import NS_RESULTAT
+from esante.simulators.kits.soap import SOAP11_NS
 from tests.conftest import VECTORS, RunningSimulator, official_request
 
 R = f"{{{NS_RESULTAT}}}"

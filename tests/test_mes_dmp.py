@@ -11,8 +11,8 @@ from esante.harness.checks import load_checks
 from esante.harness.driver import API_PREFIX, DriverClient
 from esante.harness.environment import LocalEnvironment
 from esante.harness.reference import create_reference_app
-from esante.harness.results import Verdict
 from esante.harness.runner import CampaignRunner
+from esante.reports.model import Verdict
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.server import ServerHandle
 

@@ -19,9 +19,10 @@ from fastapi import FastAPI, Request
 from lxml import html
 from starlette.responses import JSONResponse
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import load_exchanges
+from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mes import MesSimulator
@@ -359,7 +360,7 @@ def test_pushed_document_lands_in_the_dmp(mes: Mes, fake_dmp: list[dict[str, Any
 
 def test_dmp_filing_check_judges_the_dmp_answer(mes: Mes, fake_dmp: list[dict[str, Any]]) -> None:
     from esante.harness.checks import CheckContext
-    from esante.harness.results import Verdict
+    from esante.reports.model import Verdict
     from esante.simulators.mes.checks import document_in_dmp
 
     verdicts = []

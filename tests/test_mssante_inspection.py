@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
+from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante import MssanteSimulator
 from esante.simulators.mssante.directory import FhirDirectory, FhirError

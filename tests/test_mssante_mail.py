@@ -237,7 +237,8 @@ def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
     """The core hook: ServerHandle starts the simulator's own listeners before serving and stops them after."""
     import socket
 
-    from esante.simulators.core.app import SimulatorSettings, create_app
+    from esante.simulators.core.app import create_app
+    from esante.simulators.core.runtime import SimulatorSettings
     from esante.simulators.core.server import ServerHandle
     from esante.simulators.dataset import load_dataset
     from esante.simulators.mssante import MssanteSimulator
@@ -256,8 +257,9 @@ def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
 
 def test_session_transcripts_are_bounded() -> None:
     from esante.simulators.core.journal import Session
+    from esante.simulators.core.notes import Notes
 
-    session = Session("SMTP", None, None, None, limit=10)
+    session = Session(None, "SMTP", None, None, None, Notes(), limit=10)  # type: ignore[arg-type]
     session.heard(b"0123456789ABCDEF")
     assert bytes(session.client_bytes) == b"0123456789" and session.truncated
 

@@ -17,8 +17,8 @@ from esante.harness.driver import API_PREFIX, ActionReport, DriverClient
 from esante.harness.environment import LocalEnvironment
 from esante.harness.operator import Operator
 from esante.harness.reference import create_reference_app
-from esante.harness.results import Verdict
 from esante.harness.runner import CampaignRunner
+from esante.reports.model import Verdict
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset

@@ -14,9 +14,10 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.responses import Response
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import load_exchanges
+from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import dataset_from_mapping, load_dataset
 from esante.simulators.psc import PscSimulator

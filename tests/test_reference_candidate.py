@@ -24,9 +24,10 @@ from esante.harness.actions import load_actions
 from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
 from esante.harness.reference import DEFECTS, Defects, create_reference_app
 from esante.harness.reference.insi_client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.pki import TestCA
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.insi import InsiSimulator
 from esante.simulators.insi.actions import patient_traits

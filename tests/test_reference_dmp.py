@@ -27,12 +27,13 @@ from esante.harness.reference import create_reference_app
 from esante.harness.reference import dmp_client as wire
 from esante.harness.reference.dmp import DMP_DEFECTS, DmpPart
 from esante.harness.reference.parts import ReferenceContext
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultKind, FaultRule
 from esante.simulators.core.journal import Exchange
 from esante.simulators.core.pki import TestCA
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
 from esante.simulators.dmp import actions as dmp_actions

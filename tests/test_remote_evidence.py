@@ -20,10 +20,11 @@ import pytest
 from esante.harness.remote import RemoteConfig, RemoteEnvironment, RemoteEvidenceError, RemoteSimulatorClient
 from esante.harness.session import RunRequest, play
 from esante.reports import verify_bundle
-from esante.simulators.core.app import SimulatorSettings, create_app
-from esante.simulators.core.evidence import EvidenceStore, canonical_json, chain_next, record_digest
-from esante.simulators.core.remote_evidence import PROVENANCE, Cursor, export_page, page_problems, verify_imported
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.app import create_app
+from esante.simulators.core.evidence.remote import PROVENANCE, Cursor, export_page, page_problems, verify_imported
+from esante.simulators.core.evidence.store import EvidenceStore, canonical_json, chain_next, record_digest
+from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.insi import InsiSimulator
 

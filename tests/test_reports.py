@@ -21,7 +21,11 @@ import jsonschema
 import pytest
 from lxml import etree
 
-from esante.harness.results import (
+from esante.reports import ReportPaths, verify_bundle, write_reports
+from esante.reports.html import render_html
+from esante.reports.json_report import SCHEMA_PATH, report_schema, schema_text
+from esante.reports.junit import write_junit
+from esante.reports.model import (
     CampaignInfo,
     CandidateInfo,
     CaseResult,
@@ -32,13 +36,9 @@ from esante.harness.results import (
     StepResult,
     Verdict,
 )
-from esante.reports import ReportPaths, verify_bundle, write_reports
-from esante.reports.bundle import FORMAT, RECORDS
-from esante.reports.html import render_html
-from esante.reports.json_report import SCHEMA_PATH, report_schema, schema_text
-from esante.reports.junit import write_junit
-from esante.reports.signing import default_key_path, fingerprint, load_or_create_key, public_key_pem
 from esante.simulators.core.evidence import EvidenceStore, Record, verify_records
+from esante.simulators.core.evidence.bundle import FORMAT, RECORDS
+from esante.simulators.core.evidence.signing import default_key_path, fingerprint, load_or_create_key, public_key_pem
 
 RUN_ID = "run-20260101-0001"
 REQUEST_1 = b'<?xml version="1.0"?><Envelope><IDAM>ESANTE-REF-0001</IDAM></Envelope>'

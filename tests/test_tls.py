@@ -11,10 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from esante.simulators.core.app import SimulatorSettings, create_app
+from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.pki import TestCA, client_ssl_context, common_name_of_der, subject_of_der
-from esante.simulators.core.server import ServerHandle, TlsSettings
+from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
+from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.insi import InsiSimulator
 from tests.conftest import SOAP12, official_request

@@ -30,7 +30,7 @@ import httpx
 from lxml import etree
 
 from esante.simulators.core.pki import client_ssl_context
-from esante.simulators.core.xml import XmlRejected, parse_xml
+from esante.simulators.kits.xml import XmlRejected, parse_xml
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"

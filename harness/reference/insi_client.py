@@ -23,7 +23,8 @@ import httpx
 from lxml import etree
 
 from esante.harness.reference.defects import Defects
-from esante.simulators.core.soap import (
+from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS_RECVIT, Operation
+from esante.simulators.kits.soap import (
     SOAP11_NS,
     SOAP12_CONTENT_TYPE,
     SOAP12_NS,
@@ -32,7 +33,6 @@ from esante.simulators.core.soap import (
     SoapRejected,
     parse_envelope,
 )
-from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS_RECVIT, Operation
 
 #: IDAM sent by the ``wrong_idam`` defect: a real entry of the data set, whose authorisation was withdrawn.
 REVOKED_IDAM = "ESANTE-REVOKED-0099"

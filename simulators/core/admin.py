@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from esante.simulators.core.app import Peer, SimulatorRuntime
+from esante.simulators.core.evidence.remote import MAX_PAGE_RECORDS, export_page
 from esante.simulators.core.faults import FaultKind, FaultRule
-from esante.simulators.core.journal import ADMIN_PREFIX, load_exchanges
-from esante.simulators.core.remote_evidence import MAX_PAGE_RECORDS, export_page
+from esante.simulators.core.journal import load_exchanges
+from esante.simulators.core.runtime import ADMIN_PREFIX, Peer, SimulatorRuntime
 from esante.simulators.dataset import dataset_from_mapping, load_dataset
 
 
@@ -128,10 +128,9 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
 
 
 def _check_codes(runtime: SimulatorRuntime, rules: list[FaultRule]) -> None:
+    catalogue = runtime.simulator.fault_catalogue
     for rule in rules:
-        behaviour = rule.kind == FaultKind.BEHAVIOUR
-        known = runtime.simulator.behaviours if behaviour else runtime.simulator.service_faults
-        if rule.fault_code and rule.fault_code not in known:
-            what = "behaviour" if behaviour else "fault_code"
+        if not catalogue.knows(rule):
+            what = "behaviour" if rule.kind == FaultKind.BEHAVIOUR else "fault_code"
             raise HTTPException(422, f"unknown {what} {rule.fault_code!r} for {runtime.name}; "
-                                     f"known: {', '.join(sorted(known)) or 'none'}")
+                                     f"known: {', '.join(catalogue.names(rule.kind)) or 'none'}")

@@ -1,8 +1,9 @@
 """Fault injection: make a simulator misbehave on purpose so a candidate's error handling can be tested.
 
-A :class:`FaultRule` says *what* goes wrong (added latency, an HTTP error, the service's own fault message,
-a dropped connection, or a named misbehaviour of the protocol itself such as a tampered redirect) and *when*
-(the next N matching calls, or a share of them). The
+Each simulator names its own faults and misbehaviours in a ``faults.yaml`` beside it, in one schema
+(:class:`FaultCatalogue`, read by the simulator base class). A :class:`FaultRule` says *what* goes wrong (added
+latency, an HTTP error, the service's own fault message, a dropped connection, or a named misbehaviour of the
+protocol itself such as a tampered redirect) and *when* (the next N matching calls, or a share of them). The
 :class:`FaultInjector` holds the active rules; the journal asks it, once per exchange, which rules fire.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 import random
 import threading
 from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class FaultKind(StrEnum):
@@ -103,3 +106,56 @@ class FaultInjector:
                 fired.append(rule.model_copy())
             self._rules = [r for r in self._rules if r.remaining is None or r.remaining > 0]
         return fired
+
+
+class ServiceFault(BaseModel):
+    """A fault the service answers in its own error form (``service_fault`` rules name it).
+
+    ``source`` says where its wording comes from: ``public`` (seen in the service's public material),
+    ``standard`` (a standard's own fault, e.g. WS-Addressing) or ``chosen`` (the service's catalogue is not
+    public: ours, in the same style). ``answer`` holds the protocol's own wording of it (a SOAP fault's code,
+    subcode and reason, a FHIR issue type...), which the service's error form reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = Field(min_length=1)
+    status: int = Field(ge=400, le=599, description="the HTTP status it is answered with (or its equivalent)")
+    source: Literal["public", "standard", "chosen"] = "chosen"
+    answer: dict[str, Any] = Field(default_factory=dict)
+
+
+class Behaviour(BaseModel):
+    """A named misbehaviour (``behaviour`` rules name it): the service answers, but wrongly on purpose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = Field(min_length=1)
+    endpoint: str | None = Field(default=None, description="where it applies, for people reading the catalogue")
+
+
+class FaultCatalogue(BaseModel):
+    """A simulator's ``faults.yaml``: its service faults and its behaviours, each with its description."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service_faults: dict[str, ServiceFault] = Field(default_factory=dict)
+    behaviours: dict[str, Behaviour] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, text: str, *, origin: str = "faults.yaml") -> FaultCatalogue:
+        """Parse and validate a catalogue; a malformed one fails loudly, naming the file and the entry."""
+        try:
+            return cls.model_validate(yaml.safe_load(text) or {})
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ValueError(f"{origin}: {exc}") from None
+
+    def knows(self, rule: FaultRule) -> bool:
+        """Whether a rule's ``fault_code`` names one of this catalogue's faults or behaviours (as its kind says)."""
+        if not rule.fault_code:
+            return True
+        known = self.behaviours if rule.kind == FaultKind.BEHAVIOUR else self.service_faults
+        return rule.fault_code in known
+
+    def names(self, kind: FaultKind) -> list[str]:
+        return sorted(self.behaviours if kind == FaultKind.BEHAVIOUR else self.service_faults)

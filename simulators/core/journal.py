@@ -12,6 +12,10 @@
    then sends the answer: what the candidate received is always what the journal holds.
 
 Admin calls (under :data:`ADMIN_PREFIX`) are harness control, not candidate traffic: they bypass this.
+
+A protocol with listeners of its own (SMTP, IMAP) journals each connection as one :class:`Session`: opened with
+the same fault draw (:func:`draw_faults`), closed into the same two records, read back as the same
+:class:`Exchange`.
 """
 
 from __future__ import annotations
@@ -22,31 +26,19 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
 from esante.simulators.core.evidence import EvidenceStore, Record
 from esante.simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.notes import NOTES_KEY, Notes
+from esante.simulators.core.runtime import ADMIN_PREFIX, ServiceError, SimulatorRuntime
 
-if TYPE_CHECKING:
-    from esante.simulators.core.app import SimulatorRuntime
-
-ADMIN_PREFIX = "/_admin"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class ServiceError:
-    """A failure the core detects before the protocol handler runs; the simulator turns it into the
-    service's own error form (a SOAP fault, an OAuth error, an OperationOutcome...)."""
-
-    kind: str  # "too_large" | "injected" | "internal"
-    message: str
-    code: str | None = None
 
 
 class ConnectionDropped(Exception):
@@ -59,10 +51,19 @@ def behaviours_of(scope_or_request: Any) -> set[str]:
     return scope.setdefault("state", {}).setdefault("esante_behaviours", set())
 
 
-def notes_of(scope_or_request: Any) -> dict[str, Any]:
-    """The notes dict a protocol handler fills for the journal (operation, findings...)."""
+def notes_of(scope_or_request: Any) -> Any:
+    """The notes a protocol handler fills for the journal, as given by the journal (see :class:`Notes`)."""
     scope = getattr(scope_or_request, "scope", scope_or_request)
-    return scope.setdefault("state", {}).setdefault("esante_notes", {})
+    return scope["state"][NOTES_KEY]
+
+
+def draw_faults(runtime: SimulatorRuntime, path: str, notes: Notes) -> list[FaultRule]:
+    """The fault rules that fire for one exchange or session at ``path``, recorded in its notes: the one draw
+    HTTP calls and protocol sessions share."""
+    fired = runtime.faults.draw(path)
+    if fired:
+        notes.injected_faults = [*notes.injected_faults, *(r.model_dump(exclude_none=True) for r in fired)]
+    return fired
 
 
 class _Capture:
@@ -130,11 +131,11 @@ class JournalMiddleware:
         run_id, case_id = rt.context
         rt.store.append("exchange.request", _request_payload(scope, exchange_id, rt.name, truncated),
                         run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": body})
-        notes = notes_of(scope)
+        notes = scope.setdefault("state", {})[NOTES_KEY] = rt.new_notes()
         capture, outcome = _Capture(), "answered"
         try:
             if truncated:
-                notes["rejected"] = "body over the size limit"
+                notes.rejected = "body over the size limit"
                 error = ServiceError("too_large", f"message exceeds the {rt.settings.max_body_bytes}-byte limit")
                 await rt.error_response(error)(scope, receive, capture.send)
             else:
@@ -143,7 +144,7 @@ class JournalMiddleware:
             outcome = "dropped"
         except Exception as exc:  # the handler crashed: still answer, still journal
             outcome = "error"
-            notes["exception"] = f"{type(exc).__name__}: {exc}"
+            notes.exception = f"{type(exc).__name__}: {exc}"
             capture = _Capture()
             await rt.error_response(ServiceError("internal", "internal simulator error"))(
                 scope, receive, capture.send)
@@ -151,16 +152,15 @@ class JournalMiddleware:
             rt.store.append("exchange.response", {
                 "exchange_id": exchange_id, "simulator": rt.name, "outcome": outcome,
                 "status": capture.status, "headers": capture.headers,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3), "notes": notes,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3), "notes": notes.to_json(),
             }, run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": bytes(capture.body)})
         if outcome == "dropped":
             return
         for message in capture.messages:
             await send(message)
 
-    async def _serve(self, scope: Scope, receive: Receive, capture: _Capture, notes: dict[str, Any]) -> None:
-        for rule in self.runtime.faults.draw(scope["path"]):
-            notes.setdefault("injected_faults", []).append(rule.model_dump(exclude_none=True))
+    async def _serve(self, scope: Scope, receive: Receive, capture: _Capture, notes: Notes) -> None:
+        for rule in draw_faults(self.runtime, scope["path"], notes):
             response = await self._apply(rule, scope)
             if response is not None:
                 await response(scope, receive, capture.send)
@@ -205,14 +205,19 @@ class Session:
     """One session of a non-HTTP protocol (an SMTP or IMAP connection), journaled as one exchange when it ends:
     ``method`` is the protocol (``SMTP``), ``path`` its listener (``/smtp``), the request body what the client
     sent and the response body what the server answered (both bounded transcripts), the notes what the
-    protocol observed (operations, messages, findings). Filed under the test context current when it began."""
+    protocol observed (operations, messages, findings). Filed under the test context current when it began.
 
+    :meth:`open` draws the session's faults once, as the journal draws an HTTP call's; :meth:`close` journals it
+    (once, whatever path the connection ends by)."""
+
+    runtime: SimulatorRuntime
     protocol: str
     client: str | None
     run_id: str | None
     case_id: str | None
+    notes: Notes
+    faults: list[FaultRule] = field(default_factory=list)
     client_cert_subject: str | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
     client_bytes: bytearray = field(default_factory=bytearray)
     server_bytes: bytearray = field(default_factory=bytearray)
     truncated: bool = False
@@ -220,12 +225,46 @@ class Session:
     outcome: str = "answered"
     started: float = field(default_factory=time.perf_counter)
     limit: int = 256 * 1024
+    journaled: bool = False
+
+    @classmethod
+    def open(cls, runtime: SimulatorRuntime, protocol: str, peer: Any) -> Session:
+        """A new session of ``protocol`` from ``peer`` (a (host, port) pair), its faults drawn at ``/<protocol>``."""
+        run_id, case_id = runtime.context
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
+        session = cls(runtime, protocol, client, run_id, case_id, runtime.new_notes())
+        session.faults = draw_faults(runtime, f"/{protocol.lower()}", session.notes)
+        return session
+
+    @property
+    def behaviours(self) -> set[str]:
+        """The named misbehaviours drawn for this session."""
+        return {r.fault_code or "" for r in self.faults if r.kind == FaultKind.BEHAVIOUR}
+
+    def fired(self, kind: FaultKind, code: str | None = None) -> FaultRule | None:
+        """The first drawn rule of this kind (and fault code, when given)."""
+        return next((r for r in self.faults if r.kind == kind and (code is None or r.fault_code == code)), None)
+
+    async def latency(self) -> None:
+        """Wait as the drawn latency rules say."""
+        for rule in self.faults:
+            if rule.kind == FaultKind.LATENCY:
+                await asyncio.sleep(rule.latency_ms / 1000)
 
     def heard(self, data: bytes) -> None:
         self.truncated |= _bounded_append(self.client_bytes, data, self.limit)
 
     def said(self, data: bytes) -> None:
         self.truncated |= _bounded_append(self.server_bytes, data, self.limit)
+
+    def close(self, outcome: str = "answered") -> None:
+        """Journal the session (the first call only); ``outcome`` applies unless one was already set."""
+        if self.journaled:
+            return
+        self.journaled = True
+        if self.outcome == "answered":
+            self.outcome = outcome
+        _journal_session(self)
 
 
 def _bounded_append(buffer: bytearray, data: bytes, limit: int) -> bool:
@@ -234,10 +273,10 @@ def _bounded_append(buffer: bytearray, data: bytes, limit: int) -> bool:
     return len(data) > room
 
 
-def journal_session(runtime: SimulatorRuntime, session: Session) -> str:
+def _journal_session(session: Session) -> str:
     """Append a finished session to the evidence store as an exchange (request and response records)."""
     exchange_id = uuid.uuid4().hex
-    rt, protocol = runtime, session.protocol
+    rt, protocol = session.runtime, session.protocol
     rt.store.append("exchange.request", {
         "exchange_id": exchange_id, "simulator": rt.name, "method": protocol.upper(),
         "path": f"/{protocol.lower()}", "query": "", "scheme": protocol.lower(), "headers": [],
@@ -247,7 +286,7 @@ def journal_session(runtime: SimulatorRuntime, session: Session) -> str:
     rt.store.append("exchange.response", {
         "exchange_id": exchange_id, "simulator": rt.name, "outcome": session.outcome, "status": session.status,
         "headers": [], "duration_ms": round((time.perf_counter() - session.started) * 1000, 3),
-        "notes": session.notes}, run_id=session.run_id, case_id=session.case_id, ref=exchange_id,
+        "notes": session.notes.to_json()}, run_id=session.run_id, case_id=session.case_id, ref=exchange_id,
         blobs={"body": bytes(session.server_bytes)})
     return exchange_id
 
@@ -334,5 +373,5 @@ def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
     return exchange
 
 
-__all__ = ["ADMIN_PREFIX", "ConnectionDropped", "Exchange", "JournalMiddleware", "ServiceError", "Session",
-           "behaviours_of", "journal_session", "load_exchanges", "notes_of"]
+__all__ = ["ConnectionDropped", "Exchange", "JournalMiddleware", "Session", "behaviours_of", "draw_faults",
+           "load_exchanges", "notes_of"]

@@ -16,14 +16,13 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from esante.simulators.core.pki import TestCA, subject_of_der
+from esante.simulators.core.runtime import ListenerContext, TlsSettings
 
 
 class _EsanteProtocol(HttpToolsProtocol):
@@ -46,15 +45,6 @@ class _EsanteProtocol(HttpToolsProtocol):
             await inner(scope, receive, send)
 
         self.app = with_extensions
-
-
-@dataclass(slots=True)
-class TlsSettings:
-    """HTTPS with a server certificate issued by the test CA; ``require_client_cert`` turns on mTLS."""
-
-    pki_dir: Path
-    require_client_cert: bool = False
-    hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")
 
 
 def _uvicorn_config(app: Any, host: str, port: int, tls: TlsSettings | None) -> uvicorn.Config:
@@ -136,8 +126,6 @@ class _Listeners:
 
     def start(self) -> None:
         if self.runtime is not None:
-            from esante.simulators.core.app import ListenerContext
-
             self.runtime.simulator.start_listeners(ListenerContext(self.host, self.runtime, self.tls))
 
     def stop(self) -> None:

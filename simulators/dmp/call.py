@@ -7,9 +7,9 @@ from typing import Any
 
 from lxml import etree
 
-from esante.simulators.core.mtom import Related
-from esante.simulators.core.soap import SoapMessage
 from esante.simulators.dmp.protocol import Transaction
+from esante.simulators.kits.mtom import Related
+from esante.simulators.kits.soap import SoapMessage
 
 
 class DmpError(Exception):

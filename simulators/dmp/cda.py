@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from esante.simulators.core.xml import parse_xml
+from esante.simulators.kits.xml import parse_xml
 
 HL7 = "urn:hl7-org:v3"
 _H = f"{{{HL7}}}"

@@ -13,10 +13,10 @@ from datetime import datetime
 
 from lxml import etree
 
-from esante.simulators.core.xml import text_of
 from esante.simulators.dmp.call import Call, DmpError, Reply
 from esante.simulators.dmp.protocol import HABILITATIONS_NS, OID_DMP_INTERNAL_ID, OID_PS_NATIONAL_ID, PATIENTS_NS
 from esante.simulators.dmp.records import Authorisation, DmpRecord, Records, hl7_time, now
+from esante.simulators.kits.xml import text_of
 
 OTP_TYPES = ("SMS", "EMAIL")
 

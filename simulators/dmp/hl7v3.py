@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from esante.simulators.core.xml import text_of
 from esante.simulators.dmp.call import Call, DmpError, Reply
 from esante.simulators.dmp.protocol import (
     HL7_NS,
@@ -35,6 +34,7 @@ from esante.simulators.dmp.protocol import (
 )
 from esante.simulators.dmp.records import DmpRecord, Records, hl7_time, now
 from esante.simulators.insi.matching import normalise_name
+from esante.simulators.kits.xml import text_of
 
 H = f"{{{HL7_NS}}}"
 MAX_SEARCH_RESULTS = 10

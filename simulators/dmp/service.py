@@ -26,29 +26,15 @@ import base64
 import uuid
 from dataclasses import replace
 from datetime import datetime
-from functools import cache
-from importlib.resources import files
 from typing import Any, ClassVar
 
-import yaml
 from fastapi import APIRouter, Request
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from esante.simulators.core.app import Simulator
-from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
-from esante.simulators.core.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
-from esante.simulators.core.soap import (
-    SOAP12_CONTENT_TYPE,
-    WSA_NS,
-    WSSE_NS,
-    SoapMessage,
-    SoapRejected,
-    envelope,
-    fault,
-    parse_envelope,
-)
+from esante.simulators.core.journal import behaviours_of, notes_of
+from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
 from esante.simulators.dmp import habilitations, hl7v3, xds
 from esante.simulators.dmp.call import Call, DmpError, Reply
@@ -66,6 +52,17 @@ from esante.simulators.dmp.records import Records, now
 from esante.simulators.dmp.registry import DocumentRegistry
 from esante.simulators.dmp.rights import decide
 from esante.simulators.dmp.vihf import TrustStore, Vihf, VihfError, validate_vihf
+from esante.simulators.kits.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
+from esante.simulators.kits.soap import (
+    SOAP12_CONTENT_TYPE,
+    WSA_NS,
+    WSSE_NS,
+    SoapMessage,
+    SoapRejected,
+    envelope,
+    fault,
+    parse_envelope,
+)
 
 BY_ACTION: dict[str, list[Transaction]] = {}
 for _t in TRANSACTIONS.values():
@@ -82,11 +79,6 @@ BODY_ELEMENTS = {"TD2.1": "ProvideAndRegisterDocumentSetRequest", "TD3.1": "Adho
 WSA_REQUIRED = ("Action", "MessageID", "To", "ReplyTo")
 
 
-@cache
-def catalogue() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load(files("esante.simulators.dmp").joinpath("faults.yaml").read_text(encoding="utf-8"))
-
-
 class DmpFault(Exception):
     """A message the DMP cannot process: answered with a SOAP 1.2 fault."""
 
@@ -97,10 +89,11 @@ class DmpFault(Exception):
 
 def fault_response(key: str, detail: str = "", subcode: str | None = None) -> Response:
     """A SOAP 1.2 fault; HTTP 400 for a Sender fault, 500 for a Receiver one (SOAP 1.2 HTTP binding, 7.5.1)."""
-    spec = catalogue()["faults"][key]
+    entry = DmpSimulator.fault_catalogue.service_faults[key]
+    spec = entry.answer
     reason = f"{spec['reason']} : {detail}" if detail else spec["reason"]
     body = fault(spec["code"], reason, subcode=subcode or spec["subcode"])
-    return Response(body, status_code=400 if spec["code"] == "Sender" else 500, media_type=SOAP12_CONTENT_TYPE)
+    return Response(body, status_code=entry.status, media_type=SOAP12_CONTENT_TYPE)
 
 
 class PeerDocument(BaseModel):
@@ -122,8 +115,6 @@ class DmpSimulator(Simulator):
 
     name: ClassVar[str] = "dmp"
     title: ClassVar[str] = "DMP (DMPi)"
-    service_faults: ClassVar[dict[str, str]] = {k: v["reason"] for k, v in catalogue()["faults"].items()}
-    behaviours: ClassVar[dict[str, str]] = dict(catalogue()["behaviours"])
 
     def __init__(self, dataset: Dataset, *, clock: str | None = None, accept_example_vectors: bool = False) -> None:
         super().__init__(dataset)
@@ -149,7 +140,7 @@ class DmpSimulator(Simulator):
 
     def error_response(self, error: ServiceError) -> Response:
         key = error.code if error.kind == "injected" and error.code else error.kind
-        return fault_response(key if key in catalogue()["faults"] else "internal", error.message)
+        return fault_response(key if key in self.fault_catalogue.service_faults else "internal", error.message)
 
     def trust(self) -> TrustStore:
         """The VIHF trust store, built once per CA (the lab's CA is given after construction)."""

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
-from esante.simulators.core.xml import XmlRejected, parse_xml
 from esante.simulators.dmp.ebrim import SIGNS, DocumentEntry, Submission
 from esante.simulators.dmp.findings import SIGNATURE, Finding
 from esante.simulators.dmp.xmldsig import C14N, DIGESTS, DS, canonical, verify_signature
+from esante.simulators.kits.xml import XmlRejected, parse_xml
 
 _D = f"{{{DS}}}"
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from lxml import etree
 
 from esante.simulators.core.pki import TestCA
-from esante.simulators.core.xml import XmlRejected
 from esante.simulators.dataset.models import Dataset
 from esante.simulators.dmp.agreement import check_agreement
 from esante.simulators.dmp.cda import HL7, parse_cda, read_header
@@ -20,6 +19,7 @@ from esante.simulators.dmp.ebrim import Submission
 from esante.simulators.dmp.findings import CDA_HEADER, Finding, errors
 from esante.simulators.dmp.metadata_rules import check_metadata
 from esante.simulators.dmp.signature import check_signature, is_signature_entry
+from esante.simulators.kits.xml import XmlRejected
 
 __all__ = ["Finding", "check_submission", "errors"]
 

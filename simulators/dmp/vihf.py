@@ -80,9 +80,9 @@ from signxml.exceptions import InvalidInput
 from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
 from esante.simulators.core.pki import CA_CERT_FILE, subject_of_der
-from esante.simulators.core.xml import XmlRejected, parse_xml
 from esante.simulators.dataset import Dataset
 from esante.simulators.dataset.identifiers import is_valid_nir
+from esante.simulators.kits.xml import XmlRejected, parse_xml
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 HL7 = "urn:hl7-org:v3"

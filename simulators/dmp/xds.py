@@ -16,7 +16,6 @@ from dataclasses import asdict, replace
 
 from lxml import etree
 
-from esante.simulators.core.mtom import xop_include
 from esante.simulators.dataset import Dataset
 from esante.simulators.dmp.call import Call, DmpError, Reply
 from esante.simulators.dmp.ebrim import (
@@ -52,6 +51,7 @@ from esante.simulators.dmp.query import Matcher, parse_query
 from esante.simulators.dmp.records import DmpRecord, now
 from esante.simulators.dmp.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
 from esante.simulators.dmp.submission import Finding, check_submission
+from esante.simulators.kits.mtom import xop_include
 
 SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).

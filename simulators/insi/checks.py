@@ -14,8 +14,6 @@ from esante.harness.checks import CheckContext, Outcome, StepObservation, check,
 from esante.harness.driver import ActionOutcome, ActionReport
 from esante.simulators.core.journal import Exchange
 from esante.simulators.core.pki import common_name_of_subject
-from esante.simulators.core.soap import SOAP12_NS, WSSE_NS, SoapMessage, SoapRejected, parse_envelope
-from esante.simulators.core.xml import text_of
 from esante.simulators.dataset.identifiers import normalise_name
 from esante.simulators.insi.protocol import (
     AUTHORISED_CERT_CNS,
@@ -28,6 +26,8 @@ from esante.simulators.insi.protocol import (
     NS_SIRAM,
     Operation,
 )
+from esante.simulators.kits.soap import SOAP12_NS, WSSE_NS, SoapMessage, SoapRejected, parse_envelope
+from esante.simulators.kits.xml import text_of
 
 
 # -- reading what was observed -----------------------------------------------------------------------------

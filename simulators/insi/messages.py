@@ -15,8 +15,6 @@ from importlib.resources import files
 
 from lxml import etree
 
-from esante.simulators.core.soap import WSSE_NS, SoapMessage, envelope
-from esante.simulators.core.xml import text_of
 from esante.simulators.dataset import InsRecord
 from esante.simulators.dataset.identifiers import is_valid_nir
 from esante.simulators.insi.protocol import (
@@ -29,6 +27,8 @@ from esante.simulators.insi.protocol import (
     CodeCR,
     Operation,
 )
+from esante.simulators.kits.soap import WSSE_NS, SoapMessage, envelope
+from esante.simulators.kits.xml import text_of
 
 # Characters the INS referential allows in names once accents are folded; lower case and accents are
 # tolerated on input (the service folds them), digits and other punctuation are not.

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.resources import files
 from typing import Any, ClassVar
 
-import yaml
 from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from esante.simulators.core.app import Simulator
-from esante.simulators.core.journal import ServiceError, notes_of
+from esante.simulators.core.journal import notes_of
 from esante.simulators.core.pki import common_name_of_subject
-from esante.simulators.core.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
+from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.insi.matching import PatientIndex, individual
 from esante.simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
 from esante.simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
-
-
-@cache
-def fault_catalogue() -> dict[str, dict[str, str]]:
-    data = yaml.safe_load(files("esante.simulators.insi").joinpath("faults.yaml").read_text(encoding="utf-8"))
-    return data["faults"]
+from esante.simulators.kits.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
 
 
 def fault_response(key: str, detail: str = "", message_id: str | None = None) -> Response:
     """The teleservice's SOAP 1.2 fault: Code, ``siram_*`` Subcode, Reason and a ``siram:Erreur`` detail."""
-    spec = fault_catalogue()[key]
+    spec = InsiSimulator.fault_catalogue.service_faults[key].answer
     erreur = etree.Element(f"{{{NS_SIRAM}}}Erreur", nsmap={"siram": NS_SIRAM})
     erreur.set("code", spec["error"])
     erreur.set("severite", spec["severity"])
@@ -48,7 +39,6 @@ class InsiSimulator(Simulator):
 
     name: ClassVar[str] = "insi"
     title: ClassVar[str] = "INSi teleservice"
-    service_faults: ClassVar[dict[str, str]] = {k: v["reason"] for k, v in fault_catalogue().items()}
 
     def __init__(self, dataset: Any, *, require_mtls: bool = False) -> None:
         super().__init__(dataset)
@@ -66,7 +56,7 @@ class InsiSimulator(Simulator):
 
     def error_response(self, error: ServiceError) -> Response:
         key = error.code if error.kind == "injected" and error.code else error.kind
-        return fault_response(key if key in fault_catalogue() else "internal", error.message)
+        return fault_response(key if key in self.fault_catalogue.service_faults else "internal", error.message)
 
     async def handle(self, request: Request) -> Response:
         notes = notes_of(request)

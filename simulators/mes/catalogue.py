@@ -17,7 +17,7 @@ published one; each step is recorded with its time.
 
 Evidence can be a campaign's result: ``bundle:<file>#<case>`` cites a test case of an evidence bundle
 (``esante run``'s ``evidence-bundle.zip``). When the bundles are at hand (``evidence_dir``: the offline
-check of a dossier file looks beside it), each cited bundle must verify as intact (``reports.bundle``) and
+check of a dossier file looks beside it), each cited bundle must verify as intact (``core.evidence.bundle``) and
 the case must have passed in it.
 """
 
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from esante.simulators.core.evidence.bundle import verify_bundle
 
 FAMILIES = ("security", "interoperability", "ethics", "accessibility", "sustainability", "urbanisation")
 ANSWERS = ("yes", "no", "partial", "not_applicable")
@@ -201,7 +203,6 @@ def _answer(node: yaml.Node, result: Admissibility, evidence_dir: Path | None) -
 def bundle_evidence_problem(reference: str, evidence_dir: Path) -> str | None:
     """Why ``bundle:<file>#<case>`` is not valid evidence (no such bundle, altered, case absent or not
     passed), or None. The file must lie inside ``evidence_dir``."""
-    from esante.reports.bundle import verify_bundle  # the bundle format belongs to the reports package
 
     name, _, case = reference.removeprefix("bundle:").partition("#")
     if not case:

@@ -7,21 +7,20 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from functools import cache
-from importlib.resources import files
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
-import yaml
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from esante.simulators.core.app import Simulator
-from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
-from esante.simulators.core.oauth import (
+from esante.simulators.core.journal import behaviours_of, notes_of
+from esante.simulators.core.runtime import ServiceError, Simulator
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import MesPartner, Patient
+from esante.simulators.kits.oauth import (
     NO_STORE,
     OAuthError,
     basic_credentials,
@@ -31,8 +30,6 @@ from esante.simulators.core.oauth import (
     secrets_equal,
     uri_registered,
 )
-from esante.simulators.dataset import Dataset
-from esante.simulators.dataset.models import MesPartner, Patient
 from esante.simulators.mes import agenda, catalogue, documents, measures
 from esante.simulators.mes.fhir import FhirError, fhir_response, parse_json, read_resource, search_bundle
 from esante.simulators.mes.protocol import (
@@ -62,10 +59,6 @@ from esante.simulators.mes.state import Code, MesState, Pairing, Token, Transact
 
 DMP_TIMEOUT = 10.0
 
-
-@cache
-def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("esante.simulators.mes").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
 _pages = Environment(loader=PackageLoader("esante.simulators.mes", "templates"), autoescape=select_autoescape())
@@ -105,9 +98,6 @@ class MesSimulator(Simulator):
 
     name: ClassVar[str] = "mes"
     title: ClassVar[str] = "Mon espace santé"
-    service_faults: ClassVar[dict[str, str]] = {
-        k: v["description"] for k, v in fault_catalogue()["service_faults"].items()}
-    behaviours: ClassVar[dict[str, str]] = {k: v["description"] for k, v in fault_catalogue()["behaviours"].items()}
 
     def __init__(self, dataset: Dataset, *, rate_limit: int = 50) -> None:
         super().__init__(dataset)
@@ -118,9 +108,9 @@ class MesSimulator(Simulator):
         self.state.reset()
 
     def error_response(self, error: ServiceError) -> Response:
-        spec = fault_catalogue()["service_faults"].get(error.code or "") if error.kind == "injected" else None
+        spec = self.injected_fault(error)
         if spec is not None:
-            return FhirError(spec["status"], spec["issue"], spec["description"],
+            return FhirError(spec.status, spec.answer["issue"], spec.description,
                              headers={"Retry-After": str(RETRY_AFTER)}).response()
         if error.kind == "too_large":
             return FhirError(413, "too-costly", error.message).response()

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from esante.simulators.core.app import Peer
 from esante.simulators.core.pki import client_ssl_context
+from esante.simulators.core.runtime import Peer
 from esante.simulators.psc.protocol import INTROSPECT_PATH
 
 SERVER_CLIENT_ID = "esante-mssante-server"

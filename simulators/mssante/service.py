@@ -8,19 +8,16 @@ import asyncio
 import os
 import tempfile
 import threading
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
-import yaml
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from esante.simulators.core.app import ListenerContext, Simulator
-from esante.simulators.core.journal import ServiceError, notes_of
+from esante.simulators.core.journal import notes_of
 from esante.simulators.core.pki import TestCA, server_ssl_context
+from esante.simulators.core.runtime import ListenerContext, ServiceError, Simulator
 from esante.simulators.core.server import free_port
 from esante.simulators.dataset import Dataset
 from esante.simulators.mssante.directory import FhirDirectory, FhirError
@@ -31,11 +28,6 @@ from esante.simulators.mssante.mailboxes import MessageStore, TrustSpace
 from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
 from esante.simulators.mssante.sessions import MailContext
 from esante.simulators.mssante.smtp import MssSmtp
-
-
-@cache
-def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("esante.simulators.mssante").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
 class MailServers:
@@ -89,9 +81,6 @@ class MssanteSimulator(Simulator):
 
     name: ClassVar[str] = "mssante"
     title: ClassVar[str] = "MSSanté"
-    service_faults: ClassVar[dict[str, str]] = {
-        k: v["description"] for k, v in fault_catalogue()["service_faults"].items()}
-    behaviours: ClassVar[dict[str, str]] = {k: v["description"] for k, v in fault_catalogue()["behaviours"].items()}
 
     def __init__(self, dataset: Dataset, *, smtp_port: int | None = None, imap_port: int | None = None,
                  mail_host: str | None = None) -> None:
@@ -140,8 +129,9 @@ class MssanteSimulator(Simulator):
     # -- HTTP -----------------------------------------------------------------------------------------------
     def error_response(self, error: ServiceError) -> Response:
         status = {"too_large": 413, "injected": 503}.get(error.kind, 500)
-        if error.kind == "injected" and error.code in fault_catalogue()["service_faults"]:
-            status = fault_catalogue()["service_faults"][error.code]["status"]
+        spec = self.injected_fault(error)
+        if spec is not None:
+            status = spec.status
         return _fhir(FhirError(status, "exception" if status >= 500 else "too-costly", error.message).outcome(),
                      status)
 

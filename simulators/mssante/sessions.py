@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from esante.simulators.core.faults import FaultKind, FaultRule
-from esante.simulators.core.journal import Session, journal_session
+from esante.simulators.core.journal import Session
 from esante.simulators.mssante.auth import PARSERS, Credentials, SaslError, introspect
 
 if TYPE_CHECKING:
-    from esante.simulators.core.app import SimulatorRuntime
+    from esante.simulators.core.runtime import SimulatorRuntime
     from esante.simulators.mssante.service import MssanteSimulator
 
 
@@ -31,34 +31,29 @@ class MailContext:
 
 @dataclass(slots=True)
 class MailSession:
-    """A journaled connection: the transcript, the notes, the faults drawn for it."""
+    """A journaled connection (the core's :class:`Session`: transcript, notes, the faults drawn for it) and the
+    mail side it acts on."""
 
     context: MailContext
     record: Session
-    faults: list[FaultRule] = field(default_factory=list)
-    behaviours: set[str] = field(default_factory=set)
-    journaled: bool = False
 
     @classmethod
     def open(cls, context: MailContext, protocol: str, peer: Any) -> MailSession:
-        run_id, case_id = context.runtime.context
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
-        record = Session(protocol, client, run_id, case_id)
+        record = Session.open(context.runtime, protocol, peer)
         record.notes.update({"operation": protocol.lower(), "tls": False, "auth": []})
-        session = cls(context, record)
-        session.faults = context.runtime.faults.draw(f"/{protocol.lower()}")
-        if session.faults:
-            record.notes["injected_faults"] = [r.model_dump(exclude_none=True) for r in session.faults]
-        session.behaviours = {r.fault_code or "" for r in session.faults if r.kind == FaultKind.BEHAVIOUR}
-        return session
+        return cls(context, record)
 
     @property
-    def notes(self) -> dict[str, Any]:
+    def notes(self) -> Any:
         return self.record.notes
+
+    @property
+    def behaviours(self) -> set[str]:
+        return self.record.behaviours
 
     def fault(self, *codes: str) -> FaultRule | None:
         """The first drawn rule that is one of these service faults (or the core kind for ``drop`` / ``busy``)."""
-        for rule in self.faults:
+        for rule in self.record.faults:
             if rule.kind == FaultKind.SERVICE_FAULT and rule.fault_code in codes:
                 return rule
             if rule.kind == FaultKind.DROP and "drop" in codes:
@@ -68,17 +63,10 @@ class MailSession:
         return None
 
     async def latency(self) -> None:
-        for rule in self.faults:
-            if rule.kind == FaultKind.LATENCY:
-                await asyncio.sleep(rule.latency_ms / 1000)
+        await self.record.latency()
 
     def close(self, outcome: str = "answered") -> None:
-        if self.journaled:
-            return
-        self.journaled = True
-        if self.record.outcome == "answered":
-            self.record.outcome = outcome
-        journal_session(self.context.runtime, self.record)
+        self.record.close(outcome)
 
 
 def certificate_cn(der: bytes | None) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from esante.simulators.core.xml import XmlRejected, parse_xml
+from esante.simulators.kits.xml import XmlRejected, parse_xml
 from esante.simulators.mssante.findings import Finding
 from esante.simulators.mssante.protocol import (
     MAX_ARCHIVE_BYTES,

@@ -18,7 +18,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from esante.simulators.core.oauth import (
+from esante.simulators.core.pki import common_name_of_subject, subject_of_der
+from esante.simulators.dataset import Dataset
+from esante.simulators.dataset.models import OidcClient
+from esante.simulators.kits.oauth import (
     NO_STORE,
     OAuthError,
     basic_credentials,
@@ -27,9 +30,6 @@ from esante.simulators.core.oauth import (
     secrets_equal,
     uri_registered,
 )
-from esante.simulators.core.pki import common_name_of_subject, subject_of_der
-from esante.simulators.dataset import Dataset
-from esante.simulators.dataset.models import OidcClient
 from esante.simulators.psc.protocol import CLIENT_ASSERTION_TYPE
 
 

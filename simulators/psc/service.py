@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from functools import cache
-from importlib.resources import files
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
-import yaml
 from fastapi import APIRouter, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from esante.simulators.core.app import Simulator
-from esante.simulators.core.journal import ServiceError, behaviours_of, notes_of
-from esante.simulators.core.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
+from esante.simulators.core.journal import behaviours_of, notes_of
+from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
+from esante.simulators.kits.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
 from esante.simulators.psc.claims import userinfo_claims
 from esante.simulators.psc.discovery import discovery_document
 from esante.simulators.psc.grants import redeem
@@ -54,10 +51,6 @@ from esante.simulators.psc.tokens import Issuer
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold the user's logout page
 
-
-@cache
-def fault_catalogue() -> dict[str, Any]:
-    return yaml.safe_load(files("esante.simulators.psc").joinpath("faults.yaml").read_text(encoding="utf-8"))
 
 
 _pages = Environment(loader=PackageLoader("esante.simulators.psc", "templates"), autoescape=select_autoescape())
@@ -105,9 +98,6 @@ class PscSimulator(Simulator):
 
     name: ClassVar[str] = "psc"
     title: ClassVar[str] = "Pro Santé Connect"
-    service_faults: ClassVar[dict[str, str]] = {
-        k: v["description"] for k, v in fault_catalogue()["service_faults"].items()}
-    behaviours: ClassVar[dict[str, str]] = {k: v["description"] for k, v in fault_catalogue()["behaviours"].items()}
 
     def __init__(self, dataset: Dataset, *, public_url: str | None = None, auto_login: str | None = None,
                  ciba: str = "auto") -> None:
@@ -125,9 +115,9 @@ class PscSimulator(Simulator):
         self.state.reset()
 
     def error_response(self, error: ServiceError) -> Response:
-        if error.kind == "injected" and error.code in fault_catalogue()["service_faults"]:
-            spec = fault_catalogue()["service_faults"][error.code]
-            return OAuthError(error.code, spec["description"], spec["status"]).response()
+        spec = self.injected_fault(error)
+        if spec is not None:
+            return OAuthError(error.code or "server_error", spec.description, spec.status).response()
         if error.kind == "too_large":
             return OAuthError("invalid_request", error.message, 413).response()
         return OAuthError("server_error", error.message, 500).response()

@@ -15,6 +15,7 @@ chain).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -242,7 +243,46 @@ def verify_records(rows: list[dict[str, Any]]) -> list[ChainProblem]:
     return problems
 
 
-_COLUMNS = ("seq", "kind", "run_id", "case_id", "ref", "recorded_at", "payload", "digest", "chain")
+#: The columns of a record, in the order digests, exports and bundles use.
+COLUMNS = ("seq", "kind", "run_id", "case_id", "ref", "recorded_at", "payload", "digest", "chain")
+_COLUMNS = COLUMNS
+
+
+class Snapshot:
+    """A read-only, consistent view of an evidence file (one read transaction), for exporting it whole while
+    something may still be appending: what :func:`snapshot` yields."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def raw_records(self) -> Iterator[dict[str, Any]]:
+        """Every record as stored (``payload`` as its canonical text), in ``seq`` order."""
+        for row in self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM records ORDER BY seq"):
+            yield _row_to_raw(row)
+
+    def blob(self, digest: str | None) -> bytes | None:
+        if not digest:
+            return None
+        row = self._db.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def blobs(self) -> Iterator[tuple[str, bytes]]:
+        for digest, data in self._db.execute("SELECT digest, data FROM blobs ORDER BY digest"):
+            yield digest, bytes(data)
+
+
+@contextlib.contextmanager
+def snapshot(path: str | Path) -> Iterator[Snapshot]:
+    """Open the evidence file at ``path`` read-only in one read transaction (a consistent snapshot)."""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        db.execute("SELECT COUNT(*) FROM records").fetchone()  # the snapshot starts at the first read
+        yield Snapshot(db)
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("COMMIT")
+        db.close()
 
 
 def _row_to_raw(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from esante.simulators.core.xml import XmlRejected, parse_xml, text_of
+from esante.simulators.kits.xml import XmlRejected, parse_xml, text_of
 
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"

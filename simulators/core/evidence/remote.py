@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from esante.simulators.core.evidence import EvidenceStore, canonical_json, chain_next, record_digest, sha256_hex
+from esante.simulators.core.evidence.store import EvidenceStore, canonical_json, chain_next, record_digest, sha256_hex
 
 PROVENANCE = "imported_from"
 ATTACH = "remote.attach"
