@@ -1,10 +1,10 @@
 """Campaign files: certification test campaigns as YAML a reviewer can read.
 
-A campaign names its simulators and requirements, then lists test cases, each with requirement ids, a
-severity, preconditions (data set, faults per simulator, modes it can be played in), steps (a driver
-action, which operator mode shows as an instruction, or an attestation a person confirms) and expectations
-(named checks). The JSON Schema of the format is generated from the models below and shipped as
-``scenarios/campaign.schema.json``.
+A campaign names its simulators and requirements, then lists test cases, each with a severity, preconditions
+(data set, faults per simulator, modes it can be played in), steps (a driver action, which operator mode shows
+as an instruction, or an attestation a person confirms) and expectations (named checks). A case's requirement
+ids follow from its checks (each check declares those it judges). The JSON Schema of the format is generated
+from the models below and shipped as ``scenarios/campaign.schema.json``.
 
 :func:`load_campaign` reports a bad file by file, line and field: ``insi.yaml:42: cases[3].severity: Input
 should be 'blocking', 'major' or 'minor'``.
@@ -13,14 +13,15 @@ should be 'blocking', 'major' or 'minor'``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from esante.harness.kits import kits
 from esante.simulators.core.faults import FaultRule
 
 MAX_CAMPAIGN_BYTES = 2 * 1024 * 1024
@@ -78,7 +79,9 @@ class TestCase(Model):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     title: str
     description: str = ""
-    requirements: list[str] = Field(min_length=1)
+    requirements: list[str] = Field(default_factory=list, description=(
+        "requirement ids judged beyond those of the case's checks (which are added when the campaign is "
+        "loaded): e.g. what an attestation covers"))
     severity: Severity
     preconditions: Preconditions = Field(default_factory=Preconditions)
     steps: list[Step] = Field(min_length=1)
@@ -123,8 +126,17 @@ class LoadedCampaign(BaseModel):
     campaign: Campaign
 
 
-def load_campaign(path: str | Path, *, known_checks: set[str] | None = None) -> LoadedCampaign:
-    """Read and validate a campaign file; raise :class:`CampaignError` naming file, line and field."""
+class JudgesRequirements(Protocol):
+    requirements: Sequence[str]
+
+
+def load_campaign(path: str | Path, *, known_checks: Mapping[str, JudgesRequirements] | None = None
+                  ) -> LoadedCampaign:
+    """Read and validate a campaign file; raise :class:`CampaignError` naming file, line and field.
+
+    With ``known_checks`` (the check registry), every expectation must name a known check, and each case's
+    requirements are completed with those its checks judge: they follow from the checks, never kept in sync
+    by hand."""
     path = Path(path)
     raw = path.read_bytes()
     if len(raw) > MAX_CAMPAIGN_BYTES:
@@ -152,19 +164,21 @@ def load_campaign(path: str | Path, *, known_checks: set[str] | None = None) -> 
     except ValidationError as exc:
         raise CampaignError(_describe(path, exc, lines)) from None
     if known_checks is not None:
-        _check_names(path, campaign, known_checks, lines)
+        _check_names(path, campaign, set(known_checks), lines)
+        _derive_requirements(path, campaign, known_checks, lines)
     return LoadedCampaign(path=path, sha256=hashlib.sha256(raw).hexdigest(), campaign=campaign)
 
 
 def resolve_campaign(name_or_path: str) -> Path:
-    """A path to a campaign file, or the name of a shipped campaign (``insi`` → ``scenarios/insi/``)."""
+    """A path to a campaign file, or the name of a test kit (``insi``: its ``campaign.yaml``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = files("esante.scenarios").joinpath(name_or_path, "campaign.yaml")
-    if "/" not in name_or_path and shipped.is_file():
-        return Path(str(shipped))
-    raise FileNotFoundError(f"no campaign file {name_or_path!r} and no shipped campaign of that name")
+    registered = kits().get(name_or_path)
+    if registered is not None and registered.campaign_path.is_file():
+        return registered.campaign_path
+    raise FileNotFoundError(f"no campaign file {name_or_path!r} and no test kit of that name "
+                            f"(known: {', '.join(kits())})")
 
 
 def _expanded_size(node: yaml.Node | None) -> int:
@@ -238,6 +252,21 @@ def _check_names(path: Path, campaign: Campaign, known: set[str], lines: dict[tu
                 loc = ("cases", i, "expect", j, "check")
                 problems.append(f"{path}:{_line_of(lines, loc)}: {_field(loc)}: unknown check "
                                 f"{expectation.check!r}")
+    if problems:
+        raise CampaignError("\n".join(problems))
+
+
+def _derive_requirements(path: Path, campaign: Campaign, checks: Mapping[str, JudgesRequirements],
+                         lines: dict[tuple[Any, ...], int]) -> None:
+    problems = []
+    for i, case in enumerate(campaign.cases):
+        judged = (r for expectation in case.expect for r in checks[expectation.check].requirements)
+        derived = list(dict.fromkeys([*case.requirements, *judged]))
+        undeclared = [r for r in derived if r not in campaign.requirements]
+        if undeclared:
+            problems.append(f"{path}:{_line_of(lines, ('cases', i, 'expect'))}: cases[{i}]: its checks judge "
+                            f"requirements the campaign does not declare: {', '.join(undeclared)}")
+        case.requirements = derived
     if problems:
         raise CampaignError("\n".join(problems))
 

@@ -1,7 +1,7 @@
 """Checks: small named functions, each judging one rule, registered with the requirement ids they judge.
 
-A protocol keeps its checks beside itself (``simulators/insi/checks.py``) and declares the module in the
-``esante.checks`` entry-point group, the way pytest finds plugins::
+A test kit keeps its checks in its ``checks.py`` (``scenarios/insi/checks.py``); the harness imports it through
+the kit's entry point (:mod:`esante.harness.kits`). Kit authors use them through :mod:`esante.harness.suite`::
 
     @check("insi.security_context", requirements=["INSI-SEC-01"],
            title="Every call carries ContexteBAM, ContexteLPS and wsse:Security")
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
 from esante.harness.driver import ActionReport
+from esante.harness.kits import load_kits
 from esante.reports.model import Verdict
 from esante.simulators.core.journal import Exchange
 from esante.simulators.dataset import Dataset
@@ -140,7 +140,6 @@ def check(name: str, *, requirements: list[str], title: str) -> Callable[[CheckF
 
 
 def load_checks() -> dict[str, RegisteredCheck]:
-    """Import every module declared in the ``esante.checks`` entry-point group; return the registry."""
-    for ep in entry_points(group="esante.checks"):
-        ep.load()
+    """Import every test kit's checks; return the registry."""
+    load_kits()
     return REGISTRY

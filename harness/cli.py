@@ -14,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from esante.harness.actions import contract_app
 from esante.harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
 from esante.harness.checks import load_checks
-from esante.harness.driver import DriverError, contract_app
+from esante.harness.driver import DriverError
 from esante.reports.model import CaseResult, RunResult, Verdict
 
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
@@ -169,7 +170,7 @@ def reference(host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
 def check_campaign(campaign: str) -> None:
     """Validate a campaign file (line and field of every problem)."""
     try:
-        loaded = load_campaign(resolve_campaign(campaign), known_checks=set(load_checks()))
+        loaded = load_campaign(resolve_campaign(campaign), known_checks=load_checks())
     except (CampaignError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

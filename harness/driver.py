@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -35,6 +35,37 @@ MAX_DRIVER_ANSWER_BYTES = 5 * 1024 * 1024  # a candidate's answer is untrusted i
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ActionOutcome(StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    SEVERAL = "several"
+    VERIFIED = "verified"
+    MISMATCH = "mismatch"
+    UPDATED = "updated"          # verification found the stored INS replaced; the active INS was taken
+    ERROR = "error"              # the service answered a fault
+    UNAVAILABLE = "unavailable"  # the service could not be reached or did not answer in time
+    REDIRECT = "redirect"        # the software sends the user's browser to ``redirect_url``
+    SIGNED_IN = "signed_in"      # a professional's session is open (``professional`` says who)
+    SIGNED_OUT = "signed_out"    # the session is closed (or was found closed)
+    REFUSED = "refused"          # the software refused an answer it must not trust (tampered, unsigned...)
+    COMPLETED = "completed"      # the action was carried out (e.g. a token obtained for a connected API)
+
+
+class ActionRequest(Model):
+    params: dict[str, Any] = Field(default_factory=dict)
+    case_id: str | None = None
+
+
+class ActionReport(Model):
+    """What the software did, as every action reports it. A test kit's actions extend it with what their
+    service's actions report (an identity stored, a professional signed in, documents found...)."""
+
+    outcome: ActionOutcome
+    message: str = ""
+    error_code: str | None = Field(default=None, description="the service's error code when outcome is error")
+    redirect_url: str | None = Field(default=None, description="where the browser is sent (outcome redirect)")
 
 
 class IdentityStatus(StrEnum):
@@ -69,22 +100,6 @@ class PatientIdentity(Model):
     traits: Traits
 
 
-class ActionOutcome(StrEnum):
-    FOUND = "found"
-    NOT_FOUND = "not_found"
-    SEVERAL = "several"
-    VERIFIED = "verified"
-    MISMATCH = "mismatch"
-    UPDATED = "updated"          # verification found the stored INS replaced; the active INS was taken
-    ERROR = "error"              # the service answered a fault
-    UNAVAILABLE = "unavailable"  # the service could not be reached or did not answer in time
-    REDIRECT = "redirect"        # the software sends the user's browser to ``redirect_url``
-    SIGNED_IN = "signed_in"      # a professional's session is open (``professional`` says who)
-    SIGNED_OUT = "signed_out"    # the session is closed (or was found closed)
-    REFUSED = "refused"          # the software refused an answer it must not trust (tampered, unsigned...)
-    COMPLETED = "completed"      # the action was carried out (e.g. a token obtained for a connected API)
-
-
 class ProfessionalSession(Model):
     """Who the software considers signed in after an authentication."""
 
@@ -111,17 +126,10 @@ class RecordSummary(Model):
     treating_doctor: bool | None = None
 
 
-class ActionRequest(Model):
-    params: dict[str, Any] = Field(default_factory=dict)
-    case_id: str | None = None
+class LegacyReport(ActionReport):
+    """Every domain's fields at once: the report of an action whose kit has not declared its own (transitional)."""
 
-
-class ActionReport(Model):
-    outcome: ActionOutcome
-    message: str = ""
     identity: PatientIdentity | None = None
-    error_code: str | None = Field(default=None, description="the service's error code when outcome is error")
-    redirect_url: str | None = Field(default=None, description="where the browser is sent (outcome redirect)")
     professional: ProfessionalSession | None = None
     record: RecordSummary | None = Field(default=None, description="a DMP existence test's result")
     documents: list[DocumentSummary] | None = Field(default=None, description="documents fed, found or opened")
@@ -145,6 +153,19 @@ class ResetRequest(Model):
 
 class DriverError(RuntimeError):
     """The driver did not answer as the contract says (unreachable, HTTP error, malformed report)."""
+
+
+R = TypeVar("R", bound=ActionReport)
+
+
+def read_report(raw: Any, model: type[R], what: str) -> R:
+    """A candidate's report as ``model``; a field sent as null is a field not sent."""
+    if isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if value is not None}
+    try:
+        return model.model_validate(raw)
+    except ValueError as exc:
+        raise DriverError(f"{what} answered a malformed report: {exc}") from None
 
 
 class DriverClient:
@@ -176,23 +197,18 @@ class DriverClient:
     def reset(self, endpoints: dict[str, str]) -> None:
         self._call("POST", "/reset", ResetRequest(endpoints=endpoints).model_dump())
 
-    def act(self, action: str, params: dict[str, Any], case_id: str | None) -> tuple[ActionReport, float]:
-        """Run one action; returns the report and the time it took (ms)."""
+    def act(self, action: str, params: dict[str, Any], case_id: str | None,
+            report: type[R] = ActionReport) -> tuple[R, float]:  # type: ignore[assignment]
+        """Run one action; returns its report (as the action's ``report`` model) and the time it took (ms)."""
         started = time.perf_counter()
         raw = self._call("POST", f"/actions/{action}", ActionRequest(params=params, case_id=case_id).model_dump())
         elapsed = (time.perf_counter() - started) * 1000
-        try:
-            return ActionReport.model_validate(raw), elapsed
-        except ValueError as exc:
-            raise DriverError(f"driver action {action} answered a malformed report: {exc}") from None
+        return read_report(raw, report, f"driver action {action}"), elapsed
 
-    def callback(self, url: str, case_id: str | None) -> ActionReport:
+    def callback(self, url: str, case_id: str | None, report: type[R] = ActionReport) -> R:  # type: ignore[assignment]
         """Hand the candidate the URL the user's browser landed on (end of a browser flow)."""
         raw = self._call("POST", "/callback", CallbackRequest(url=url, case_id=case_id).model_dump())
-        try:
-            return ActionReport.model_validate(raw)
-        except ValueError as exc:
-            raise DriverError(f"driver callback answered a malformed report: {exc}") from None
+        return read_report(raw, report, "driver callback")
 
     def close(self) -> None:
         self._http.close()

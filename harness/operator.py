@@ -1,8 +1,10 @@
 """Operator mode: a person plays the candidate's side when it has no driver.
 
 For each action step the runner shows the instruction (what to do in the software, with which test
-patient), waits, then asks what the software showed; those answers become the same :class:`ActionReport`
-a driver would give, so the same checks judge them, alongside the exchanges the simulators observed.
+patient), waits, then asks what the software showed: the outcome, the message, and the questions the action's
+kit declares for its report's own fields (the identity stored, the professional signed in...). Those answers
+become the same report a driver would give, so the same checks judge them, alongside the exchanges the
+simulators observed.
 Attestation steps record what the person confirms, with an optional attached file (a screenshot).
 
 Input and output are injectable so tests can play the person at the prompts.
@@ -18,7 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from esante.harness.driver import ActionOutcome, ActionReport
+from esante.harness.actions import ActionSpec
+from esante.harness.driver import ActionOutcome, ActionReport, read_report
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
@@ -45,8 +48,8 @@ class Operator:
         answer = self.ask(f"{question}{suffix}: ").strip()
         return answer or default
 
-    def perform(self, case_id: str, title: str, instruction: str, params: dict[str, Any]) -> ActionReport:
-        self.console.print(Panel(instruction, title=f"{case_id} — {title}", border_style="cyan"))
+    def perform(self, case_id: str, spec: ActionSpec, instruction: str, params: dict[str, Any]) -> ActionReport:
+        self.console.print(Panel(instruction, title=f"{case_id} — {spec.title}", border_style="cyan"))
         self._prompt("Press Enter once done in the software")
         # a person follows redirects in their own browser: "redirect" is a driver's answer, never theirs
         outcomes = [o.value for o in ActionOutcome if o is not ActionOutcome.REDIRECT]
@@ -57,38 +60,11 @@ class Operator:
                 break
             self.console.print(f"[red]Please answer one of: {choices}[/red]")
         report: dict[str, Any] = {"outcome": outcome, "message": self._prompt("Message shown (optional)")}
-        if outcome in ("found", "verified", "updated", "several", "not_found", "mismatch"):
-            report["identity"] = self._identity(params)
         if outcome == "error":
             report["error_code"] = self._prompt("Error code shown") or None
-        if outcome == "signed_in":
-            report["professional"] = self._professional(params)
-        return ActionReport.model_validate(report)
-
-    def _professional(self, params: dict[str, Any]) -> dict[str, Any]:
-        known = params.get("professional") or {}
-        return {"user_id": self._prompt("Identifier the software keeps for the professional (account page)"),
-                "family_name": self._prompt("Family name shown", known.get("family_name", "")) or None,
-                "given_name": self._prompt("Given name shown", known.get("given_name", "")) or None}
-
-    def _identity(self, params: dict[str, Any]) -> dict[str, Any]:
-        known = params.get("traits") or params.get("identity", {}).get("traits") or {}
-        status = self._prompt("Identity status shown (PROV/RECUP/VALI/QUAL)", "PROV")
-        nir = self._prompt("INS matricule shown (13 characters, empty if none)")
-        identity: dict[str, Any] = {"local_id": self._prompt("Local patient id", "operator"), "status": status,
-                                    "traits": self._traits(known)}
-        if nir:
-            identity["ins"] = {"nir": nir, "key": self._prompt("INS key (2 digits)"),
-                               "oid": self._prompt("INS OID", "1.2.250.1.213.1.4.10")}
-        return identity
-
-    def _traits(self, known: dict[str, Any]) -> dict[str, Any]:
-        first = " ".join(known.get("first_names", []))
-        return {"birth_name": self._prompt("Birth name shown", known.get("birth_name", "")),
-                "first_names": self._prompt("First names shown", first).split(),
-                "sex": self._prompt("Sex shown (M/F)", known.get("sex", "")),
-                "birth_date": self._prompt("Birth date shown (YYYY-MM-DD)", known.get("birth_date", "")),
-                "birth_place": self._prompt("Birth place code shown", known.get("birth_place") or "") or None}
+        if spec.operator_questions is not None:
+            report |= spec.operator_questions(self._prompt, params, outcome)
+        return read_report(report, spec.report, f"the operator's answers to {spec.name}")
 
     def attest(self, case_id: str, statement: str) -> Attestation:
         self.console.print(Panel(statement, title=f"{case_id} — please confirm", border_style="yellow"))

@@ -200,19 +200,19 @@ class CampaignRunner:
         spec = ACTIONS.get(step.action or "")
         if spec is None:
             raise ValueError(f"step {index + 1}: no simulator defines the action {step.action!r}")
-        params = spec.build(step, dataset)
+        params = spec.parameters(step, dataset)
         trips: list[dict[str, Any]] = []
         if self.mode is Mode.DRIVER:
             assert self.driver is not None
             started = time.perf_counter()
-            report, _ = self.driver.act(spec.name, params, case.id)
+            report, _ = self.driver.act(spec.name, params, case.id, spec.report)
             report = self._browse(case, spec, params, report, state, trips)
             elapsed = (time.perf_counter() - started) * 1000
         else:
             assert self.operator is not None
             instruction = (step.instruction or spec.instruction).format(**params)
             t = time.perf_counter()
-            report = self.operator.perform(case.id, spec.title, instruction, params)
+            report = self.operator.perform(case.id, spec, instruction, params)
             elapsed = (time.perf_counter() - t) * 1000
         payload = {"index": index, "action": spec.name, "params": params, "report": report.model_dump(mode="json"),
                    "elapsed_ms": elapsed, "mode": self.mode.value}
@@ -245,9 +245,9 @@ class CampaignRunner:
             trip = state.browser.visit(report.redirect_url, fill)
             trips.append(trip.as_evidence())
             if trip.landed is None:
-                return ActionReport(outcome=ActionOutcome.ERROR, message=f"(observed by the harness's browser) "
-                                                                         f"{trip.stopped}")
-            report = self.driver.callback(trip.landed, case.id)
+                return spec.report(outcome=ActionOutcome.ERROR, message=f"(observed by the harness's browser) "
+                                                                       f"{trip.stopped}")
+            report = self.driver.callback(trip.landed, case.id, spec.report)
         raise DriverError(f"{spec.name}: the candidate kept redirecting the browser ({MAX_BROWSER_TRIPS} trips)")
 
     def _attest(self, case: TestCase, index: int, step: Step, state: _CaseState) -> None:

@@ -84,7 +84,7 @@ def environment(request: RunRequest, names: list[str], store: EvidenceStore, pki
 
 
 def load(request: RunRequest) -> LoadedCampaign:
-    return load_campaign(resolve_campaign(request.campaign), known_checks=set(load_checks()))
+    return load_campaign(resolve_campaign(request.campaign), known_checks=load_checks())
 
 
 def play(request: RunRequest, progress: Callable[[str, CaseResult | None], None] | None = None) -> RunOutput:

@@ -50,7 +50,7 @@ def test_list_checks_and_schemas() -> None:
 
 
 def test_driver_contract_document_is_published_and_current() -> None:
-    from esante.harness.driver import contract_app
+    from esante.harness.actions import contract_app
 
     shipped = Path(__file__).parent.parent / "harness" / "driver-openapi.json"
     assert json.loads(shipped.read_text()) == json.loads(json.dumps(contract_app().openapi())), \

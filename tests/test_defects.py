@@ -13,18 +13,20 @@ from esante.harness.campaign import LoadedCampaign, load_campaign, resolve_campa
 from esante.harness.checks import load_checks
 from esante.harness.driver import API_PREFIX, DriverClient
 from esante.harness.environment import LocalEnvironment
-from esante.harness.reference import DEFECTS, create_reference_app
+from esante.harness.kits import defects, kits
+from esante.harness.reference import create_reference_app
 from esante.harness.runner import CampaignRunner
 from esante.reports.model import RunResult, Verdict
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.server import ServerHandle
 
-CAMPAIGNS = ("insi", "psc", "dmp", "mes", "mssante")
+CAMPAIGNS = list(kits())  # every registered test kit's campaign
+DEFECTS = defects()
 
 
 @pytest.fixture(scope="module")
 def campaigns() -> dict[str, LoadedCampaign]:
-    known = set(load_checks())
+    known = load_checks()
     return {name: load_campaign(resolve_campaign(name), known_checks=known) for name in CAMPAIGNS}
 
 
@@ -83,13 +85,20 @@ def test_defect_catalogue_fails_only_cases_that_exist(campaigns: dict[str, Loade
         assert set(defect.fails) <= ids, defect.name
 
 
-@pytest.mark.parametrize("name", CAMPAIGNS)
-def test_case_requirements_cover_the_requirements_of_their_checks(campaigns: dict[str, LoadedCampaign],
-                                                                  name: str) -> None:
+def test_every_defect_breaks_a_check_of_its_own_kit() -> None:
     registry = load_checks()
+    for defect in DEFECTS.values():
+        module = registry[defect.rule].function.__module__
+        assert module.startswith(kits()[defect.campaign].package + "."), \
+            f"{defect.name} is judged by the {defect.campaign} campaign but breaks {defect.rule} ({module})"
+
+
+@pytest.mark.parametrize("name", CAMPAIGNS)
+def test_every_case_judges_requirements(campaigns: dict[str, LoadedCampaign], name: str) -> None:
+    """Requirement ids follow from the checks: every case has some, each declared by the campaign."""
+    declared = campaigns[name].campaign.requirements
     for case in campaigns[name].campaign.cases:
-        judged = {r for e in case.expect for r in registry[e.check].requirements}
-        assert judged <= set(case.requirements), f"{case.id} judges {sorted(judged - set(case.requirements))}"
+        assert case.requirements and set(case.requirements) <= set(declared), case.id
 
 
 def test_unknown_defect_is_refused(tmp_path: Path) -> None:

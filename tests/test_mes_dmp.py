@@ -20,7 +20,7 @@ CAMPAIGN = Path(__file__).parent / "vectors/mes/dmp_campaign.yaml"
 
 
 def test_a_document_filed_in_mes_lands_in_the_dmp(tmp_path: Path) -> None:
-    campaign = load_campaign(CAMPAIGN, known_checks=set(load_checks()))
+    campaign = load_campaign(CAMPAIGN, known_checks=load_checks())
     with LocalEnvironment(["mes", "dmp"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=tmp_path / "pki") \
             as env, ServerHandle(create_reference_app(pki_dir=env.pki_dir)) as candidate, \
             DriverClient(candidate.url + API_PREFIX) as driver:

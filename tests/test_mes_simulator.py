@@ -361,7 +361,7 @@ def test_pushed_document_lands_in_the_dmp(mes: Mes, fake_dmp: list[dict[str, Any
 def test_dmp_filing_check_judges_the_dmp_answer(mes: Mes, fake_dmp: list[dict[str, Any]]) -> None:
     from esante.harness.checks import CheckContext
     from esante.reports.model import Verdict
-    from esante.simulators.mes.checks import document_in_dmp
+    from esante.scenarios.mes.checks import document_in_dmp
 
     verdicts = []
     for patient in ("P001", "P002"):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from esante.harness.actions import ActionSpec
 from esante.harness.campaign import Mode, load_campaign, resolve_campaign
 from esante.harness.checks import load_checks
 from esante.harness.driver import API_PREFIX, ActionReport, DriverClient
@@ -19,6 +20,7 @@ from esante.harness.operator import Operator
 from esante.harness.reference import create_reference_app
 from esante.harness.runner import CampaignRunner
 from esante.reports.model import Verdict
+from esante.scenarios.insi.models import InsiReport
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
@@ -29,11 +31,11 @@ class ScriptedPerson:
 
     def __init__(self, software: DriverClient, screenshot: Path, *, confirm: bool = True, lie: bool = False):
         self.software, self.screenshot, self.confirm, self.lie = software, screenshot, confirm, lie
-        self.report: ActionReport | None = None
+        self.report: InsiReport | None = None
         self.prompts: list[str] = []
 
     def do_in_software(self, action: str, params: dict[str, Any]) -> None:
-        self.report, _ = self.software.act(action, params, None)
+        self.report, _ = self.software.act(action, params, None, InsiReport)
 
     def __call__(self, prompt: str) -> str:
         self.prompts.append(prompt)
@@ -65,17 +67,16 @@ def world(tmp_path: Path) -> Iterator[tuple[LocalEnvironment, DriverClient]]:
 
 
 def _run(env: LocalEnvironment, person: ScriptedPerson, cases: set[str]) -> Any:
-    loaded = load_campaign(resolve_campaign("insi"), known_checks=set(load_checks()))
+    loaded = load_campaign(resolve_campaign("insi"), known_checks=load_checks())
     dataset = load_dataset()
     operator = Operator(Console(file=io.StringIO()), ask=person)
     original = operator.perform
 
-    def perform(case_id: str, title: str, instruction: str, params: dict[str, Any]) -> ActionReport:
+    def perform(case_id: str, spec: ActionSpec, instruction: str, params: dict[str, Any]) -> ActionReport:
         # The person reads the instruction and does it in the software before pressing Enter.
-        action = {"Look up the INS from identity traits": "insi.lookup_traits"}[title]
         assert params["traits"]["birth_name"] in instruction
-        person.do_in_software(action, params)
-        return original(case_id, title, instruction, params)
+        person.do_in_software(spec.name, params)
+        return original(case_id, spec, instruction, params)
 
     operator.perform = perform  # type: ignore[method-assign]
     assert dataset.patient("P001")

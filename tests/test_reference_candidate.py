@@ -21,16 +21,18 @@ from fastapi.testclient import TestClient
 from lxml import etree
 
 from esante.harness.actions import load_actions
-from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
-from esante.harness.reference import DEFECTS, Defects, create_reference_app
-from esante.harness.reference.insi_client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
+from esante.harness.driver import API_PREFIX, ActionOutcome, read_report
+from esante.harness.kits import defects
+from esante.harness.reference import Defects, create_reference_app
+from esante.harness.reference.insi.client import AnsweredIns, InsiServiceFault, InsiUnavailable, read_answer
+from esante.scenarios.insi.actions import patient_traits
+from esante.scenarios.insi.models import InsiReport
 from esante.simulators.core.app import create_app
 from esante.simulators.core.pki import TestCA
 from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.insi import InsiSimulator
-from esante.simulators.insi.actions import patient_traits
 from esante.simulators.insi.service import fault_response
 
 DS = load_dataset()
@@ -92,25 +94,25 @@ class Candidate:
         response = self.http.post(f"{API_PREFIX}/reset", json={"endpoints": {"insi": sim.url}})
         assert response.status_code == 204, response.text
 
-    def act(self, action: str, **params: Any) -> ActionReport:
+    def act(self, action: str, **params: Any) -> InsiReport:
         response = self.http.post(f"{API_PREFIX}/actions/{action}", json={"params": params})
         assert response.status_code == 200, response.text
-        return ActionReport.model_validate(response.json())
+        return read_report(response.json(), InsiReport, action)
 
-    def lookup(self, patient_id: str, *, document: bool = False) -> ActionReport:
-        return self.act("insi.lookup_traits", traits=patient_traits(DS.patient(patient_id)),
+    def lookup(self, patient_id: str, *, document: bool = False) -> InsiReport:
+        return self.act("insi.lookup_traits", traits=patient_traits(DS.patient(patient_id)).model_dump(),
                         id_document_checked=document)
 
-    def vitale(self, patient_id: str) -> ActionReport:
+    def vitale(self, patient_id: str) -> InsiReport:
         p = DS.patient(patient_id)
         assert p.vitale is not None
         card = {"nir": p.vitale.holder_nir, "key": p.vitale.holder_key, "birth_name": p.birth_name,
                 "birth_date": p.birth_date, "rank": p.vitale.rank}
         return self.act("insi.lookup_vitale", card=card)
 
-    def verify(self, patient_id: str, ins: dict[str, str], status: str = "RECUP") -> ActionReport:
+    def verify(self, patient_id: str, ins: dict[str, str], status: str = "RECUP") -> InsiReport:
         identity = {"local_id": patient_id, "status": status, "ins": ins,
-                    "traits": patient_traits(DS.patient(patient_id))}
+                    "traits": patient_traits(DS.patient(patient_id)).model_dump()}
         return self.act("insi.verify", identity=identity)
 
     def close(self) -> None:
@@ -151,7 +153,7 @@ def header(exchange: dict[str, Any], name: str) -> str | None:
     return next((v for k, v in exchange["request_headers"] if k.lower() == name), None)
 
 
-def stored_ins(report: ActionReport) -> dict[str, str] | None:
+def stored_ins(report: InsiReport) -> dict[str, str] | None:
     return report.identity.ins.model_dump() if report.identity and report.identity.ins else None
 
 
@@ -319,8 +321,8 @@ def test_faults_and_non_soap_answers_are_told_apart() -> None:
 
 
 # -- each defect changes the behaviour as described ---------------------------------------------------------
-def _sender_fault(error_code: str) -> Callable[[ActionReport, list[dict[str, Any]]], None]:
-    def check(report: ActionReport, calls: list[dict[str, Any]]) -> None:
+def _sender_fault(error_code: str) -> Callable[[InsiReport, list[dict[str, Any]]], None]:
+    def check(report: InsiReport, calls: list[dict[str, Any]]) -> None:
         assert report.outcome is ActionOutcome.ERROR and report.error_code == error_code, report
         assert len(calls) == 1  # a Sender fault is never retried
 
@@ -443,10 +445,10 @@ DEFECT_SCENARIOS: dict[str, Callable[[Candidate, Sim], None]] = {f.__name__: f f
 
 def test_every_insi_defect_has_a_scenario_and_names_a_rule() -> None:
     """INSi defects, one unit scenario each; PSC defects are held to their cases end to end (test_defects.py)."""
-    insi = {name: d for name, d in DEFECTS.items() if d.campaign == "insi"}
+    insi = {name: d for name, d in defects().items() if d.campaign == "insi"}
     assert set(DEFECT_SCENARIOS) == set(insi)
     assert all(d.rule.startswith(("insi.", "identity.")) and d.description for d in insi.values())
-    assert all(d.rule.startswith("psc.") and d.description for d in DEFECTS.values() if d.campaign == "psc")
+    assert all(d.rule.startswith("psc.") and d.description for d in defects().values() if d.campaign == "psc")
 
 
 @pytest.mark.parametrize("defect", list(DEFECT_SCENARIOS))

@@ -27,6 +27,7 @@ from esante.harness.reference import create_reference_app
 from esante.harness.reference import dmp_client as wire
 from esante.harness.reference.dmp import DMP_DEFECTS, DmpPart
 from esante.harness.reference.parts import ReferenceContext
+from esante.scenarios.dmp import actions as dmp_actions
 from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultKind, FaultRule
@@ -36,7 +37,6 @@ from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
-from esante.simulators.dmp import actions as dmp_actions
 
 DS = load_dataset()
 BUILDERS: dict[str, Callable[[Step, Any], dict[str, Any]]] = {
@@ -330,7 +330,9 @@ def test_the_reference_app_serves_the_dmp_actions(lab: Lab) -> None:
 
 # -- named defects ------------------------------------------------------------------------------------------
 def test_every_defect_is_in_the_catalogue_of_the_dmp_campaign() -> None:
-    from esante.harness.reference import DEFECTS
+    from esante.harness.kits import defects
+
+    DEFECTS = defects()
 
     assert all(description for description in DMP_DEFECTS.values())
     assert {name for name in DMP_DEFECTS if DEFECTS[name].campaign == "dmp"} == set(DMP_DEFECTS)

@@ -18,7 +18,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from esante.harness.reference import defects, psc_client, psc_transport
+from esante.harness.reference import psc_client, psc_transport
 from esante.harness.reference.defects import Defects
 from esante.harness.reference.psc_client import PendingLogin, PscClient, Session
 from esante.harness.reference.psc_tokens import (
@@ -358,22 +358,3 @@ def test_defects_bend_their_one_rule(fake: FakePsc) -> None:
     hardcoded = FakePsc()
     client_for(hardcoded, "psc_hardcoded_endpoints").begin_login(CALLBACK)
     assert hardcoded.requests == []
-
-
-# -- the defect catalogue --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("entry", "reason"), [
-    ({"name": "x", "description": "d", "rule": "psc.pkce_s256"}, "missing field.*campaign"),
-    ({"name": "x", "description": "d", "rule": "psc.pkce_s256", "campaign": "mss"}, "campaign 'mss'"),
-    ({"name": "x", "description": "d", "rule": "psc.pkce_s256", "campaign": "psc", "fail": []}, "unknown field"),
-    ("psc_pkce_plain", "not a mapping"),
-])
-def test_the_catalogue_loader_refuses_a_malformed_entry(entry: Any, reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
-        defects._defect(entry)
-
-
-def test_every_psc_defect_is_judged_by_the_psc_campaign() -> None:
-    psc = [d for d in defects.DEFECTS.values() if d.name.startswith("psc_")]
-    assert len(psc) == 22 and all(d.campaign == "psc" and d.rule.startswith("psc.") for d in psc)
-    checks_of = {"mssante": ("mss",), "insi": ("insi", "identity")}  # check prefixes of each campaign
-    assert all(d.rule.split(".")[0] in checks_of.get(d.campaign, (d.campaign,)) for d in defects.DEFECTS.values())

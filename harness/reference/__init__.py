@@ -6,6 +6,6 @@ catches the mistake it is about.
 """
 
 from esante.harness.reference.app import create_reference_app
-from esante.harness.reference.defects import DEFECTS, Defects
+from esante.harness.reference.defects import Defects
 
-__all__ = ["DEFECTS", "Defects", "create_reference_app"]
+__all__ = ["Defects", "create_reference_app"]

@@ -1,20 +1,23 @@
 """The reference candidate behind the driver contract (:mod:`harness.driver`): a FastAPI app.
 
 ``create_reference_app(pki_dir=..., defects=[...])`` is what ``esante run --candidate reference`` serves. It is
-one application made of :class:`~harness.reference.parts.Part`\\ s, one per national service; ``PARTS`` lists
-them. Actions go to the part that names them, the browser's arrivals to the part owning the page's path.
+one application made of :class:`~esante.harness.reference.parts.Part`\\ s, one per national service, registered
+in the ``esante.reference`` entry-point group as simulators are. Actions go to the part that names them, the
+browser's arrivals to the part owning the page's path.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from esante.harness.driver import (
     API_PREFIX,
@@ -26,16 +29,21 @@ from esante.harness.driver import (
     ResetRequest,
 )
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.dmp import DmpPart
-from esante.harness.reference.insi import InsiPart
-from esante.harness.reference.mes import MesPart
-from esante.harness.reference.mss import MssPart
 from esante.harness.reference.parts import LOOPBACK, NotConfigured, Part, ReferenceContext
-from esante.harness.reference.psc import PscPart
 
 VENDOR = "esante-conformance"
-PARTS: tuple[type[Part], ...] = (InsiPart, PscPart, DmpPart, MssPart, MesPart)
-ACTIONS = tuple(action for part in PARTS for action in part.actions)
+#: The entry-point group of the reference candidate's parts (``insi = "...reference.insi:InsiPart"``).
+PARTS_GROUP = "esante.reference"
+
+
+@cache
+def parts() -> tuple[type[Part], ...]:
+    """Every registered part, in name order."""
+    return tuple(ep.load() for ep in sorted(entry_points(group=PARTS_GROUP), key=lambda e: e.name))
+
+
+def actions() -> tuple[str, ...]:
+    return tuple(action for part in parts() for action in part.actions)
 
 
 class ReferenceRuntime:
@@ -43,7 +51,7 @@ class ReferenceRuntime:
 
     def __init__(self, context: ReferenceContext) -> None:
         self.context = context
-        self.parts = [part(context) for part in PARTS]
+        self.parts = [part(context) for part in parts()]
         self.by_action = {action: part for part in self.parts for action in part.actions}
         self.lock = threading.Lock()  # one action at a time: the parts hold plain in-memory state
 
@@ -53,7 +61,7 @@ class ReferenceRuntime:
     def info(self) -> CandidateInfo:
         ctx = self.context
         version = f"{ctx.version}+defects:{ctx.defects.label()}" if ctx.defects else ctx.version
-        return CandidateInfo(name=ctx.name, version=version, vendor=VENDOR, actions=list(ACTIONS))
+        return CandidateInfo(name=ctx.name, version=version, vendor=VENDOR, actions=list(actions()))
 
     def reset(self, endpoints: dict[str, str]) -> None:
         with self.lock:
@@ -64,7 +72,7 @@ class ReferenceRuntime:
         part = self.by_action.get(action)
         if part is None:
             raise HTTPException(404, f"unknown action {action!r}; the reference candidate supports "
-                                     f"{', '.join(ACTIONS)}")
+                                     f"{', '.join(actions())}")
         with self.lock:
             return part.act(action, params, own_url)
 
@@ -91,7 +99,8 @@ def loopback_origin(request: Request) -> str:
 
 def create_reference_app(*, pki_dir: Path, defects: Iterable[str] = (), idam: str = "ESANTE-REF-0001",
                          name: str = "esante-reference-candidate", version: str = "1.0.0") -> FastAPI:
-    """The reference candidate as a driver-contract app; ``defects`` switches on named defects (see DEFECTS)."""
+    """The reference candidate as a driver-contract app; ``defects`` switches on named defects (the kits'
+    ``defects.yaml``)."""
     runtime = ReferenceRuntime(ReferenceContext(Path(pki_dir), Defects(defects), idam, name, version))
     app = FastAPI(title="esante reference candidate", version=version, docs_url=None, redoc_url=None)
     router = APIRouter(prefix=API_PREFIX)
@@ -105,20 +114,25 @@ def create_reference_app(*, pki_dir: Path, defects: Iterable[str] = (), idam: st
         runtime.reset(body.endpoints)
         return Response(status_code=204)
 
-    @router.post("/actions/{action}", response_model=ActionReport)
-    def act(action: str, body: ActionRequest, request: Request) -> ActionReport:
+    # Each part answers its own report model (an ActionReport with its service's fields): sent as it is.
+    @router.post("/actions/{action}")
+    def act(action: str, body: ActionRequest, request: Request) -> JSONResponse:
         try:
-            return runtime.act(action, body.params, loopback_origin(request))
+            return _answer(runtime.act(action, body.params, loopback_origin(request)))
         except NotConfigured as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @router.post("/callback", response_model=ActionReport)
-    def callback(body: CallbackRequest) -> ActionReport:
+    @router.post("/callback")
+    def callback(body: CallbackRequest) -> JSONResponse:
         try:
-            return runtime.callback(body.url)
+            return _answer(runtime.callback(body.url))
         except NotConfigured as exc:
             raise HTTPException(409, str(exc)) from None
 
     app.include_router(router)
     app.state.reference = runtime
     return app
+
+
+def _answer(report: ActionReport) -> JSONResponse:
+    return JSONResponse(report.model_dump(mode="json", exclude_none=True))

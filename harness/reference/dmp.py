@@ -31,7 +31,7 @@ from typing import Any
 from lxml import etree
 from pydantic import Field
 
-from esante.harness.driver import ActionOutcome, ActionReport, DocumentSummary, RecordSummary
+from esante.harness.driver import ActionOutcome, DocumentSummary, LegacyReport, RecordSummary
 from esante.harness.reference import dmp_client as wire
 from esante.harness.reference import dmp_messages as msg
 from esante.harness.reference.dmp_client import DmpConnection, DmpFault, DmpUnavailable
@@ -182,8 +182,8 @@ def _issued(pki_dir: Path, kind: str, ident: str, issue: Callable[[TestCA], Issu
         return _certificates[key]
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> ActionReport:
-    return ActionReport(outcome=outcome, message=message, **fields)
+def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
+    return LegacyReport(outcome=outcome, message=message, **fields)
 
 
 class DmpPart(Part):
@@ -215,7 +215,7 @@ class DmpPart(Part):
             self.connection.close()
             self.connection = None
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
         model, handler = {
             "dmp.test_existence": (CommonParams, self.test_existence), "dmp.authorise": (CommonParams, self.authorise),
             "dmp.read_admin": (CommonParams, self.read_admin), "dmp.feed": (FeedParams, self.feed),
@@ -310,7 +310,7 @@ class DmpPart(Part):
             return
         raise Refused(f"the DMP of patient {p.patient.id} is {existence.status}: nothing is sent")
 
-    def test_existence(self, p: CommonParams) -> ActionReport:
+    def test_existence(self, p: CommonParams) -> LegacyReport:
         existence = self._existence(p, self._ins(p))
         record = RecordSummary(status=existence.status, authorisation=existence.authorisation,
                                treating_doctor=existence.treating_doctor)
@@ -320,7 +320,7 @@ class DmpPart(Part):
                                             f"{existence.authorisation})", record=record)
 
     # -- TD0.3, TD1.3a, TD0.5 --------------------------------------------------------------------------------
-    def authorise(self, p: CommonParams) -> ActionReport:
+    def authorise(self, p: CommonParams) -> LegacyReport:
         ins = self._ins(p)
         answer = self._call(p, ins, wire.HABILITATION, wire.ACTION_SET_AUTHORIZATION, msg.set_authorization("AJOUT"))
         context = msg.read_status(answer.body)
@@ -331,7 +331,7 @@ class DmpPart(Part):
                        record=RecordSummary(status=existence.status, authorisation="VALIDE",
                                             treating_doctor=existence.treating_doctor))
 
-    def read_admin(self, p: CommonParams) -> ActionReport:
+    def read_admin(self, p: CommonParams) -> LegacyReport:
         ins = self._ins(p)
         body = msg.patient_query("CNSLT_DATA", ins.nir + ins.key, ins.oid, self.context.name)
         observations = msg.read_admin(self._call(p, ins, wire.PATIENT, wire.ACTION_PATIENT_QUERY, body).body)
@@ -339,7 +339,7 @@ class DmpPart(Part):
         return _report(ActionOutcome.COMPLETED, text or "no administrative observation",
                        record=RecordSummary(status="open"))
 
-    def search_patient(self, p: CommonParams) -> ActionReport:
+    def search_patient(self, p: CommonParams) -> LegacyReport:
         assert isinstance(p, SearchPatientParams)
         body = msg.patient_search(p.family_name, p.given_name, p.birth_date, self.context.name)
         found = msg.read_patients(self._call(p, None, wire.PATIENT, wire.ACTION_PATIENT_SEARCH, body).body)
@@ -349,7 +349,7 @@ class DmpPart(Part):
         return _report(ActionOutcome.FOUND, "; ".join(lines))
 
     # -- TD2.1 -----------------------------------------------------------------------------------------------
-    def feed(self, p: CommonParams) -> ActionReport:
+    def feed(self, p: CommonParams) -> LegacyReport:
         assert isinstance(p, FeedParams)
         ins = self._ins(p, provisional_ok=True)
         key = ins.nir + ins.key
@@ -390,7 +390,7 @@ class DmpPart(Part):
                        documents=[fed.summary()])
 
     # -- TD3.1, TD3.2 ----------------------------------------------------------------------------------------
-    def search(self, p: CommonParams) -> ActionReport:
+    def search(self, p: CommonParams) -> LegacyReport:
         assert isinstance(p, SearchParams)
         ins = self._ins(p)
         self._record(p, ins)
@@ -429,7 +429,7 @@ class DmpPart(Part):
             raise Refused(f"patient {p.patient.id} has no document in the DMP to act on")
         return known
 
-    def retrieve(self, p: CommonParams) -> ActionReport:
+    def retrieve(self, p: CommonParams) -> LegacyReport:
         ins = self._ins(p)
         self._record(p, ins)
         target = self._target(p, ins)
@@ -451,7 +451,7 @@ class DmpPart(Part):
         raise DmpRefusal("XDSDocumentUniqueIdError", f"the answer carries no document {target.unique_id}")
 
     # -- TD3.3 -----------------------------------------------------------------------------------------------
-    def update(self, p: CommonParams) -> ActionReport:
+    def update(self, p: CommonParams) -> LegacyReport:
         assert isinstance(p, UpdateParams)
         ins = self._ins(p)
         self._record(p, ins)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from esante.harness.driver import ActionOutcome, ActionReport
+from esante.harness.driver import ActionOutcome, LegacyReport
 from esante.harness.reference.mes_client import (
     MAX_PENDING,
     MesClient,
@@ -39,11 +39,11 @@ CALLBACK_PATH = "/mes/callback"
 READ_PAGE_SIZE = 5
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> ActionReport:
-    return ActionReport(outcome=outcome, message=message, **fields)
+def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
+    return LegacyReport(outcome=outcome, message=message, **fields)
 
 
-def guarded(work: Callable[[], ActionReport]) -> ActionReport:
+def guarded(work: Callable[[], LegacyReport]) -> LegacyReport:
     """What the user is told when MES fails: unavailable, an answer refused, or MES's own error."""
     try:
         return work()
@@ -119,14 +119,14 @@ class MesApp:
     def close(self) -> None:
         self.client.close()
 
-    def pair(self, own_url: str) -> ActionReport:
+    def pair(self, own_url: str) -> LegacyReport:
         url, pending = self.client.begin_pairing(own_url + CALLBACK_PATH)
         self.pending[pending.state] = pending
         while len(self.pending) > MAX_PENDING:
             self.pending.pop(next(iter(self.pending)))
         return _report(ActionOutcome.REDIRECT, "sent to Mon espace santé", redirect_url=url)
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         self.pairing = self.client.complete_pairing(url, self.pending)
         return _report(ActionOutcome.COMPLETED, f"connected to Mon espace santé (pairing {self.pairing.pairing_id})")
 
@@ -142,7 +142,7 @@ class MesApp:
             raise MesRejected(code, f"Mon espace santé refused it: {message}")
         return response.json() if response.content else {}
 
-    def push_measures(self, measures: list[Measure]) -> ActionReport:
+    def push_measures(self, measures: list[Measure]) -> LegacyReport:
         measured_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 60))
         for measure in measures:
             bundle = measure_bundle(measure.model_dump(exclude_none=True), self._paired().patient_ref, measured_at,
@@ -164,7 +164,7 @@ class MesApp:
                         raise MesUnavailable("Mon espace santé did not take the measure") from None
                     raise
 
-    def push_document(self, document: DocumentParams.Document) -> ActionReport:
+    def push_document(self, document: DocumentParams.Document) -> LegacyReport:
         pdf = minimal_pdf(document.title)
         content_type = "application/octet-stream" if self.defects.on("mes_document_octet_stream") \
             else document.content_type
@@ -175,7 +175,7 @@ class MesApp:
         stored = self._call("POST", f"{FHIR_BASE}/DocumentReference", json=resource)
         return _report(ActionOutcome.COMPLETED, f"document shared (DocumentReference/{stored.get('id')})")
 
-    def sync_agenda(self, entries: list[AgendaParams.Entry]) -> ActionReport:
+    def sync_agenda(self, entries: list[AgendaParams.Entry]) -> LegacyReport:
         for entry in entries:
             resource = appointment(entry.model_dump(), self._paired().patient_ref)
             if self.defects.on("mes_agenda_post"):
@@ -185,7 +185,7 @@ class MesApp:
                 self._call("PUT", f"{FHIR_BASE}/Appointment", json=resource, params={"identifier": key})
         return _report(ActionOutcome.COMPLETED, f"{len(entries)} appointment(s) synced")
 
-    def read_measures(self, code: str | None) -> ActionReport:
+    def read_measures(self, code: str | None) -> LegacyReport:
         params: dict[str, Any] = {"_count": READ_PAGE_SIZE, "date": "ge2000-01-01"}
         if code:
             params["code"] = f"http://loinc.org|{code}"
@@ -234,16 +234,16 @@ class MesPart(Part):
             raise NotConfigured("no Mon espace santé endpoint was given on /reset")
         return self.app
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
         work = _work(action, params, own_url, self)
         app = self._app()
         return guarded(lambda: work(app))
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         app = self._app()
         return guarded(lambda: app.callback(url))
 
-    def submit_dossier(self, app: MesApp) -> ActionReport:
+    def submit_dossier(self, app: MesApp) -> LegacyReport:
         """The editor's dossier (data shipped beside this module) sent to the referencing window."""
         text = files("esante.harness.reference").joinpath("mes_dossier.yaml").read_text(encoding="utf-8")
         if self.defects.on("mes_dossier_without_evidence"):
@@ -261,7 +261,7 @@ class MesPart(Part):
         return _report(ActionOutcome.COMPLETED, f"dossier {body['id']} is {body['status']}")
 
 
-def _work(action: str, raw: dict[str, Any], own_url: str, part: MesPart) -> Callable[[MesApp], ActionReport]:
+def _work(action: str, raw: dict[str, Any], own_url: str, part: MesPart) -> Callable[[MesApp], LegacyReport]:
     if action == "mes.pair":
         validated(PairParams, raw)
         return lambda app: app.pair(own_url)

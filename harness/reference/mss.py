@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from lxml import etree
 
-from esante.harness.driver import ActionOutcome, ActionReport, ProfessionalSession
+from esante.harness.driver import ActionOutcome, LegacyReport, ProfessionalSession
 from esante.harness.reference.mss_mail import (
     Document,
     Unreadable,
@@ -60,8 +60,8 @@ class MailFailure(Exception):
         self.outcome = outcome
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> ActionReport:
-    return ActionReport(outcome=outcome, message=message, **fields)
+def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
+    return LegacyReport(outcome=outcome, message=message, **fields)
 
 
 # -- action parameters -------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class MssCandidate:
             self.psc.close()
 
     # -- sign-in ---------------------------------------------------------------------------------------
-    def login(self, own_url: str) -> ActionReport:
+    def login(self, own_url: str) -> LegacyReport:
         if self.psc is None:
             raise NotConfigured("no Pro Santé Connect endpoint was given on /reset")
         url, pending = self.psc.begin_login(own_url + CALLBACK_PATH)
@@ -160,7 +160,7 @@ class MssCandidate:
             self.pending.pop(next(iter(self.pending)))
         return _report(ActionOutcome.REDIRECT, "sent to Pro Santé Connect", redirect_url=url)
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         if urlsplit(url).path != CALLBACK_PATH or self.psc is None:
             return _report(ActionOutcome.ERROR, f"the application has no page at {urlsplit(url).path}")
         try:
@@ -202,7 +202,7 @@ class MssCandidate:
             raise MailFailure(ActionOutcome.NOT_FOUND, f"no MSSanté mailbox for RPPS {recipient.rpps}")
         return boxes[0]
 
-    def lookup(self, recipient: RecipientParams) -> ActionReport:
+    def lookup(self, recipient: RecipientParams) -> LegacyReport:
         address = self.address_of(recipient)
         return _report(ActionOutcome.FOUND, f"{recipient.given_name} {recipient.family_name}: {address}")
 
@@ -227,7 +227,7 @@ class MssCandidate:
             raise MailFailure(ActionOutcome.SIGNED_OUT, "no professional is signed in")
         return Credentials(sender.address if sender else self.mailbox, token=self.token)
 
-    def send(self, params: SendParams) -> ActionReport:
+    def send(self, params: SendParams) -> LegacyReport:
         credentials = self.credentials(params.sender)
         recipient = self.address_of(params.recipient)
         document = None
@@ -294,7 +294,7 @@ class MssCandidate:
             smtp.auth("XOAUTH2", lambda challenge=None: xoauth2(credentials.mailbox, token))
 
     # -- receiving ---------------------------------------------------------------------------------------
-    def integrate(self) -> ActionReport:
+    def integrate(self) -> LegacyReport:
         credentials = self.credentials(None)
         try:
             received = self._read_inbox(credentials)
@@ -386,10 +386,10 @@ class MssPart(Part):
             raise NotConfigured("no MSSanté endpoint was given on /reset")
         return self.session
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
         if action == "mss.login":
             validated(LoginParams, params)
-            work: Callable[[MssCandidate], ActionReport] = lambda mss: mss.login(own_url)  # noqa: E731
+            work: Callable[[MssCandidate], LegacyReport] = lambda mss: mss.login(own_url)  # noqa: E731
         elif action == "mss.lookup_recipient":
             recipient = validated(LookupParams, params).recipient
             work = lambda mss: mss.lookup(recipient)  # noqa: E731
@@ -407,5 +407,5 @@ class MssPart(Part):
         except PscError as exc:
             return _report(ActionOutcome.ERROR, f"Pro Santé Connect: {exc}", error_code=exc.error)
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         return self._mail().callback(url)

@@ -3,7 +3,7 @@
 The reference candidate is one application speaking several services (INSi, PSC, DMP...). Each service is a
 :class:`Part`: it names the driver actions it answers, is (re)pointed at its simulator on ``/reset``, does the
 user's actions, and handles the browser arriving at its own pages (``/callback``, by path prefix). A new
-service adds a module with its part and one line to ``PARTS`` in :mod:`harness.reference.app`.
+service adds a package with its part and registers it in the ``esante.reference`` entry-point group.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from esante.harness.driver import ActionReport
+from esante.harness.driver import LegacyReport
 from esante.harness.reference.defects import Defects
 from esante.simulators.core.pki import TestCA
 
@@ -65,10 +65,10 @@ class Part:
     def reset(self, endpoints: dict[str, str]) -> None:
         """Forget local state and (re)point at ``endpoints`` (simulator name → base URL)."""
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
         raise NotImplementedError
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         raise NotConfigured(f"{type(self).__name__} has no pages")
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from esante.harness.driver import ActionOutcome, ActionReport, ProfessionalSession
+from esante.harness.driver import ActionOutcome, LegacyReport, ProfessionalSession
 from esante.harness.reference.defects import Defects
 from esante.harness.reference.parts import (
     NoParams,
@@ -41,11 +41,11 @@ LOGGED_OUT_PATH = "/psc/logged-out"
 CERT_CN = "ESANTE-REFERENCE-RP"  # registered tls_client_auth_cn of the reference relying party
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> ActionReport:
-    return ActionReport(outcome=outcome, message=message, **fields)
+def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
+    return LegacyReport(outcome=outcome, message=message, **fields)
 
 
-def guarded(work: Callable[[], ActionReport]) -> ActionReport:
+def guarded(work: Callable[[], LegacyReport]) -> LegacyReport:
     """What the user is told when PSC fails: unavailable, a refusal of an untrustworthy answer, or PSC's error."""
     try:
         return work()
@@ -73,14 +73,14 @@ class PscCandidate:
         self.client.close()
 
     # -- actions (``own_url`` is the application's loopback origin, ``http://127.0.0.1:<port>``) -------------
-    def login(self, own_url: str) -> ActionReport:
+    def login(self, own_url: str) -> LegacyReport:
         url, pending = self.client.begin_login(own_url + CALLBACK_PATH)
         self.pending[pending.state] = pending
         while len(self.pending) > MAX_PENDING_LOGINS:  # dicts keep insertion order: drop the oldest
             self.pending.pop(next(iter(self.pending)))
         return _report(ActionOutcome.REDIRECT, "sent to Pro Santé Connect", redirect_url=url)
 
-    def show_profile(self) -> ActionReport:
+    def show_profile(self) -> LegacyReport:
         if self.session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional is signed in")
         try:
@@ -113,7 +113,7 @@ class PscCandidate:
                 raise
         return self.client.refresh(session)
 
-    def logout(self, own_url: str) -> ActionReport:
+    def logout(self, own_url: str) -> LegacyReport:
         session, self.session = self.session, None
         if session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional was signed in")
@@ -123,11 +123,11 @@ class PscCandidate:
         url = self.client.logout_url(session, own_url + LOGGED_OUT_PATH, self.logout_state)
         return _report(ActionOutcome.REDIRECT, "signing out of Pro Santé Connect", redirect_url=url)
 
-    def ciba_login(self, national_id: str, channel: str) -> ActionReport:
+    def ciba_login(self, national_id: str, channel: str) -> LegacyReport:
         self.session = self.client.ciba_login(national_id, channel)
         return self._signed_in(self.session, "signed in from the thick client (CIBA)")
 
-    def call_api(self, finess: str, name: str) -> ActionReport:
+    def call_api(self, finess: str, name: str) -> LegacyReport:
         """Exchange the PSC token for an API token bound to the structure's certificate, and make sure it is."""
         if self.session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional is signed in")
@@ -148,7 +148,7 @@ class PscCandidate:
         return issued.write(self.pki_dir / "reference", f"psc-structure-{finess}")
 
     # -- the browser comes back ----------------------------------------------------------------------------
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         path = urlsplit(url).path
         if path == CALLBACK_PATH:
             return guarded(lambda: self._signed_in(self._complete(url), "signed in with Pro Santé Connect"))
@@ -160,14 +160,14 @@ class PscCandidate:
         self.session = self.client.complete_login(url, self.pending)
         return self.session
 
-    def _logged_out(self, url: str) -> ActionReport:
+    def _logged_out(self, url: str) -> LegacyReport:
         expected, self.logout_state = self.logout_state, None  # a post-logout state is good for one arrival
         state = dict(parse_qsl(urlsplit(url).query)).get("state")
         if expected is None or state != expected:
             return _report(ActionOutcome.REFUSED, "post-logout redirect with a state matching no logout in progress")
         return _report(ActionOutcome.SIGNED_OUT, "signed out of the application and of PSC")
 
-    def _signed_in(self, session: Session, message: str) -> ActionReport:
+    def _signed_in(self, session: Session, message: str) -> LegacyReport:
         claims = session.claims
         if self.defects.on("psc_keys_on_sub"):
             user_id = str(claims.get("sub"))
@@ -219,17 +219,17 @@ class PscPart(Part):
             raise NotConfigured("no Pro Santé Connect endpoint was given on /reset")
         return self.session
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
         """Validate the step's parameters (a 422 is the harness's mistake), then do what the user clicked."""
         work = _work(action, params, own_url)
         web = self._web()
         return guarded(lambda: work(web))
 
-    def callback(self, url: str) -> ActionReport:
+    def callback(self, url: str) -> LegacyReport:
         return self._web().callback(url)
 
 
-def _work(action: str, raw: dict[str, Any], own_url: str) -> Callable[[PscCandidate], ActionReport]:
+def _work(action: str, raw: dict[str, Any], own_url: str) -> Callable[[PscCandidate], LegacyReport]:
     """One PSC action with its validated parameters, ready to run on the web session."""
     if action == "psc.login":
         validated(LoginParams, raw)

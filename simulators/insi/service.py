@@ -8,26 +8,27 @@ from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from esante.simulators.core.journal import notes_of
+from esante.simulators.core.notes import Notes
 from esante.simulators.core.pki import common_name_of_subject
 from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.insi.matching import PatientIndex, individual
 from esante.simulators.insi.messages import InsiFault, InsiRequest, read_request, result_envelope
+from esante.simulators.insi.notes import InsiNotes
 from esante.simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
-from esante.simulators.kits.soap import SOAP12_CONTENT_TYPE, SoapRejected, fault, parse_envelope
+from esante.simulators.kits.soap import SOAP12_CONTENT_TYPE, SoapRejected, parse_envelope
+from esante.simulators.kits.soap import fault_response as soap_fault
 
 
 def fault_response(key: str, detail: str = "", message_id: str | None = None) -> Response:
     """The teleservice's SOAP 1.2 fault: Code, ``siram_*`` Subcode, Reason and a ``siram:Erreur`` detail."""
-    spec = InsiSimulator.fault_catalogue.service_faults[key].answer
+    spec = InsiSimulator.fault_catalogue.service_faults[key]
     erreur = etree.Element(f"{{{NS_SIRAM}}}Erreur", nsmap={"siram": NS_SIRAM})
-    erreur.set("code", spec["error"])
-    erreur.set("severite", spec["severity"])
+    erreur.set("code", spec.answer["error"])
+    erreur.set("severite", spec.answer["severity"])
     if message_id:
         erreur.set("messageID", message_id)
-    erreur.text = spec["detail"].format(detail=detail).strip()
-    body = fault(spec["code"], spec["reason"], subcode=spec["subcode"], detail=erreur)
-    return Response(body, status_code=500, media_type=SOAP12_CONTENT_TYPE)
+    erreur.text = spec.answer["detail"].format(detail=detail).strip()
+    return soap_fault(spec, detail=erreur)
 
 
 class InsiSimulator(Simulator):
@@ -39,6 +40,7 @@ class InsiSimulator(Simulator):
 
     name: ClassVar[str] = "insi"
     title: ClassVar[str] = "INSi teleservice"
+    notes_model: ClassVar[type[Notes]] = InsiNotes
 
     def __init__(self, dataset: Any, *, require_mtls: bool = False) -> None:
         super().__init__(dataset)
@@ -59,14 +61,14 @@ class InsiSimulator(Simulator):
         return fault_response(key if key in self.fault_catalogue.service_faults else "internal", error.message)
 
     async def handle(self, request: Request) -> Response:
-        notes = notes_of(request)
+        notes = InsiNotes.of(request)
         try:
             req = self._read(await request.body(), request.headers.get("content-type", ""))
-            notes.update(operation=req.operation.value, message_id=req.message_id, idam=req.idam)
+            notes.operation, notes.message_id, notes.idam = req.operation.value, req.message_id, req.idam
             self._authorise(req, request.scope)
             return self._answer(req, notes)
         except InsiFault as exc:
-            notes.update(fault=exc.key, fault_detail=exc.detail)
+            notes.fault, notes.fault_detail = exc.key, exc.detail
             return fault_response(exc.key, exc.detail)
 
     def _read(self, body: bytes, content_type: str) -> InsiRequest:
@@ -93,7 +95,7 @@ class InsiSimulator(Simulator):
         if lps is None or not lps.authorised:
             raise InsiFault("desir_550", f"IDAM {req.idam!r}")
 
-    def _answer(self, req: InsiRequest, notes: dict[str, Any]) -> Response:
+    def _answer(self, req: InsiRequest, notes: InsiNotes) -> Response:
         if req.operation is Operation.TRAITS:
             assert req.traits is not None
             matches = self.index.find_by_traits(req.traits)
@@ -101,6 +103,6 @@ class InsiSimulator(Simulator):
             assert req.vitale is not None
             matches = self.index.find_by_vitale(req.vitale)
         code = CodeCR.FOUND if len(matches) == 1 else CodeCR.NOT_FOUND if not matches else CodeCR.SEVERAL
-        notes.update(code_cr=code.value, matched=[p.id for p in matches])
+        notes.code_cr, notes.matched = code.value, [p.id for p in matches]
         body = result_envelope(code, individual(matches[0]) if code is CodeCR.FOUND else None)
         return Response(body, media_type=SOAP12_CONTENT_TYPE)

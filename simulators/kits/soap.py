@@ -1,7 +1,8 @@
 """SOAP 1.2 envelope reading and writing, shared by every SOAP simulator (INSi, DMP).
 
-Reading goes through :func:`simulators.core.xml.parse_xml` (hardened). Writing builds envelopes with lxml
-so that namespaces and escaping are always right.
+Reading goes through :func:`esante.simulators.kits.xml.parse_xml` (hardened). Writing builds envelopes with lxml
+so that namespaces and escaping are always right. A service's faults are catalogued in its ``faults.yaml``;
+:func:`fault_response` answers one (its ``answer``: ``code``, ``subcode``, ``reason``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lxml import etree
+from starlette.responses import Response
 
+from esante.simulators.core.faults import ServiceFault
 from esante.simulators.kits.xml import XmlRejected, parse_xml, text_of
 
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -114,3 +117,13 @@ def fault(code: str, reason: str, *, subcode: str | None = None,
     if detail is not None:
         etree.SubElement(f, f"{{{SOAP12_NS}}}Detail").append(detail)
     return envelope(f)
+
+
+def fault_response(spec: ServiceFault, *, reason: str | None = None, subcode: str | None = None,
+                   detail: etree._Element | None = None) -> Response:
+    """A catalogued SOAP 1.2 fault as the HTTP answer: the entry's Code, Subcode and Reason (``reason`` and
+    ``subcode`` override them), an optional Detail, with the entry's HTTP status (SOAP 1.2 HTTP binding: 400 for
+    a Sender fault, 500 for a Receiver one, unless the service says otherwise)."""
+    answer = spec.answer
+    body = fault(answer["code"], reason or answer["reason"], subcode=subcode or answer.get("subcode"), detail=detail)
+    return Response(body, status_code=spec.status, media_type=SOAP12_CONTENT_TYPE)

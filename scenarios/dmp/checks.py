@@ -5,8 +5,18 @@ what the software reported. Requirement ids are declared in ``scenarios/dmp/camp
 
 from __future__ import annotations
 
-from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
-from esante.harness.driver import ActionOutcome, ActionReport
+from esante.harness.suite import (
+    ActionOutcome,
+    ActionReport,
+    CheckContext,
+    Outcome,
+    StepObservation,
+    check,
+    fail,
+    longest_failure_run,
+    ok,
+    stop,
+)
 from esante.simulators.core.journal import Exchange
 
 PATIENT_TDS = ("TD1.3a", "TD1.3b", "TD1.4", "TD1.6", "TD2.1", "TD3.1", "TD3.2", "TD3.3a", "TD3.3b", "TD3.3c",

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esante.harness.actions import action
-from esante.harness.campaign import Step
+from esante.harness.suite import Step, action
 from esante.simulators.dataset import Dataset
 
 

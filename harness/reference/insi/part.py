@@ -1,4 +1,4 @@
-"""The reference candidate's INSi part: the driver's ``insi.*`` actions on :class:`ReferenceCandidate`.
+"""The reference candidate's INSi part: the driver's ``insi.*`` actions on :class:`IdentityFile`.
 
 On ``/reset`` it points its INSi client at ``endpoints["insi"]`` and, for an HTTPS endpoint, authenticates
 with an ``INSI-AUTO`` organisation certificate that it issues itself, once, from the run's test CA.
@@ -10,34 +10,13 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from esante.harness.driver import ActionReport, PatientIdentity, Traits
-from esante.harness.reference.candidate import ReferenceCandidate, VitaleCard
-from esante.harness.reference.insi_client import InsiClient
-from esante.harness.reference.parts import (
-    STRUCTURE_FINESS,
-    ClientCertificate,
-    Params,
-    Part,
-    ReferenceContext,
-    validated,
-)
+from esante.harness.reference.insi.client import InsiClient
+from esante.harness.reference.insi.identity import IdentityFile
+from esante.harness.reference.insi.models import InsiReport, LookupTraitsParams, LookupVitaleParams, VerifyParams
+from esante.harness.reference.parts import STRUCTURE_FINESS, ClientCertificate, Part, ReferenceContext, validated
 from esante.simulators.insi.protocol import SERVICE_PATH
 
 INSI_CERT_CN = "INSI-AUTO"
-
-
-class LookupTraitsParams(Params):
-    traits: Traits
-    id_document_checked: bool = False
-
-
-class LookupVitaleParams(Params):
-    card: VitaleCard
-    id_document_checked: bool = False
-
-
-class VerifyParams(Params):
-    identity: PatientIdentity
 
 
 class InsiPart(Part):
@@ -45,7 +24,7 @@ class InsiPart(Part):
 
     def __init__(self, context: ReferenceContext) -> None:
         super().__init__(context)
-        self.candidate = ReferenceCandidate(context.defects)
+        self.candidate = IdentityFile(context.defects)
 
     def reset(self, endpoints: dict[str, str]) -> None:
         """Forget identities; (re)point the INSi client, keeping its connection when the URL is unchanged."""
@@ -77,7 +56,7 @@ class InsiPart(Part):
             self.candidate.client.close()
             self.candidate.client = None
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> InsiReport:
         c = self.candidate
         if action == "insi.lookup_traits":
             p = validated(LookupTraitsParams, params)

@@ -18,26 +18,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from esante.harness.driver import ActionOutcome, ActionReport, IdentityStatus, Ins, PatientIdentity, Traits
+from esante.harness.driver import ActionOutcome
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.insi_client import AnsweredIns, InsiAnswer, InsiClient, InsiServiceFault, InsiUnavailable
+from esante.harness.reference.insi.client import (
+    AnsweredIns,
+    InsiAnswer,
+    InsiClient,
+    InsiServiceFault,
+    InsiUnavailable,
+)
+from esante.harness.reference.insi.models import (
+    IdentityStatus,
+    Ins,
+    InsiReport,
+    PatientIdentity,
+    Traits,
+    VitaleCard,
+)
 from esante.harness.reference.parts import NotConfigured
-from esante.simulators.dataset.identifiers import nir_key
 from esante.simulators.insi.protocol import OID_INS_NIR, CodeCR
-
-
-class VitaleCard(BaseModel):
-    """What the software reads from a carte Vitale: the holder's NIR and the beneficiary's birth date and rank."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    nir: str = Field(pattern=r"^\d{5}(?:\d{2}|2[AB])\d{6}$")
-    key: str | None = Field(default=None, pattern=r"^\d{2}$")
-    birth_name: str | None = None
-    birth_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
-    rank: int = Field(ge=1, le=99)
 
 
 class UnusableAnswer(Exception):
@@ -61,13 +62,14 @@ def naive_key(nir: str) -> str | None:
 
 
 def correct_key(nir: str) -> str | None:
-    try:
-        return nir_key(nir)
-    except ValueError:
+    """The INS key: 97 - (NIR mod 97), a Corsican department (2A, 2B) counted as 19 and 18 (the NIR rules)."""
+    digits = nir[:5] + {"2A": "19", "2B": "18"}.get(nir[5:7], nir[5:7]) + nir[7:]
+    if len(nir) != 13 or not digits.isdigit():
         return None
+    return f"{97 - int(digits) % 97:02d}"
 
 
-class ReferenceCandidate:
+class IdentityFile:
     """The software's patient identities (in memory) and the three INSi user actions."""
 
     def __init__(self, defects: Defects | None = None, client: InsiClient | None = None) -> None:
@@ -82,19 +84,19 @@ class ReferenceCandidate:
         self._next_id = 1
 
     # -- user actions ---------------------------------------------------------------------------------------
-    def lookup_traits(self, traits: Traits, id_document_checked: bool = False) -> ActionReport:
+    def lookup_traits(self, traits: Traits, id_document_checked: bool = False) -> InsiReport:
         """The user typed the patient's traits and asks for the INS."""
         return self._guarded(lambda: self._conclude(self._search(traits), traits, id_document_checked))
 
-    def lookup_vitale(self, card: VitaleCard, id_document_checked: bool = False) -> ActionReport:
+    def lookup_vitale(self, card: VitaleCard, id_document_checked: bool = False) -> InsiReport:
         """The user read the carte Vitale; one RECVITALE call. No local traits: nothing provisional to keep."""
-        def run() -> ActionReport:
+        def run() -> InsiReport:
             answer = self._insi().search_vitale(card.nir, card.key, card.birth_name, card.birth_date, card.rank)
             return self._conclude([answer], None, id_document_checked)
 
         return self._guarded(run)
 
-    def verify(self, identity: PatientIdentity) -> ActionReport:
+    def verify(self, identity: PatientIdentity) -> InsiReport:
         """Verify an INS the software already holds, with a traits search on the identity it holds."""
         held = identity.ins
         if held is None:
@@ -126,24 +128,24 @@ class ReferenceCandidate:
                 break
         return answers
 
-    def _guarded(self, run: Callable[[], ActionReport]) -> ActionReport:
+    def _guarded(self, run: Callable[[], InsiReport]) -> InsiReport:
         """Turn the teleservice's failures into the report the user sees; nothing is stored then."""
         try:
             return run()
         except InsiServiceFault as fault:
             if self.defects.on("swallows_faults"):
-                return ActionReport(outcome=ActionOutcome.NOT_FOUND, message="no identity found")
-            return ActionReport(outcome=ActionOutcome.ERROR, error_code=fault.error_code,
+                return InsiReport(outcome=ActionOutcome.NOT_FOUND, message="no identity found")
+            return InsiReport(outcome=ActionOutcome.ERROR, error_code=fault.error_code,
                                 message=f"the INSi teleservice answered a {fault.code} fault "
                                         f"{fault.error_code or ''}: {fault.text}; nothing was stored")
         except InsiUnavailable as exc:
-            return ActionReport(outcome=ActionOutcome.UNAVAILABLE,
+            return InsiReport(outcome=ActionOutcome.UNAVAILABLE,
                                 message=f"the INSi teleservice is unavailable ({exc.reason}); nothing was stored")
         except UnusableAnswer as exc:
-            return ActionReport(outcome=ActionOutcome.ERROR, message=f"{exc}; nothing was stored")
+            return InsiReport(outcome=ActionOutcome.ERROR, message=f"{exc}; nothing was stored")
 
     # -- what to do with the answers ------------------------------------------------------------------------
-    def _conclude(self, answers: list[InsiAnswer], local: Traits | None, document: bool) -> ActionReport:
+    def _conclude(self, answers: list[InsiAnswer], local: Traits | None, document: bool) -> InsiReport:
         found = next((a for a in answers if a.code_cr == CodeCR.FOUND), None)
         if found is not None:
             return self._retrieved(found, local, document)
@@ -157,18 +159,18 @@ class ReferenceCandidate:
                                      f"several identities match ({tried} search(es)): no INS retrieved; "
                                      "more traits are needed to single the patient out")
         if self.defects.on("not_found_as_error"):
-            return ActionReport(outcome=ActionOutcome.ERROR, message="INSi search failed")
+            return InsiReport(outcome=ActionOutcome.ERROR, message="INSi search failed")
         return self._provisional(ActionOutcome.NOT_FOUND, local,
                                  f"no identity found by the INSi teleservice ({tried} search(es)): no INS")
 
-    def _provisional(self, outcome: ActionOutcome, local: Traits | None, message: str) -> ActionReport:
+    def _provisional(self, outcome: ActionOutcome, local: Traits | None, message: str) -> InsiReport:
         """01/02: keep the locally typed identity, provisional and without INS (none when nothing was typed)."""
         if local is None:
-            return ActionReport(outcome=outcome, message=message)
+            return InsiReport(outcome=outcome, message=message)
         identity = PatientIdentity(local_id=self._new_id(), status=IdentityStatus.PROVISIONAL, traits=local)
         return self._store(outcome, identity, message)
 
-    def _retrieved(self, answer: InsiAnswer, local: Traits | None, document: bool) -> ActionReport:
+    def _retrieved(self, answer: InsiAnswer, local: Traits | None, document: bool) -> InsiReport:
         ins = self._checked_ins(answer)
         qualified = document or self.defects.on("qualifies_without_document")
         status = IdentityStatus.QUALIFIED if qualified else IdentityStatus.RETRIEVED
@@ -207,7 +209,7 @@ class ReferenceCandidate:
                 from None
 
     # -- verification ---------------------------------------------------------------------------------------
-    def _verify(self, identity: PatientIdentity, held: Ins) -> ActionReport:
+    def _verify(self, identity: PatientIdentity, held: Ins) -> InsiReport:
         answers = self._search(identity.traits)
         if self.defects.on("trusts_unverified_ins"):
             return self._store(ActionOutcome.VERIFIED, identity, f"INS {_ins_text(held)} verified")
@@ -228,7 +230,7 @@ class ReferenceCandidate:
         return self._mismatch(identity, f"the INSi teleservice returned {returned} for these traits, not the "
                                         f"held INS {_ins_text(held)}")
 
-    def _replaced(self, identity: PatientIdentity, held: Ins, found: InsiAnswer) -> ActionReport:
+    def _replaced(self, identity: PatientIdentity, held: Ins, found: InsiAnswer) -> InsiReport:
         """The held INS is in INSHISTO: take the active INS and the reference traits."""
         if self.defects.on("ignores_ins_history"):
             return self._store(ActionOutcome.MISMATCH, identity,
@@ -239,7 +241,7 @@ class ReferenceCandidate:
         return self._store(ActionOutcome.UPDATED, updated,
                            f"the held INS {_ins_text(held)} was replaced: INS updated to {_ins_text(ins)}")
 
-    def _mismatch(self, identity: PatientIdentity, why: str) -> ActionReport:
+    def _mismatch(self, identity: PatientIdentity, why: str) -> InsiReport:
         """The held INS is no longer trusted: the identity is kept, provisional and without INS."""
         kept = identity.model_copy(update={"ins": None, "status": IdentityStatus.PROVISIONAL})
         return self._store(ActionOutcome.MISMATCH, kept, f"{why}; the INS was removed and the identity is "
@@ -251,6 +253,6 @@ class ReferenceCandidate:
         self._next_id += 1
         return local_id
 
-    def _store(self, outcome: ActionOutcome, identity: PatientIdentity, message: str) -> ActionReport:
+    def _store(self, outcome: ActionOutcome, identity: PatientIdentity, message: str) -> InsiReport:
         self.identities[identity.local_id] = identity
-        return ActionReport(outcome=outcome, message=message, identity=identity)
+        return InsiReport(outcome=outcome, message=message, identity=identity)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esante.harness.checks import CheckContext, Outcome, check, fail, ok, stop
-from esante.harness.driver import ActionOutcome
+from esante.harness.suite import ActionOutcome, CheckContext, Outcome, check, fail, ok, stop
 from esante.simulators.core.journal import Exchange
 from esante.simulators.mssante.protocol import FHIR_BASE, SASL_TOKEN_MECHANISMS
 

@@ -1,7 +1,7 @@
 """Conformance checks of an INSi client, judged on the exchanges the simulator journaled and on what the
 candidate reported. ``insi.*`` checks judge the messages sent; ``identity.*`` checks judge what the
-software did with the answers (identity-vigilance rules). Requirement ids are declared in the INSi
-campaign (``scenarios/insi/campaign.yaml``).
+software did with the answers (identity-vigilance rules). The requirement ids are those of the INSi
+campaign (``campaign.yaml`` beside this file).
 """
 
 from __future__ import annotations
@@ -10,9 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, ok, stop
-from esante.harness.driver import ActionOutcome, ActionReport
-from esante.simulators.core.journal import Exchange
+from esante.harness.suite import (
+    ActionOutcome,
+    CheckContext,
+    Exchange,
+    Outcome,
+    StepObservation,
+    check,
+    fail,
+    ok,
+    stop,
+)
+from esante.scenarios.insi.models import InsiReport
 from esante.simulators.core.pki import common_name_of_subject
 from esante.simulators.dataset.identifiers import normalise_name
 from esante.simulators.insi.protocol import (
@@ -103,13 +112,13 @@ def _ins_text(ins: dict[str, str] | None) -> str:
     return f"{ins['nir']} {ins['key']} (OID {ins['oid']})" if ins else "none"
 
 
-def _report_ins(report: ActionReport) -> dict[str, str] | None:
+def _report_ins(report: InsiReport) -> dict[str, str] | None:
     if report.identity is None or report.identity.ins is None:
         return None
     return report.identity.ins.model_dump()
 
 
-def _final(ctx: CheckContext, prefix: str = "insi.") -> tuple[StepObservation, ActionReport]:
+def _final(ctx: CheckContext, prefix: str = "insi.") -> tuple[StepObservation, InsiReport]:
     reports = ctx.reports(prefix)
     return reports[-1] if reports else stop(fail("the candidate reported no result for the INSi action"))
 
@@ -399,7 +408,7 @@ def status_after_retrieval(ctx: CheckContext) -> Outcome:
     return ok(f"identity status {expected}")
 
 
-def _no_ins(report: ActionReport, outcome: ActionOutcome, what: str, *exchanges: Exchange) -> Outcome:
+def _no_ins(report: InsiReport, outcome: ActionOutcome, what: str, *exchanges: Exchange) -> Outcome:
     if report.outcome != outcome:
         return fail(f"the teleservice answered {what}; the candidate reported {report.outcome.value!r}, "
                     f"expected {outcome.value!r}", *exchanges)
@@ -432,7 +441,7 @@ def several_reported(ctx: CheckContext) -> Outcome:
     return _no_ins(report, ActionOutcome.SEVERAL, "02 (several identities)", *calls)
 
 
-def _verify_step(ctx: CheckContext) -> tuple[StepObservation, ActionReport]:
+def _verify_step(ctx: CheckContext) -> tuple[StepObservation, InsiReport]:
     reports = ctx.reports("insi.verify")
     return reports[-1] if reports else stop(fail("no INS verification was reported"))
 

@@ -11,8 +11,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from esante.harness.checks import CheckContext, Outcome, StepObservation, check, fail, longest_failure_run, ok, stop
-from esante.harness.driver import ActionOutcome, ActionReport
+from esante.harness.suite import (
+    ActionOutcome,
+    ActionReport,
+    CheckContext,
+    Outcome,
+    StepObservation,
+    check,
+    fail,
+    longest_failure_run,
+    ok,
+    stop,
+)
 from esante.simulators.core.journal import Exchange
 from esante.simulators.mes.protocol import (
     AUTHORIZE_PATH,

@@ -1,9 +1,10 @@
 """A correct INSi client, as a software package would write it (plus the reference candidate's wire defects).
 
 Requests are built with lxml, never by pasting values into a template, so a name with an apostrophe or an
-angle bracket cannot break the envelope. Answers are read tolerantly: through the project's hardened parser,
-and by local names, because real answers vary in prefixes, in whether ``RESULTAT`` uses a default namespace,
-and even in the order of ``INSHISTO`` children.
+angle bracket cannot break the envelope. Answers are read tolerantly, with a parser that resolves no entity
+and reaches no network, and by local names, because real answers vary in prefixes, in whether ``RESULTAT``
+uses a default namespace, and even in the order of ``INSHISTO`` children. (The client shares no code with the
+simulator that judges it: a bug in one must not hide the same bug in the other.)
 
 Retry discipline: a transient failure (a SOAP ``Receiver`` fault, an unreachable or silent service) is retried
 once, 150 ms later; a ``Sender`` fault is the client's own mistake and retrying it would only repeat it.
@@ -24,15 +25,13 @@ from lxml import etree
 
 from esante.harness.reference.defects import Defects
 from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS_RECVIT, Operation
-from esante.simulators.kits.soap import (
-    SOAP11_NS,
-    SOAP12_CONTENT_TYPE,
-    SOAP12_NS,
-    WSA_NS,
-    WSSE_NS,
-    SoapRejected,
-    parse_envelope,
-)
+
+SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+WSA_NS = "http://www.w3.org/2005/08/addressing"
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
 
 #: IDAM sent by the ``wrong_idam`` defect: a real entry of the data set, whose authorisation was withdrawn.
 REVOKED_IDAM = "ESANTE-REVOKED-0099"
@@ -141,13 +140,29 @@ def read_fault(fault: etree._Element) -> InsiServiceFault:
     return InsiServiceFault(code, erreur.get("code") if erreur is not None else None, text)
 
 
+def _soap_body(content: bytes) -> etree._Element | None:
+    """The first element of a SOAP (1.2, or 1.1 should one come back) envelope's Body; ValueError otherwise."""
+    if len(content) > MAX_ANSWER_BYTES:
+        raise ValueError(f"{len(content)} bytes, over {MAX_ANSWER_BYTES}")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(content, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not XML: {exc.msg}") from None
+    if _local(root) != "Envelope" or etree.QName(root).namespace not in (SOAP12_NS, SOAP11_NS):
+        raise ValueError(f"root element {_local(root) or root.tag!r} is not a SOAP Envelope")
+    body = _child(root, "Body")
+    if body is None:
+        raise ValueError("the envelope has no Body")
+    return next((c for c in body if isinstance(c.tag, str)), None)
+
+
 def read_answer(response: httpx.Response) -> InsiAnswer:
     """A RESULTAT, or raise the fault it carries, or :class:`InsiUnavailable` when it is not SOAP at all."""
     try:
-        message = parse_envelope(response.content, allow_soap11=True)
-    except SoapRejected as exc:
-        raise InsiUnavailable(f"HTTP {response.status_code}, not a SOAP answer: {exc.reason}") from None
-    body = message.body
+        body = _soap_body(response.content)
+    except ValueError as exc:
+        raise InsiUnavailable(f"HTTP {response.status_code}, not a SOAP answer: {exc}") from None
     if body is not None and _local(body) == "Fault":
         raise read_fault(body)
     if body is None or _local(body) != "RESULTAT":

@@ -1,0 +1,1 @@
+"""The dmp test kit: its campaign, checks, driver actions and the reference candidate's defects."""

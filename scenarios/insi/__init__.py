@@ -1,0 +1,1 @@
+"""The insi test kit: its campaign, checks, driver actions and the reference candidate's defects."""

@@ -1,0 +1,87 @@
+"""The INSi driver actions and how a campaign step's test patient becomes their parameters.
+
+* ``insi.lookup_traits`` — the user types the patient's traits and asks for the INS. Traits are the patient's
+  *local* traits when the data set has them (as a registration desk typed them), else the reference traits;
+  ``with: {traits: ...}`` replaces them (a person unknown to the service).
+* ``insi.lookup_vitale`` — the user reads the carte Vitale.
+* ``insi.verify`` — the software verifies an INS it holds. ``with: {ins: history}`` makes the held INS the
+  patient's replaced one; ``with: {ins: {nir, key, oid}}`` any other.
+
+Each reports the identity the software holds afterwards (:class:`~.models.InsiReport`).
+"""
+
+from __future__ import annotations
+
+from esante.harness.suite import Dataset, Step, action
+from esante.scenarios.insi.models import (
+    Ins,
+    InsiReport,
+    LookupTraits,
+    LookupVitale,
+    PatientIdentity,
+    Traits,
+    Verify,
+    VitaleCard,
+    ask_identity,
+)
+from esante.simulators.dataset import Patient
+
+
+def _patient(step: Step, dataset: Dataset) -> Patient:
+    if step.patient is None:
+        raise ValueError(f"step {step.action} needs a 'patient'")
+    return dataset.patient(step.patient)
+
+
+def patient_traits(patient: Patient) -> Traits:
+    """The traits the software holds: as the registration desk typed them when the data set says so."""
+    local = patient.local_traits
+    return Traits(birth_name=local.birth_name if local and local.birth_name else patient.birth_name,
+                  first_names=list(local.first_names if local and local.first_names else patient.first_names),
+                  sex=patient.sex, birth_date=patient.birth_date, birth_place=patient.birth_place)
+
+
+def _document_checked(step: Step) -> bool:
+    return bool(step.with_.get("id_document_checked", False))
+
+
+@action("insi.lookup_traits", title="Look up the INS from identity traits", params=LookupTraits,
+        report=InsiReport, operator_questions=ask_identity,
+        instruction="Create a patient with these traits and search the INS with the INSi teleservice: "
+                    "{traits}. Identity document checked: {id_document_checked}.")
+def lookup_traits(step: Step, dataset: Dataset) -> LookupTraits:
+    given = step.with_.get("traits")
+    traits = Traits.model_validate(given) if given else patient_traits(_patient(step, dataset))
+    return LookupTraits(traits=traits, id_document_checked=_document_checked(step))
+
+
+@action("insi.lookup_vitale", title="Look up the INS from the carte Vitale", params=LookupVitale,
+        report=InsiReport, operator_questions=ask_identity,
+        instruction="Read this carte Vitale and search the INS with the INSi teleservice: {card}.")
+def lookup_vitale(step: Step, dataset: Dataset) -> LookupVitale:
+    patient = _patient(step, dataset)
+    if patient.vitale is None:
+        raise ValueError(f"patient {patient.id} has no carte Vitale in the data set")
+    card = VitaleCard(nir=patient.vitale.holder_nir, key=patient.vitale.holder_key, birth_name=patient.birth_name,
+                      birth_date=patient.birth_date, rank=patient.vitale.rank)
+    return LookupVitale(card=card, id_document_checked=_document_checked(step))
+
+
+@action("insi.verify", title="Verify an INS already held", params=Verify, report=InsiReport,
+        operator_questions=ask_identity,
+        instruction="Open the patient holding this identity and run the INS verification: {identity}.")
+def verify(step: Step, dataset: Dataset) -> Verify:
+    patient = _patient(step, dataset)
+    held = step.with_.get("ins", "active")
+    if held == "active":
+        ins = Ins(nir=patient.ins.nir, key=patient.ins.key, oid=patient.ins.oid)
+    elif held == "history":
+        if not patient.ins_history:
+            raise ValueError(f"patient {patient.id} has no replaced INS")
+        old = patient.ins_history[0]
+        ins = Ins(nir=old.nir, key=old.key, oid=old.oid)
+    else:
+        ins = Ins.model_validate(held)
+    identity = PatientIdentity(local_id=patient.id, status=step.with_.get("status", "RECUP"), ins=ins,
+                               traits=patient_traits(patient))
+    return Verify(identity=identity)

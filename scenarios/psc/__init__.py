@@ -1,0 +1,1 @@
+"""The psc test kit: its campaign, checks, driver actions and the reference candidate's defects."""
