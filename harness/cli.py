@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from esante.harness.campaign import CampaignError, Mode, campaign_schema, load_c
 from esante.harness.checks import load_checks
 from esante.harness.driver import DriverError
 from esante.reports.model import CaseResult, RunResult, Verdict
+
+if TYPE_CHECKING:
+    from esante.harness.lab import LabState
 
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
                   no_args_is_help=True, add_completion=False)
@@ -164,6 +168,109 @@ def reference(host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
 
     console.print(f"reference candidate on http://{host}:{port}/esante/v1 (defects: {', '.join(defect) or 'none'})")
     serve(create_reference_app(pki_dir=pki_dir or default_pki_dir(), defects=defect), host=host, port=port)
+
+
+@app.command()
+def lab(names: list[str] = typer.Argument(None, help="simulators to start (default: all of them)"),
+        state: Path | None = typer.Option(None, help="write how to reach the lab (URLs, ports, CA, admin token) "
+                                                     "to this JSON file while it runs"),
+        workdir: Path = typer.Option(Path.home() / ".esante" / "lab", help="where the evidence store goes"),
+        pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR", help="the test PKI "
+                                                                             "[default: ~/.esante/pki]"),
+        host: str = typer.Option("127.0.0.1", help="the address to serve on"),
+        port: list[str] = typer.Option([], help="a fixed HTTP port, SIM=PORT (e.g. psc=8002)"),
+        option: list[str] = typer.Option([], help="a simulator option, SIM.KEY=VALUE (e.g. mssante.smtp_port=8587)"),
+        plain_http: bool = typer.Option(False, help="serve plain HTTP instead of HTTPS"),
+        dataset: str = typer.Option("default", envvar="ESANTE_DATASET")) -> None:
+    """Start several simulators wired to each other, in the foreground, until Ctrl-C."""
+    from esante.harness.lab import Lab
+    from esante.simulators.core.app import simulator_names
+    from esante.simulators.core.pki import default_pki_dir
+
+    chosen = names or simulator_names()
+    unknown = sorted(set(chosen) - set(simulator_names()))
+    if unknown:
+        console.print(f"[red]unknown simulator(s) {', '.join(unknown)}; known: {', '.join(simulator_names())}[/red]")
+        raise typer.Exit(EXIT_CANNOT_RUN)
+    ports = {name: int(number) for name, number in _pairs(port, "=").items()}
+    with Lab(chosen, workdir=workdir, pki_dir=pki_dir or default_pki_dir(), tls=not plain_http, dataset=dataset,
+             host=host, ports=ports, options=_lab_options(option)) as running:
+        described = running.state()
+        if state is not None:
+            described.write(state)
+        _show_lab(described, state)
+        _wait_for_interrupt()
+    if state is not None:
+        state.unlink(missing_ok=True)
+    console.print("lab stopped")
+
+
+@app.command()
+def token(professional: str = typer.Option(..., help="the professional: data-set id (PS001) or national id"),
+          state: Path = typer.Option(Path("lab.json"), help="the running lab's state file (esante lab --state)"),
+          client: str = typer.Option("esante-reference-mss", help="the registered PSC client to sign in with"),
+          full: bool = typer.Option(False, "--json", help="print the token endpoint's whole answer as JSON")) -> None:
+    """Print a fresh Pro Santé Connect access token from a running lab (to try a mail client by hand)."""
+    from esante.harness.lab import read_state
+    from esante.harness.lab.psc import TokenRefused, psc_token
+
+    try:
+        running = read_state(state)
+        tokens = psc_token(running.url("psc"), running.ca_pem(), professional, client_id=client,
+                           dataset=running.dataset)
+    except (FileNotFoundError, ValueError, KeyError, TokenRefused) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    print(tokens.model_dump_json(indent=2, exclude_none=True) if full else tokens.access_token)
+
+
+def _pairs(values: list[str], separator: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition(separator)
+        if not sep or not key or not rest:
+            raise typer.BadParameter(f"{value!r} is not KEY{separator}VALUE")
+        pairs[key] = rest
+    return pairs
+
+
+def _lab_options(values: list[str]) -> dict[str, dict[str, object]]:
+    """``SIM.KEY=VALUE`` pairs, by simulator."""
+    by_simulator: dict[str, dict[str, object]] = {}
+    for key, value in _pairs(values, "=").items():
+        simulator, dot, name = key.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"option {key!r} is not SIM.KEY=VALUE")
+        by_simulator.setdefault(simulator, {}).update(_options([f"{name}={value}"]))
+    return by_simulator
+
+
+def _show_lab(described: LabState, state: Path | None) -> None:
+    table = Table("simulator", "URL", "other ports")
+    for name, sim in described.simulators.items():
+        table.add_row(name, sim.url, ", ".join(f"{k} {v}" for k, v in sim.ports.items()))
+    console.print(table)
+    console.print(f"CA file      {described.ca_file or '(plain HTTP)'}", soft_wrap=True)
+    console.print(f"admin token  {described.admin_token}", soft_wrap=True)
+    if state is not None:
+        console.print(f"state        {state}  (esante token --professional PS001 --state {state})", soft_wrap=True)
+    console.print("Ctrl-C stops the lab.")
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (a container or a process manager stopping the lab)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("check-campaign")

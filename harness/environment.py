@@ -10,6 +10,7 @@ store.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultRule
 from esante.simulators.core.journal import Exchange
 from esante.simulators.core.pki import TestCA, client_ssl_context
-from esante.simulators.core.runtime import Peer, SimulatorSettings, TlsSettings
+from esante.simulators.core.runtime import Peer, Simulator, SimulatorSettings, TlsSettings
 from esante.simulators.core.server import ServerHandle
 
 
@@ -68,28 +69,53 @@ class SimulatorClient:
 
 
 class LocalEnvironment:
-    """The campaign's simulators served from this process; ready in well under a second."""
+    """The campaign's simulators served from this process, wired to each other (peers); ready in well under a
+    second. ``options`` gives a simulator its options (``{"psc": {"auto_login": "PS001"}}``), ``ports`` fixed
+    HTTP ports (default: free loopback ports)."""
 
-    def __init__(self, names: list[str], *, store: EvidenceStore, pki_dir: Path, tls: bool = True,
-                 dataset: str = "default") -> None:
+    def __init__(self, names: Sequence[str], *, store: EvidenceStore, pki_dir: Path, tls: bool = True,
+                 dataset: str = "default", host: str = "127.0.0.1", ports: Mapping[str, int] | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None, admin_token: str | None = None,
+                 max_body_bytes: int | None = None) -> None:
         self.store = store
         self.pki_dir = pki_dir
         self.ca_pem = TestCA.load_or_create(pki_dir).ca_pem if tls else None
-        token = secrets.token_urlsafe(24)
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
         self.servers: dict[str, ServerHandle] = {}
         self.clients: dict[str, SimulatorClient] = {}
-        for name in names:
-            settings = SimulatorSettings(admin_token=token, evidence_path=store.path, dataset=dataset,
-                                         pki_dir=pki_dir)
-            app = create_app(build_simulator(name, settings), settings, store)
-            server = ServerHandle(app, tls=TlsSettings(pki_dir=pki_dir) if tls else None).start()
-            self.servers[name] = server
-            self.clients[name] = SimulatorClient(name, server.url, token, ca_pem=self.ca_pem)
-        introduce(self.clients, {name: server.url for name, server in self.servers.items()}, token, self.ca_pem)
+        try:
+            for name in names:
+                self._serve(name, dataset, host, (ports or {}).get(name, 0), dict((options or {}).get(name, {})),
+                            max_body_bytes)
+        except BaseException:
+            self.close()
+            raise
+        introduce(self.clients, self.endpoints, self.admin_token, self.ca_pem)
+
+    def _serve(self, name: str, dataset: str, host: str, port: int, options: dict[str, Any],
+               max_body_bytes: int | None) -> None:
+        settings = SimulatorSettings(admin_token=self.admin_token, evidence_path=self.store.path, dataset=dataset,
+                                     pki_dir=self.pki_dir, options=options,
+                                     **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+        app = create_app(build_simulator(name, settings), settings, self.store)
+        tls = TlsSettings(pki_dir=self.pki_dir) if self.ca_pem is not None else None
+        server = ServerHandle(app, host=host, port=port, tls=tls).start()
+        self.servers[name] = server
+        self.clients[name] = SimulatorClient(name, server.url, self.admin_token, ca_pem=self.ca_pem)
 
     @property
     def endpoints(self) -> dict[str, str]:
         return {name: server.url for name, server in self.servers.items()}
+
+    def simulator(self, name: str) -> Simulator:
+        """The running simulator ``name`` (its protocol object, for tests that look inside)."""
+        runtime = self.servers[name].runtime
+        assert runtime is not None
+        return runtime.simulator
+
+    def listener_ports(self, name: str) -> dict[str, int]:
+        """The simulator's own listeners besides HTTP (MSSanté's SMTP and IMAP), once started."""
+        return self.simulator(name).listener_ports()
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -106,7 +132,10 @@ class LocalEnvironment:
 
 def introduce(clients: dict[str, SimulatorClient], urls: dict[str, str], admin_token: str,
               ca_pem: bytes | None) -> None:
-    """Tell every simulator where the others are (``urls``: as the simulators reach each other)."""
+    """Tell every simulator where the others are (``urls``: as the simulators reach each other); a simulator
+    alone has no one to be told about."""
+    if len(urls) < 2:
+        return
     ca = ca_pem.decode() if ca_pem else None
     peers = {name: Peer(name, url, admin_token, ca) for name, url in urls.items()}
     for name, client in clients.items():

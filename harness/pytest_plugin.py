@@ -8,7 +8,9 @@ esante-conformance`` is all a test suite needs. Fixtures:
   ``.admin`` (the full admin API client);
 * ``esante_simulator(name)``: the same, by name;
 * ``esante_pki``: the test CA the simulators' certificates come from (issue client certificates with it);
-* ``esante_lab``: the session's simulators, started on first use and stopped at the end.
+* ``esante_lab``: the session's simulators, started on first use, wired to each other (MSSanté introspects at
+  PSC, Mon espace santé files in the DMP) and stopped at the end; ``esante_lab.psc_token("PS001")`` gives a PSC
+  access token through the real code flow.
 
 Options (or environment variables): ``--esante-simulators=process|container`` (``ESANTE_SIMULATORS``; default
 ``process``: ``esante sim`` subprocesses), ``--esante-image`` (``ESANTE_IMAGE``) and ``--esante-plain-http``.
@@ -30,6 +32,8 @@ from typing import Any
 import httpx
 import pytest
 
+from esante.harness.environment import introduce
+from esante.harness.lab.psc import TokenSet, psc_token
 from esante.harness.remote import RemoteSimulatorClient
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultRule
@@ -102,7 +106,7 @@ class SimulatorHandle:
         self.admin.set_dataset(name)
 
 
-class Lab:
+class SessionLab:
     """The session's simulators: each started on first use, as processes or containers."""
 
     def __init__(self, mode: str, workdir: Path, *, tls: bool, image: str | None) -> None:
@@ -134,7 +138,13 @@ class Lab:
                                        ca_pem=self.ca.ca_pem if self.ca else None)
         client.attach()
         self.clients[name] = client
+        introduce(self.clients, {n: r.url for n, r in self._running.items()}, self.admin_token,
+                  self.ca.ca_pem if self.ca else None)
         return running.url
+
+    def psc_token(self, professional: str, *, client_id: str = "esante-reference-mss") -> TokenSet:
+        """A PSC access token for ``professional`` (PS001, or a national id), through the code flow."""
+        return psc_token(self.url("psc"), self.ca.ca_pem if self.ca else None, professional, client_id=client_id)
 
     def for_test(self, name: str, test_id: str) -> SimulatorHandle:
         url = self._start(name)
@@ -152,7 +162,7 @@ class Lab:
 
 
 @pytest.fixture(scope="session")
-def esante_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def esante_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionLab]:
     config = request.config
     mode = config.getoption("esante_simulators") or os.environ.get("ESANTE_SIMULATORS") or PROCESS
     if mode == CONTAINER:
@@ -161,7 +171,7 @@ def esante_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         problem = engine_problem()
         if problem:
             pytest.skip(f"esante simulators as containers: {problem}")
-    lab = Lab(mode, tmp_path_factory.mktemp("esante"), tls=not config.getoption("esante_plain_http"),
+    lab = SessionLab(mode, tmp_path_factory.mktemp("esante"), tls=not config.getoption("esante_plain_http"),
               image=config.getoption("esante_image"))
     try:
         yield lab
@@ -170,19 +180,19 @@ def esante_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
-def esante_pki(esante_lab: Lab) -> TestCA:
+def esante_pki(esante_lab: SessionLab) -> TestCA:
     if esante_lab.ca is None:
         pytest.skip("the simulators serve plain HTTP (--esante-plain-http): there is no test PKI")
     return esante_lab.ca
 
 
 @pytest.fixture
-def esante_simulator(esante_lab: Lab, request: pytest.FixtureRequest) -> Callable[[str], SimulatorHandle]:
+def esante_simulator(esante_lab: SessionLab, request: pytest.FixtureRequest) -> Callable[[str], SimulatorHandle]:
     return lambda name: esante_lab.for_test(name, request.node.nodeid)
 
 
 def _fixture_for(name: str) -> Any:
-    def fixture(esante_lab: Lab, request: pytest.FixtureRequest) -> SimulatorHandle:
+    def fixture(esante_lab: SessionLab, request: pytest.FixtureRequest) -> SimulatorHandle:
         return esante_lab.for_test(name, request.node.nodeid)
 
     fixture.__doc__ = f"The {name} simulator, reset and filed under the current test."

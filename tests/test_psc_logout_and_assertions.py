@@ -7,20 +7,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.responses import Response
 
-from esante.simulators.core.app import create_app
+from esante.harness.lab import Lab
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import load_exchanges
-from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.core.server import ServerHandle
-from esante.simulators.dataset import dataset_from_mapping, load_dataset
-from esante.simulators.psc import PscSimulator
+from esante.simulators.dataset import load_dataset
 from esante.simulators.psc.protocol import JWKS_PATH, LOGOUT_PATH
 from tests.conftest import RunningPsc
 from tests.test_psc_simulator import (
@@ -56,17 +53,15 @@ def _sign_in_and_out(tmp_path: Path, backchannel_uri: str) -> tuple[dict[str, An
     the session at PSC; returns the tokens, PSC's keys and the store holding the journal."""
     data = load_dataset().model_dump(mode="json")
     data["oidc_clients"][0]["backchannel_logout_uri"] = backchannel_uri
-    settings = SimulatorSettings(evidence_path=tmp_path / "e.sqlite")
-    store = EvidenceStore(settings.evidence_path)
-    with ServerHandle(create_app(PscSimulator(dataset_from_mapping(data)), settings, store)) as server, \
-            httpx.Client(timeout=10) as http:
+    with Lab(["psc"], workdir=tmp_path, tls=False) as lab:
+        assert lab.admin("psc", "PUT", "/dataset", {"data": data}).status_code == 200
         # the shared flow helpers need only the URL and an HTTP client (plain HTTP here)
-        psc = RunningPsc(server.url, settings.admin_token, store, None, None, None, None, http, http)  # type: ignore[arg-type]
+        psc = RunningPsc(lab, None, None, None, lab.client)  # type: ignore[arg-type]
         tokens = code_flow(psc)
-        answer = http.get(server.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
+        answer = lab.client.get(psc.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
         assert answer.status_code == 200
-        keys = KeySet.import_key_set(http.get(server.url + JWKS_PATH).json())
-    return tokens, keys, store
+        keys = KeySet.import_key_set(lab.client.get(psc.url + JWKS_PATH).json())
+        return tokens, keys, lab.store
 
 
 def test_ending_a_session_posts_a_signed_logout_token_to_its_clients(tmp_path: Path,

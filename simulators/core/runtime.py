@@ -132,6 +132,11 @@ class Simulator:
     def stop_listeners(self) -> None:
         """Stop what :meth:`start_listeners` started; called after HTTP serving stopped."""
 
+    def listener_ports(self) -> dict[str, int]:
+        """The ports of the service's own listeners once started (``{"smtp": 8587, "imap": 8143}``), for the
+        people and programs that connect to them."""
+        return {}
+
     def reset(self) -> None:
         """Forget every state a test case may have left (stored documents, sessions...)."""
 

@@ -22,7 +22,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from esante.simulators.core.pki import TestCA, subject_of_der
-from esante.simulators.core.runtime import ListenerContext, TlsSettings
+from esante.simulators.core.runtime import ListenerContext, SimulatorRuntime, TlsSettings
 
 
 class _EsanteProtocol(HttpToolsProtocol):
@@ -76,6 +76,8 @@ class ServerHandle:
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.run, name=f"sim-{self.port}", daemon=True)
         self._listeners = _listeners_of(app, host, tls)
+        #: The simulator's runtime when the app is a simulator's (``create_app``), else None.
+        self.runtime: SimulatorRuntime | None = getattr(app, "runtime", None)
 
     @property
     def url(self) -> str:

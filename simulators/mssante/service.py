@@ -121,6 +121,9 @@ class MssanteSimulator(Simulator):
         self.mail = MailServers(mail, context.host, self.smtp_port, self.imap_port)
         self.mail.start()
 
+    def listener_ports(self) -> dict[str, int]:
+        return {"smtp": self.mail.smtp_port, "imap": self.mail.imap_port} if self.mail is not None else {}
+
     def stop_listeners(self) -> None:
         if self.mail is not None:
             self.mail.stop()
