@@ -91,9 +91,17 @@ def _load(port: int, body: bytes) -> float:
 
 
 def _request_body() -> bytes:
-    from tests.conftest import official_request
+    """The official INSi example request (tests/vectors), asking for a test patient of the data set."""
+    from lxml import etree
 
-    return official_request(birth_name="MOREAU", first_names=["CLAIRE"], sex="F", birth_date="1985-04-12")
+    from esante.simulators.insi.protocol import NS_CTXLPS, NS_RECSANS
+
+    root = etree.fromstring((ROOT / "tests/vectors/insi_official_request.xml").read_bytes())
+    root.find(f".//{{{NS_CTXLPS}}}IDAM").text = "ESANTE-REF-0001"
+    for name, value in (("NomNaissance", "MOREAU"), ("Prenom", "CLAIRE"), ("Sexe", "F"),
+                        ("DateNaissance", "1985-04-12")):
+        root.find(f".//{{{NS_RECSANS}}}{name}").text = value
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -161,7 +169,6 @@ def bench_ready(tmp: Path, repeats: int = 5) -> dict[str, float]:
 # -- PSC: token endpoint ----------------------------------------------------------------------------------
 
 PSC_CLIENT = ("esante-reference-rp", "reference-rp-secret-not-for-production")
-PSC_REDIRECT = "http://127.0.0.1/psc/callback"
 PSC_BARE_APP = """
 import sys, uvicorn
 from fastapi import FastAPI, Request
@@ -210,23 +217,10 @@ def _p99_ms(latencies: list[float]) -> float:
 
 
 def _psc_refresh_token(port: int) -> str:
-    """Sign a professional in through the login page (as a browser would) and redeem the code: a refresh token."""
-    import httpx
-    from lxml import html
+    """Sign a professional in through the real code flow (the lab's helper plays the browser): a refresh token."""
+    from esante.harness.lab.psc import psc_token
 
-    from esante.simulators.psc.protocol import AUTHORIZE_PATH, TOKEN_PATH
-
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base) as browser:
-        page = browser.get(AUTHORIZE_PATH, params={"response_type": "code", "client_id": PSC_CLIENT[0],
-                                                   "redirect_uri": PSC_REDIRECT, "scope": "openid scope_all",
-                                                   "acr_values": "eidas1", "nonce": "bench", "state": "bench"})
-        form = html.fromstring(page.text).forms[0]
-        location = browser.post(form.action, data=dict(form.fields)).headers["location"]
-        code = location.split("code=")[1].split("&")[0]
-        answer = browser.post(TOKEN_PATH, auth=PSC_CLIENT, data={"grant_type": "authorization_code", "code": code,
-                                                                 "redirect_uri": PSC_REDIRECT})
-        return str(answer.json()["refresh_token"])
+    return psc_token(f"http://127.0.0.1:{port}", None, "PS001", client_id=PSC_CLIENT[0]).refresh_token or ""
 
 
 def bench_psc_token(tmp: Path) -> dict[str, float]:
@@ -321,44 +315,12 @@ def bench_containers(tmp: Path, repeats: int = 3) -> dict[str, object]:
 
 
 # -- Mon espace santé: measures and the referencing window ------------------------------------------------
-
-MES_CLIENT = ("esante-reference-mes", "reference-mes-partner-secret-0001")
-MES_REDIRECT = "http://127.0.0.1/mes/callback"
-
-
-def _mes_tokens(port: int) -> dict[str, str]:
-    """Pair as the reference app through MES's consent page (as a browser would) and redeem the code."""
-    import base64
-    import hashlib
-    import secrets
-
-    import httpx
-    from lxml import html
-
-    from esante.simulators.mes.protocol import AUTHORIZE_PATH, TOKEN_PATH
-
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as browser:
-        page = browser.get(AUTHORIZE_PATH, params={
-            "response_type": "code", "client_id": MES_CLIENT[0], "redirect_uri": MES_REDIRECT,
-            "scope": "patient/Observation.write", "state": secrets.token_hex(32), "code_challenge": challenge,
-            "code_challenge_method": "S256"})
-        form = html.fromstring(page.text).forms[0]
-        location = browser.post(form.action, data={**dict(form.fields), "patient": "P001"}).headers["location"]
-        code = location.split("code=")[1].split("&")[0]
-        answer = browser.post(TOKEN_PATH, auth=MES_CLIENT, data={"grant_type": "authorization_code", "code": code,
-                                                                 "redirect_uri": MES_REDIRECT,
-                                                                 "code_verifier": verifier})
-        return answer.json()
-
-
 def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
     """Measure bundles accepted per second (HTTP, validation, journal) and in-process validation alone; the
     admissibility check of the reference dossier (150 criteria)."""
+    from esante.harness.lab.mes import bundle, mes_pairing, observation
     from esante.simulators.mes.catalogue import check_dossier
     from esante.simulators.mes.measures import validate_bundle
-    from tests.mes_fhir import bundle, observation
 
     esante = str(Path(sys.executable).with_name("esante"))
     port = _free_port()
@@ -366,11 +328,11 @@ def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
                   "--option", "rate_limit=1000000"])
     try:
         _wait_healthy(port, "/_admin/health")
-        tokens = _mes_tokens(port)
-        patient_ref = f"Patient/{tokens['patient']}"
+        tokens = mes_pairing(f"http://127.0.0.1:{port}", None, "P001", scope="patient/Observation.write")
+        patient_ref = f"Patient/{(tokens.model_extra or {})['patient']}"
         sample = bundle(observation("blood_pressure", patient_ref), conditional=False)
         body = json.dumps(sample).encode()
-        headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {tokens['access_token']}"}
+        headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {tokens.access_token}"}
         _load_timed(port, "/fhir", body, headers)  # warm-up
         accepted, latencies = _load_timed(port, "/fhir", body, headers)
     finally:
@@ -418,7 +380,9 @@ GROUPS: dict[str, Callable[[Path], dict[str, object]]] = {
 
 
 def main() -> None:
-    if len(sys.argv) == 2 and sys.argv[1] in GROUPS:
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1] not in GROUPS):
+        raise SystemExit(f"usage: bench.py [{'|'.join(GROUPS)}] (no argument: every figure, into results.json)")
+    if len(sys.argv) == 2:
         figures_only(sys.argv[1])
         return
     with tempfile.TemporaryDirectory() as directory:
