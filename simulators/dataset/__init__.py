@@ -39,9 +39,12 @@ __all__ = [
     "load_dataset",
 ]
 
-# Each list lives in its own file, under a top-level key of the same name.
+# Each list of the data set lives in its own file, under a top-level key of the same name: the model's list
+# fields are the files. The people and structures every service shares must be there; a service's own lists
+# (PSC's relying parties, the DMP's records...) may be absent from an older or smaller data set.
 _LIST_FILES = ("patients", "professionals", "structures", "lps")
-_OPTIONAL_LIST_FILES = ("oidc_clients", "dmp_records", "mailboxes", "mes_partners")  # older data sets lack some
+_OPTIONAL_LIST_FILES = tuple(name for name, field in Dataset.model_fields.items()
+                             if name not in _LIST_FILES and getattr(field.annotation, "__origin__", None) is list)
 
 
 def dataset_from_mapping(data: dict[str, Any]) -> Dataset:
@@ -73,7 +76,7 @@ def _list_from(folder: Traversable | Path, key: str) -> list[Any]:
 
 
 def _mapping_from_folder(folder: Traversable | Path) -> dict[str, Any]:
-    """Merge ``dataset.yaml`` (name, version) and the four list files into one mapping."""
+    """Merge ``dataset.yaml`` (name, version) and the list files into one mapping."""
     header = _read_yaml(folder, "dataset.yaml")
     if not isinstance(header, dict):
         raise ValueError(f"dataset.yaml in {folder} must be a mapping with name and version")
