@@ -22,9 +22,9 @@ SENDER, RECIPIENT = "claire.vasseur@medecin.mssante.test", "david.benhamou@chu-f
 
 def findings(msg: EmailMessage, originals: dict[str, Original] | None = None, patient: bool = False) -> set[str]:
     to = [str(msg["To"])]
-    inspection = inspect_message(msg.as_bytes(), to, dataset=DATASET, patient_recipients=to if patient else [],
-                                 originals=originals or {})
-    return {f.rule for f in inspection.findings}
+    message = inspect_message(msg.as_bytes(), to, dataset=DATASET, patient_recipients=to if patient else [],
+                              originals=originals or {})
+    return {f.rule for f in message.findings}
 
 
 def test_the_reference_letter_passes_the_simulator_checks() -> None:
