@@ -109,21 +109,22 @@ def test_imapclient_reads_with_oauthbearer(lab: Lab) -> None:
         assert client.search(["UNSEEN"]) == []
 
 
-def test_application_mailbox_opens_with_its_certificate(lab: Lab, tmp_path: Path) -> None:
-    cert = client_certificate(lab.pki_dir, "MSS-APP-DPI")
+def smtp_with_certificate(lab: Lab, common_name: str) -> smtplib.SMTP:
+    """An SMTP session upgraded with STARTTLS, presenting a client certificate of this CN from the test CA."""
+    cert = client_certificate(lab.pki_dir, common_name)
     context = lab.tls()
     context.load_cert_chain(cert.cert_path, cert.key_path)
-    with smtp(lab, tls=False) as client:
-        client.starttls(context=context)
-        client.ehlo()
+    client = smtp(lab, tls=False)
+    client.starttls(context=context)
+    client.ehlo()
+    return client
+
+
+def test_application_mailbox_opens_with_its_certificate(lab: Lab) -> None:
+    with smtp_with_certificate(lab, "MSS-APP-DPI") as client:
         client.auth("EXTERNAL", lambda challenge=None: APP_MAILBOX)
         client.send_message(letter(sender=APP_MAILBOX))
-    other = client_certificate(lab.pki_dir, "ANOTHER-APP")
-    context = lab.tls()
-    context.load_cert_chain(other.cert_path, other.key_path)
-    with smtp(lab, tls=False) as client:
-        client.starttls(context=context)
-        client.ehlo()
+    with smtp_with_certificate(lab, "ANOTHER-APP") as client:
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             client.auth("EXTERNAL", lambda challenge=None: APP_MAILBOX)
         assert refused.value.smtp_code == 535
