@@ -30,8 +30,8 @@ def seeded(index: int = 0) -> bytes:
 
 
 def rules(raw: bytes, originals: dict[str, Original] | None = None, to: str = PROFESSIONAL) -> set[str]:
-    inspection = inspect_message(raw, [to], dataset=DATASET, patient_recipients=[], originals=originals or {})
-    return {f.rule for f in inspection.findings}
+    message = inspect_message(raw, [to], dataset=DATASET, patient_recipients=[], originals=originals or {})
+    return {f.rule for f in message.findings}
 
 
 @pytest.mark.parametrize(("vector", "reason"), [
@@ -59,9 +59,9 @@ def test_a_hostile_archive_in_a_message_is_a_finding_not_a_crash() -> None:
 
 
 def test_a_conformant_structured_message_has_no_finding() -> None:
-    inspection = inspect_message(seeded(), [PROFESSIONAL], dataset=DATASET, patient_recipients=[], originals={})
-    assert inspection.findings == []
-    assert inspection.notes["cda_codes"] == ["11488-4"] and inspection.notes["patient_known"] is True
+    message = inspect_message(seeded(), [PROFESSIONAL], dataset=DATASET, patient_recipients=[], originals={})
+    assert message.findings == []
+    assert message.cda_codes == ["11488-4"] and message.patient_known is True
 
 
 def _rezip(raw: bytes, change: dict[str, bytes | None]) -> bytes:
@@ -164,6 +164,5 @@ def test_directory_over_http_answers_fhir_and_operation_outcomes(tmp_path: Path)
 
 def test_the_dmp_document_checks_see_the_xdm_content() -> None:
     """The seam: the archive's SubmitObjectsRequest and CDA go through the DMP's checks; findings are dmp.*."""
-    inspection = inspect_message(seeded(), [PROFESSIONAL], dataset=DATASET, patient_recipients=[], originals={})
-    dmp = inspection.notes["dmp_findings"]
-    assert dmp and all(f["rule"].startswith("dmp.") for f in dmp)
+    message = inspect_message(seeded(), [PROFESSIONAL], dataset=DATASET, patient_recipients=[], originals={})
+    assert message.dmp_findings and all(f.rule.startswith("dmp.") for f in message.dmp_findings)

@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 
 from esante.harness.reference.parts import client_certificate
 from esante.simulators.core.journal import Exchange, load_exchanges
+from esante.simulators.mssante.notes import MssNotes
 from esante.simulators.psc.protocol import REVOKE_PATH
 from tests.mssante_lab import CLIENT, Lab, open_lab, xoauth2
 
@@ -86,10 +87,11 @@ def test_sent_over_smtp_is_read_over_imap_by_the_recipient(lab: Lab, request: py
     assert unseen == [b"1 2"]
     imap.logout()
     smtp_session = sessions(lab, request.node.name, "SMTP")[0]
-    assert smtp_session.notes["tls"] and smtp_session.notes["auth"][0]["outcome"] == "accepted"
-    assert smtp_session.notes["messages"][0]["message_id"] == "<one@medecin.mssante.test>"
+    notes = MssNotes.read(smtp_session)
+    assert notes.tls and notes.auth[0].outcome == "accepted"
+    assert notes.messages[0].message_id == "<one@medecin.mssante.test>"
     assert b"STARTTLS" in smtp_session.request_body and b"235 2.7.0" in smtp_session.response_body
-    commands = sessions(lab, request.node.name, "IMAP")[0].notes["commands"]
+    commands = MssNotes.read(sessions(lab, request.node.name, "IMAP")[0]).commands
     assert commands.index("STARTTLS") < commands.index("AUTHENTICATE") < commands.index("SELECT")
 
 
@@ -107,21 +109,22 @@ def test_imapclient_reads_with_oauthbearer(lab: Lab) -> None:
         assert client.search(["UNSEEN"]) == []
 
 
-def test_application_mailbox_opens_with_its_certificate(lab: Lab, tmp_path: Path) -> None:
-    cert = client_certificate(lab.pki_dir, "MSS-APP-DPI")
+def smtp_with_certificate(lab: Lab, common_name: str) -> smtplib.SMTP:
+    """An SMTP session upgraded with STARTTLS, presenting a client certificate of this CN from the test CA."""
+    cert = client_certificate(lab.pki_dir, common_name)
     context = lab.tls()
     context.load_cert_chain(cert.cert_path, cert.key_path)
-    with smtp(lab, tls=False) as client:
-        client.starttls(context=context)
-        client.ehlo()
+    client = smtp(lab, tls=False)
+    client.starttls(context=context)
+    client.ehlo()
+    return client
+
+
+def test_application_mailbox_opens_with_its_certificate(lab: Lab) -> None:
+    with smtp_with_certificate(lab, "MSS-APP-DPI") as client:
         client.auth("EXTERNAL", lambda challenge=None: APP_MAILBOX)
         client.send_message(letter(sender=APP_MAILBOX))
-    other = client_certificate(lab.pki_dir, "ANOTHER-APP")
-    context = lab.tls()
-    context.load_cert_chain(other.cert_path, other.key_path)
-    with smtp(lab, tls=False) as client:
-        client.starttls(context=context)
-        client.ehlo()
+    with smtp_with_certificate(lab, "ANOTHER-APP") as client:
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             client.auth("EXTERNAL", lambda challenge=None: APP_MAILBOX)
         assert refused.value.smtp_code == 535
@@ -148,7 +151,7 @@ def test_revoked_foreign_and_forged_tokens_are_refused(lab: Lab, request: pytest
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         imap.authenticate("XOAUTH2", lambda _: xoauth2(CLAIRE, tokens["access_token"]).encode())
     imap.logout()
-    reasons = [a["reason"] for s in sessions(lab, request.node.name, "SMTP") for a in s.notes["auth"]]
+    reasons = [a.reason for s in sessions(lab, request.node.name, "SMTP") for a in MssNotes.read(s).auth]
     assert any("holds no mailbox" in r for r in reasons) and any("not active" in r for r in reasons)
 
 
@@ -204,8 +207,10 @@ def test_message_findings_are_evidence(lab: Lab, request: pytest.FixtureRequest)
     del msg["X-MSS-NIL"]
     with smtp_as(lab, CLAIRE, CLAIRE_ID) as client:
         client.send_message(msg)
-    found = sessions(lab, request.node.name, "SMTP")[0].notes["messages"][0]["findings"]
-    assert {(f["rule"], f["requirement"], f["location"]) for f in found} == {
+    session = sessions(lab, request.node.name, "SMTP")[0]
+    assert session.notes["messages"][0]["findings"][0]["rule"] == "headers.nil"  # the evidence keeps the JSON keys
+    found = MssNotes.read(session).messages[0].findings
+    assert {(f.rule, f.requirement, f.location) for f in found} == {
         ("headers.nil", "MSS-HDR-01", "X-MSS-NIL"), ("headers.mes_fin", "MSS-HDR-02", "X-MSS-MES")}
 
 
@@ -230,7 +235,7 @@ def test_token_expiry_mid_session_ends_the_imap_session(lab: Lab, request: pytes
     imap.authenticate("XOAUTH2", lambda _: xoauth2(DAVID, token).encode())
     with pytest.raises(imaplib.IMAP4.abort, match="expired"):
         imap.select("INBOX")
-    assert sessions(lab, request.node.name, "IMAP")[0].notes["token_expired_mid_session"] is True
+    assert MssNotes.read(sessions(lab, request.node.name, "IMAP")[0]).token_expired_mid_session is True
 
 
 def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.mss_mail import Document, Unreadable, letter, receipt, received_patient
+from esante.harness.reference.mss.mail import Document, Unreadable, letter, receipt, received_patient
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.inspection import Original, inspect_message
 
@@ -22,9 +22,9 @@ SENDER, RECIPIENT = "claire.vasseur@medecin.mssante.test", "david.benhamou@chu-f
 
 def findings(msg: EmailMessage, originals: dict[str, Original] | None = None, patient: bool = False) -> set[str]:
     to = [str(msg["To"])]
-    inspection = inspect_message(msg.as_bytes(), to, dataset=DATASET, patient_recipients=to if patient else [],
-                                 originals=originals or {})
-    return {f.rule for f in inspection.findings}
+    message = inspect_message(msg.as_bytes(), to, dataset=DATASET, patient_recipients=to if patient else [],
+                              originals=originals or {})
+    return {f.rule for f in message.findings}
 
 
 def test_the_reference_letter_passes_the_simulator_checks() -> None:

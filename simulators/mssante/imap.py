@@ -14,12 +14,14 @@ import re
 import time
 from typing import Any
 
+from esante.simulators.core.faults import FaultKind
 from esante.simulators.mssante.mailboxes import StoredMessage
-from esante.simulators.mssante.sessions import MailContext, MailSession, authenticate
+from esante.simulators.mssante.notes import AuthAttempt
+from esante.simulators.mssante.protocol import SASL_MECHANISMS
+from esante.simulators.mssante.sessions import MailContext, authenticate, busy, open_session, session_notes
 
 MAX_LINE = 64 * 1024
 IDLE_TIMEOUT = 120.0
-MECHANISMS = ("XOAUTH2", "OAUTHBEARER", "EXTERNAL")
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\()|(\))|([^\s()"]+(?:\[[^\]]*\])?(?:<[\d.]+>)?)')
 _FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
@@ -84,7 +86,8 @@ def _headers(raw: bytes) -> bytes:
 class ImapConnection:
     def __init__(self, context: MailContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.context, self.reader, self.writer = context, reader, writer
-        self.mail = MailSession.open(context, "IMAP", writer.get_extra_info("peername"))
+        self.record = open_session(context, "IMAP", writer.get_extra_info("peername"))
+        self.notes = session_notes(self.record)
         self.mailbox: str | None = None  # authenticated address
         self.selected = False
         self.readonly = False
@@ -93,21 +96,21 @@ class ImapConnection:
     # -- transport ----------------------------------------------------------------------------------------
     async def send(self, data: bytes | str) -> None:
         chunk = (data.encode() if isinstance(data, str) else data) + b"\r\n"
-        self.mail.record.said(chunk)
+        self.record.said(chunk)
         self.writer.write(chunk)
         await self.writer.drain()
 
     async def readline(self) -> bytes:
         line = await asyncio.wait_for(self.reader.readline(), IDLE_TIMEOUT)
-        self.mail.record.heard(line)
+        self.record.heard(line)
         if len(line) > MAX_LINE:
             raise ImapError("BAD", "line too long")
         return line
 
     async def run(self) -> None:
         try:
-            await self.mail.latency()
-            if self.mail.fault("server_busy"):
+            await self.record.latency()
+            if busy(self.record):
                 await self.send("* BYE [UNAVAILABLE] Server busy, try again later")
                 return
             await self.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] esante MSSante IMAP ready")
@@ -118,11 +121,11 @@ class ImapConnection:
                 if not await self.dispatch(line.decode("utf-8", "replace").rstrip("\r\n")):
                     return
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            self.mail.record.outcome = "dropped"
+            self.record.outcome = "dropped"
         except ValueError:  # a line beyond the stream's limit
             await self.send("* BYE line too long")
         finally:
-            self.mail.close()
+            self.record.close()
             self.writer.close()
 
     async def dispatch(self, line: str) -> bool:
@@ -133,15 +136,14 @@ class ImapConnection:
             await self.send("* BAD empty command")
             return True
         self.commands += 1
-        self.mail.notes.setdefault("commands", []).append(command if command != "UID" else f"UID {args.split()[0]}"
-                                                          if args else command)
+        self.notes.commands.append(f"UID {args.split()[0]}" if command == "UID" and args else command)
         uid = command == "UID"
         if uid:
             command, _, args = args.partition(" ")
             command = command.upper()
         try:
-            if self.mailbox and "token_expires_mid_session" in self.mail.behaviours and self.commands > 3:
-                self.mail.notes["token_expired_mid_session"] = True
+            if self.mailbox and "token_expires_mid_session" in self.record.behaviours and self.commands > 3:
+                self.notes.token_expired_mid_session = True
                 await self.send("* BYE [ALERT] Access token expired: authenticate again")
                 return False
             handler = getattr(self, f"cmd_{command.lower()}", None)
@@ -156,9 +158,9 @@ class ImapConnection:
 
     # -- any state ----------------------------------------------------------------------------------------
     def capabilities(self) -> str:
-        if not self.mail.notes["tls"]:
+        if not self.notes.tls:
             return "IMAP4rev1 STARTTLS LOGINDISABLED"
-        return "IMAP4rev1 SASL-IR UIDPLUS LOGINDISABLED " + " ".join(f"AUTH={m}" for m in MECHANISMS)
+        return "IMAP4rev1 SASL-IR UIDPLUS LOGINDISABLED " + " ".join(f"AUTH={m}" for m in SASL_MECHANISMS)
 
     async def cmd_capability(self, tag: str, args: str) -> None:
         await self.send(f"* CAPABILITY {self.capabilities()}")
@@ -173,26 +175,26 @@ class ImapConnection:
         return False
 
     async def cmd_starttls(self, tag: str, args: str) -> None:
-        if self.mail.notes["tls"]:
+        if self.notes.tls:
             raise ImapError("BAD", "TLS already active")
-        if "starttls_unavailable" in self.mail.behaviours:
+        if "starttls_unavailable" in self.record.behaviours:
             raise ImapError("NO", "[UNAVAILABLE] TLS not available, try again later")
         await self.send(f"{tag} OK Begin TLS negotiation now")
         await self.writer.start_tls(self.context.tls)
-        self.mail.notes["tls"] = True
+        self.notes.tls = True
 
     async def cmd_login(self, tag: str, args: str) -> None:
-        self.mail.notes["auth"].append({"mechanism": "LOGIN", "outcome": "refused"})
+        self.notes.auth.append(AuthAttempt(mechanism="LOGIN", outcome="refused"))
         raise ImapError("NO", "[PRIVACYREQUIRED] LOGIN is disabled: authenticate with a PSC token or a certificate")
 
     async def cmd_authenticate(self, tag: str, args: str) -> None:
-        if not self.mail.notes["tls"]:
+        if not self.notes.tls:
             raise ImapError("NO", "[PRIVACYREQUIRED] STARTTLS first")
         if self.mailbox:
             raise ImapError("BAD", "already authenticated")
         parts = args.split()
         mechanism = parts[0].upper() if parts else ""
-        if mechanism not in MECHANISMS:
+        if mechanism not in SASL_MECHANISMS:
             raise ImapError("NO", f"[CANNOT] unsupported mechanism {mechanism or '(none)'}")
         if len(parts) > 1:
             response = parts[1]
@@ -203,13 +205,13 @@ class ImapConnection:
                 raise ImapError("BAD", "authentication cancelled")
         ssl_object = self.writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        outcome = await authenticate(self.mail, mechanism, response, der)
-        if not outcome.ok:
+        mailbox = await authenticate(self.context, self.record, mechanism, response, der)
+        if mailbox is None:
             raise ImapError("NO", "[AUTHENTICATIONFAILED] Authentication failed")
-        self.mailbox = outcome.mailbox
-        if self.mail.fault("drop"):
-            self.mail.notes["dropped_after_auth"] = True
-            self.mail.record.outcome = "dropped"
+        self.mailbox = mailbox
+        if self.record.fired(FaultKind.DROP):
+            self.notes.dropped_after_auth = True
+            self.record.outcome = "dropped"
             self.writer.transport.abort()
             raise ConnectionResetError("dropped by a fault rule")
         await self.send(f"{tag} OK [CAPABILITY {self.capabilities()}] Authenticated")
@@ -223,7 +225,7 @@ class ImapConnection:
     def _messages(self) -> list[StoredMessage]:
         if not self.selected:
             raise ImapError("BAD", "no mailbox selected")
-        return self.context.service.store.box(self._authenticated()).messages
+        return self.context.post.store.box(self._authenticated()).messages
 
     def _folder(self, args: str) -> str:
         names = tokens(args)
@@ -245,7 +247,7 @@ class ImapConnection:
     async def _select(self, tag: str, args: str, readonly: bool) -> None:
         box_address = self._authenticated()
         self._folder(args)
-        box = self.context.service.store.box(box_address)
+        box = self.context.post.store.box(box_address)
         self.selected, self.readonly = True, readonly
         unseen = next((i + 1 for i, m in enumerate(box.messages) if "\\Seen" not in m.flags), None)
         await self.send(f"* {len(box.messages)} EXISTS")
@@ -265,7 +267,7 @@ class ImapConnection:
         await self._select(tag, args, True)
 
     async def cmd_status(self, tag: str, args: str) -> None:
-        box = self.context.service.store.box(self._authenticated())
+        box = self.context.post.store.box(self._authenticated())
         self._folder(args)
         unseen = sum("\\Seen" not in m.flags for m in box.messages)
         await self.send(f"* STATUS INBOX (MESSAGES {len(box.messages)} UIDNEXT {box.next_uid} "
@@ -349,14 +351,14 @@ class ImapConnection:
 
     async def cmd_expunge(self, tag: str, args: str) -> None:
         self._messages()
-        for number in self.context.service.store.expunge(self._authenticated()):
+        for number in self.context.post.store.expunge(self._authenticated()):
             await self.send(f"* {number} EXPUNGE")
         await self.send(f"{tag} OK EXPUNGE completed")
 
     async def cmd_close(self, tag: str, args: str) -> None:
         self._messages()
         if not self.readonly:
-            self.context.service.store.expunge(self._authenticated())
+            self.context.post.store.expunge(self._authenticated())
         self.selected = False
         await self.send(f"{tag} OK CLOSE completed")
 

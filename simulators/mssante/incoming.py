@@ -17,23 +17,7 @@ from xml.sax.saxutils import escape, quoteattr
 import yaml
 
 from esante.simulators.dataset import Dataset
-from esante.simulators.mssante.protocol import (
-    DNT,
-    H_CODECDA,
-    H_INS,
-    H_NIL,
-    INS_TEST_OID,
-    NS_CDA,
-    NS_LCM,
-    NS_RIM,
-    XDM_ATTACHMENT,
-    XDM_INDEX,
-    XDM_METADATA,
-    XDM_README,
-    XDM_SUBJECT_PREFIX,
-    XDM_SUBSET,
-    XDS_PATIENT_ID,
-)
+from esante.simulators.mssante.protocol import INS_TEST_OID, NS_CDA, NS_LCM, NS_RIM, XDS_PATIENT_ID, Header, Xdm
 
 PRODUCT = "ESANTE-MSSANTE-SIMULATOR/1.0"
 
@@ -76,10 +60,10 @@ def metadata(document: bytes, uri: str, ins: str, code: str, title: str) -> byte
 def xdm_archive(document: bytes, meta: bytes) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(XDM_README, "Archive IHE XDM produite par le simulateur MSSante esante-conformance.\r\n")
-        archive.writestr(XDM_INDEX, "<html><body><a href=\"IHE_XDM/SUBSET01/DOC0001.XML\">DOC0001</a></body></html>")
-        archive.writestr(XDM_METADATA, meta)
-        archive.writestr(XDM_SUBSET + "DOC0001.XML", document)
+        archive.writestr(Xdm.README, "Archive IHE XDM produite par le simulateur MSSante esante-conformance.\r\n")
+        archive.writestr(Xdm.INDEX, "<html><body><a href=\"IHE_XDM/SUBSET01/DOC0001.XML\">DOC0001</a></body></html>")
+        archive.writestr(Xdm.METADATA, meta)
+        archive.writestr(Xdm.SUBSET + "DOC0001.XML", document)
     return buffer.getvalue()
 
 
@@ -96,15 +80,15 @@ def build(entry: dict[str, Any], dataset: Dataset) -> tuple[str, bytes]:
     msg = EmailMessage()
     msg["From"] = sender.mssante
     msg["To"] = recipient.mssante
-    msg["Subject"] = f"{XDM_SUBJECT_PREFIX}+{entry['title']} {family} {given} {birth}"
+    msg["Subject"] = f"{Xdm.SUBJECT_PREFIX}+{entry['title']} {family} {given} {birth}"
     msg["Message-ID"] = entry["message_id"]
     msg["Date"] = format_datetime(datetime.now(UTC))
-    msg[H_NIL] = PRODUCT
-    msg[H_CODECDA] = entry["code"]
-    msg[H_INS] = "O"
+    msg[Header.NIL] = PRODUCT
+    msg[Header.CODECDA] = entry["code"]
+    msg[Header.INS] = "O"
     if entry.get("receipt"):
-        msg[DNT] = sender.mssante
+        msg[Header.RECEIPT_TO] = sender.mssante
     msg.set_content(f"Veuillez trouver ci-joint : {entry['title']}.\n")
     msg.add_attachment(xdm_archive(document, metadata(document, "DOC0001.XML", ins, entry["code"], entry["title"])),
-                       maintype="application", subtype="zip", filename=XDM_ATTACHMENT)
+                       maintype="application", subtype="zip", filename=Xdm.ATTACHMENT)
     return str(recipient.mssante), msg.as_bytes()

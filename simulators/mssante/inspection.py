@@ -1,35 +1,24 @@
 """Judging a message submitted over SMTP: headers, subject, XDM archive, CDA agreement, read receipts.
 
 :func:`inspect_message` returns what the session's notes keep of a message (ids, addresses, what it is) with
-its findings; the campaign checks (:mod:`simulators.mssante.checks`) read them from the evidence.
+its findings (:class:`~esante.simulators.mssante.notes.MessageNotes`); the test kit's checks read them from the
+evidence.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from esante.simulators.core.findings import Finding
 from esante.simulators.dataset import Dataset
 from esante.simulators.dmp.ebrim import MetadataError, parse_submission
 from esante.simulators.dmp.submission import check_submission
-from esante.simulators.mssante.findings import Finding
-from esante.simulators.mssante.protocol import (
-    DNT,
-    ERROR_UNKNOWN_PATIENT,
-    H_CODECDA,
-    H_INS,
-    H_MES,
-    H_NIL,
-    KO_SUBJECT_PREFIX,
-    MDN_ERROR_PREFIX,
-    MDN_PROCESSED,
-    MES_FIN,
-    XDM_ATTACHMENT,
-    XDM_SUBJECT_PREFIX,
-)
+from esante.simulators.mssante.notes import MessageNotes
+from esante.simulators.mssante.protocol import MES_FIN, Header, Mdn, Xdm
 from esante.simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
 
 
@@ -39,16 +28,6 @@ class Original:
 
     receipt_asked: bool
     patient_known: bool | None  # None: no structured document
-
-
-@dataclass(slots=True)
-class Inspection:
-    message: EmailMessage
-    notes: dict[str, Any]
-    findings: list[Finding] = field(default_factory=list)
-
-    def to_notes(self) -> dict[str, Any]:
-        return {**self.notes, "findings": [f.to_json() for f in self.findings]}
 
 
 MAX_DMP_FINDINGS = 50
@@ -67,75 +46,80 @@ def dmp_document_checks(metadata: Any, documents: dict[str, bytes], dataset: Dat
     try:
         submission = parse_submission(metadata)
     except MetadataError as exc:
-        return [Finding(f"dmp.{exc.code}", "MSS-XDM-02", exc.location, exc.message)]
-    return [Finding(f"dmp.{f.rule}", f.requirement or "MSS-XDM-02", f.location, f.message, f.severity)
+        return [Finding(f"dmp.{exc.code}", exc.message, exc.location, "MSS-XDM-02")]
+    return [Finding(f"dmp.{f.rule}", f.message, f.location, f.requirement or "MSS-XDM-02", severity=f.severity)
             for f in check_submission(submission, documents, dataset)]
 
 
 def inspect_message(raw: bytes, recipients: list[str], *, dataset: Dataset, patient_recipients: list[str],
-                    originals: dict[str, Original]) -> Inspection:
+                    originals: dict[str, Original]) -> MessageNotes:
     msg = parse(raw)
-    notes: dict[str, Any] = {"message_id": str(msg.get("Message-ID", "")).strip(), "from": str(msg.get("From", "")),
-                             "to": recipients, "subject": str(msg.get("Subject", "")), "size": len(raw),
-                             "receipt_asked": msg.get(DNT) is not None}
-    inspection = Inspection(msg, notes)
-    if msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "disposition-notification":
-        notes["kind"] = "mdn"
-        _judge_mdn(inspection, originals)
-        return inspection
-    notes["kind"] = "mail"
-    found = inspection.findings
-    if not str(msg.get(H_NIL, "")).strip():
-        found.append(Finding("headers.nil", "MSS-HDR-01", H_NIL, f"{H_NIL} (the product reference) is missing"))
-    if patient_recipients and str(msg.get(H_MES, "")).strip().upper() != MES_FIN:
-        found.append(Finding("headers.mes_fin", "MSS-HDR-02", H_MES,
-                             f"mail to the patient address {patient_recipients[0]} without {H_MES}: {MES_FIN} "
-                             f"(got {msg.get(H_MES)!r})"))
+    report = msg.get_content_type() == "multipart/report" and \
+        msg.get_param("report-type") == "disposition-notification"
+    notes = MessageNotes(kind="mdn" if report else "mail", message_id=str(msg.get("Message-ID", "")).strip(),
+                         sender=str(msg.get("From", "")), to=recipients, subject=str(msg.get("Subject", "")),
+                         size=len(raw), receipt_asked=msg.get(Header.RECEIPT_TO) is not None)
+    if report:
+        _judge_mdn(msg, notes, originals)
+        return notes
+    found = notes.findings
+    if not str(msg.get(Header.NIL, "")).strip():
+        found.append(Finding("headers.nil", f"{Header.NIL} (the product reference) is missing", Header.NIL,
+                             "MSS-HDR-01"))
+    if patient_recipients and str(msg.get(Header.MES, "")).strip().upper() != MES_FIN:
+        found.append(Finding("headers.mes_fin", f"mail to the patient address {patient_recipients[0]} without "
+                                                f"{Header.MES}: {MES_FIN} (got {msg.get(Header.MES)!r})",
+                             Header.MES, "MSS-HDR-02"))
     attachment = _xdm_attachment(msg)
-    notes["structured"] = attachment is not None
+    notes.structured = attachment is not None
     if attachment is not None:
-        _judge_structured(inspection, attachment, dataset)
-    return inspection
+        _judge_structured(msg, notes, attachment, dataset)
+    return notes
 
 
 def _xdm_attachment(msg: EmailMessage) -> bytes | None:
     for part in msg.iter_attachments():
-        if (part.get_filename() or "").upper() == XDM_ATTACHMENT:
+        if (part.get_filename() or "").upper() == Xdm.ATTACHMENT:
             payload = part.get_payload(decode=True)
             return payload if isinstance(payload, bytes) else b""
     return None
 
 
-def _judge_structured(inspection: Inspection, data: bytes, dataset: Dataset) -> None:
-    msg, notes, found = inspection.message, inspection.notes, inspection.findings
+def _judge_structured(msg: EmailMessage, notes: MessageNotes, data: bytes, dataset: Dataset) -> None:
+    found = notes.findings
     subject = str(msg.get("Subject", ""))
-    if not subject.startswith(XDM_SUBJECT_PREFIX + "+"):
-        found.append(Finding("subject.xdm", "MSS-STR-01", "Subject",
-                             f"a message with {XDM_ATTACHMENT} must have a subject starting "
-                             f"'{XDM_SUBJECT_PREFIX}+<libellé>' (got {subject[:80]!r})"))
+    if not subject.startswith(Xdm.SUBJECT_PREFIX + "+"):
+        found.append(Finding("subject.xdm", f"a message with {Xdm.ATTACHMENT} must have a subject starting "
+                                            f"'{Xdm.SUBJECT_PREFIX}+<libellé>' (got {subject[:80]!r})",
+                             "Subject", "MSS-STR-01"))
     try:
         content = inspect_xdm(data)
     except HostileArchive as exc:
-        notes["archive_refused"] = str(exc)
-        found.append(Finding("xdm.hostile", "MSS-XDM-01", XDM_ATTACHMENT, f"archive refused unread: {exc}"))
+        notes.archive_refused = str(exc)
+        found.append(Finding("xdm.hostile", f"archive refused unread: {exc}", Xdm.ATTACHMENT, "MSS-XDM-01"))
         return
     found.extend(content.findings)
     codes, patients = _agreement(content, found)
-    notes["documents"] = sorted(content.documents())
-    notes["cda_codes"] = sorted(codes)
-    notes["patients"] = sorted(patients)
-    notes["patient_known"] = bool(patients) and all(_known_patient(dataset, ins) for ins in patients)
-    declared = {c.strip() for c in str(msg.get(H_CODECDA, "")).replace(";", ",").split(",") if c.strip()}
-    if codes and not declared >= codes:
-        found.append(Finding("headers.codecda", "MSS-HDR-03", H_CODECDA,
-                             f"{H_CODECDA} is {msg.get(H_CODECDA)!r}; the archive's CDA codes are "
-                             f"{', '.join(sorted(codes))}"))
-    if str(msg.get(H_INS, "")).strip() not in ("O", "N"):
-        found.append(Finding("headers.ins", "MSS-HDR-03", H_INS,
-                             f"{H_INS} must be O or N with a structured document (got {msg.get(H_INS)!r})"))
+    notes.documents, notes.cda_codes, notes.patients = sorted(content.documents()), sorted(codes), sorted(patients)
+    notes.patient_known = bool(patients) and all(_known_patient(dataset, ins) for ins in patients)
+    found.extend(_structured_headers(msg, codes))
     if content.metadata is not None:
         dmp = dmp_document_checks(content.metadata, content.documents(), dataset)
-        notes["dmp_findings"] = [f.to_json() for f in dmp[:MAX_DMP_FINDINGS]]
+        notes.dmp_findings = dmp[:MAX_DMP_FINDINGS]
+
+
+def _structured_headers(msg: EmailMessage, codes: set[str]) -> list[Finding]:
+    """X-MSS-CODECDA names every CDA code of the archive; X-MSS-INS says O or N."""
+    found = []
+    declared = {c.strip() for c in str(msg.get(Header.CODECDA, "")).replace(";", ",").split(",") if c.strip()}
+    if codes and not declared >= codes:
+        found.append(Finding("headers.codecda", f"{Header.CODECDA} is {msg.get(Header.CODECDA)!r}; the archive's "
+                                                f"CDA codes are {', '.join(sorted(codes))}",
+                             Header.CODECDA, "MSS-HDR-03"))
+    if str(msg.get(Header.INS, "")).strip() not in ("O", "N"):
+        found.append(Finding("headers.ins", f"{Header.INS} must be O or N with a structured document "
+                                            f"(got {msg.get(Header.INS)!r})", Header.INS, "MSS-HDR-03"))
+    return found
 
 
 def _agreement(content: XdmContent, found: list[Finding]) -> tuple[set[str], set[str]]:
@@ -145,7 +129,7 @@ def _agreement(content: XdmContent, found: list[Finding]) -> tuple[set[str], set
         summary = cda_summary(document)
         where = f"DocumentEntry {entry_id}"
         if summary is None:
-            found.append(Finding("cda.readable", "MSS-XDM-02", where, "the document is not a readable CDA"))
+            found.append(Finding("cda.readable", "the document is not a readable CDA", where, "MSS-XDM-02"))
             continue
         if summary.code:
             codes.add(summary.code)
@@ -154,8 +138,8 @@ def _agreement(content: XdmContent, found: list[Finding]) -> tuple[set[str], set
         entry = next(e for e in content.entries if e.id == entry_id)
         metadata_ins = (entry.patient_id or "").split("^")[0]
         if summary.ins != metadata_ins:
-            found.append(Finding("xdm.patient_agreement", "MSS-XDM-02", where,
-                                 f"metadata patientId {metadata_ins!r} is not the CDA's INS {summary.ins!r}"))
+            found.append(Finding("xdm.patient_agreement", f"metadata patientId {metadata_ins!r} is not the CDA's "
+                                                          f"INS {summary.ins!r}", where, "MSS-XDM-02"))
     return codes, patients
 
 
@@ -163,38 +147,45 @@ def _known_patient(dataset: Dataset, ins: str) -> bool:
     return any(p.ins.nir + p.ins.key == ins for p in dataset.patients)
 
 
-def _judge_mdn(inspection: Inspection, originals: dict[str, Original]) -> None:
-    msg, notes, found = inspection.message, inspection.notes, inspection.findings
+def _judge_mdn(msg: EmailMessage, notes: MessageNotes, originals: dict[str, Original]) -> None:
     report = next((p for p in msg.walk() if p.get_content_type() == "message/disposition-notification"), None)
     if report is None:
-        found.append(Finding("mdn.form", "MSS-MDN-01", "multipart/report",
-                             "no message/disposition-notification part"))
+        notes.findings.append(Finding("mdn.form", "no message/disposition-notification part", "multipart/report",
+                                      "MSS-MDN-01"))
         return
     fields = _report_fields(report)
-    original_id = fields.get("original-message-id", "")
-    disposition = fields.get("disposition", "")
-    notes |= {"original_message_id": original_id, "disposition": disposition}
+    notes.original_message_id = original_id = fields.get("original-message-id", "")
+    notes.disposition = disposition = fields.get("disposition", "")
     for required in ("final-recipient", "disposition", "original-message-id"):
         if required not in fields:
-            found.append(Finding("mdn.form", "MSS-MDN-01", "message/disposition-notification",
-                                 f"the report has no {required} field"))
+            notes.findings.append(Finding("mdn.form", f"the report has no {required} field",
+                                          "message/disposition-notification", "MSS-MDN-01"))
     original = originals.get(original_id)
-    notes["answers_known_message"] = original is not None
-    if original is not None and not original.receipt_asked:
-        found.append(Finding("mdn.unsolicited", "MSS-MDN-01", "Original-Message-ID",
-                             f"a read receipt for {original_id}, which asked for none ({DNT} absent)"))
-    if original is not None and original.patient_known is False:
-        if not disposition.startswith(MDN_ERROR_PREFIX + ERROR_UNKNOWN_PATIENT + "^"):
-            found.append(Finding("mdn.error_902", "MSS-MDN-02", "Disposition",
-                                 f"the document's patient is unknown: the receipt must say '{MDN_ERROR_PREFIX}"
-                                 f"{ERROR_UNKNOWN_PATIENT}^…' (got {disposition!r})"))
-        if not str(msg.get("Subject", "")).startswith(KO_SUBJECT_PREFIX):
-            found.append(Finding("mdn.error_902", "MSS-MDN-02", "Subject",
-                                 f"an error receipt's subject starts with '{KO_SUBJECT_PREFIX}' "
-                                 f"(got {str(msg.get('Subject', ''))[:80]!r})"))
-    if original is not None and original.patient_known and disposition != MDN_PROCESSED:
-        found.append(Finding("mdn.disposition", "MSS-MDN-01", "Disposition",
-                             f"the document was integrable: expected {MDN_PROCESSED!r} (got {disposition!r})"))
+    notes.answers_known_message = original is not None
+    if original is not None:
+        notes.findings.extend(_receipt_findings(msg, original_id, original, disposition))
+
+
+def _receipt_findings(msg: EmailMessage, original_id: str, original: Original, disposition: str) -> list[Finding]:
+    """A receipt only when asked for; for an unknown patient the error 902, else processed."""
+    found = []
+    if not original.receipt_asked:
+        found.append(Finding("mdn.unsolicited", f"a read receipt for {original_id}, which asked for none "
+                                                f"({Header.RECEIPT_TO} absent)", "Original-Message-ID", "MSS-MDN-01"))
+    if original.patient_known is False:
+        if not disposition.startswith(Mdn.ERROR_PREFIX + Mdn.UNKNOWN_PATIENT + "^"):
+            found.append(Finding("mdn.error_902", f"the document's patient is unknown: the receipt must say "
+                                                  f"'{Mdn.ERROR_PREFIX}{Mdn.UNKNOWN_PATIENT}^…' (got {disposition!r})",
+                                 "Disposition", "MSS-MDN-02"))
+        subject = str(msg.get("Subject", ""))
+        if not subject.startswith(Mdn.KO_SUBJECT_PREFIX):
+            found.append(Finding("mdn.error_902", f"an error receipt's subject starts with "
+                                                  f"'{Mdn.KO_SUBJECT_PREFIX}' (got {subject[:80]!r})",
+                                 "Subject", "MSS-MDN-02"))
+    if original.patient_known and disposition != Mdn.PROCESSED:
+        found.append(Finding("mdn.disposition", f"the document was integrable: expected {Mdn.PROCESSED.value!r} "
+                                                f"(got {disposition!r})", "Disposition", "MSS-MDN-01"))
+    return found
 
 
 def _report_fields(report: Any) -> dict[str, str]:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from esante.simulators.dataset import Dataset
-from esante.simulators.mssante.protocol import PATIENT_DOMAIN
+from esante.simulators.mssante.protocol import PATIENT_DOMAIN, patient_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +18,6 @@ class MailboxEntry:
     holders: frozenset[str]  # national ids of the professionals who may open it
     certificate_cn: str | None = None
     patient_id: str | None = None
-
-
-def patient_address(nir: str, key: str) -> str:
-    return f"{nir}{key}@{PATIENT_DOMAIN}"
 
 
 def domain_of(address: str) -> str:

@@ -15,16 +15,15 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from esante.simulators.core.journal import notes_of
+from esante.simulators.core.notes import Notes
 from esante.simulators.core.pki import TestCA, server_ssl_context
 from esante.simulators.core.runtime import ListenerContext, ServiceError, Simulator
 from esante.simulators.core.server import free_port
 from esante.simulators.dataset import Dataset
 from esante.simulators.mssante.directory import FhirDirectory, FhirError
 from esante.simulators.mssante.imap import MAX_LINE, serve_imap
-from esante.simulators.mssante.incoming import build, inbox_data
-from esante.simulators.mssante.inspection import Original
-from esante.simulators.mssante.mailboxes import MessageStore, TrustSpace
+from esante.simulators.mssante.notes import MssNotes
+from esante.simulators.mssante.post import PostOffice
 from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
 from esante.simulators.mssante.sessions import MailContext
 from esante.simulators.mssante.smtp import MssSmtp
@@ -81,6 +80,7 @@ class MssanteSimulator(Simulator):
 
     name: ClassVar[str] = "mssante"
     title: ClassVar[str] = "MSSanté"
+    notes_model: ClassVar[type[Notes]] = MssNotes
 
     def __init__(self, dataset: Dataset, *, smtp_port: int | None = None, imap_port: int | None = None,
                  mail_host: str | None = None) -> None:
@@ -88,36 +88,23 @@ class MssanteSimulator(Simulator):
         self.smtp_port = smtp_port or int(os.environ.get("ESANTE_MSS_SMTP_PORT", "0"))
         self.imap_port = imap_port or int(os.environ.get("ESANTE_MSS_IMAP_PORT", "0"))
         self.mail_host = mail_host or os.environ.get("ESANTE_MSS_MAIL_HOST")
-        self.store = MessageStore()
-        self.originals: dict[str, Original] = {}
-        self.mail: MailServers | None = None
-        self._index(dataset)
-        self.reset()
-
-    def _index(self, dataset: Dataset) -> None:
-        self.trust = TrustSpace(dataset)
+        self.post = PostOffice(dataset)
         self.directory = FhirDirectory(dataset)
+        self.mail: MailServers | None = None
 
     def load_dataset(self, dataset: Dataset) -> None:
-        self._index(dataset)
+        self.post.load(dataset)
+        self.directory = FhirDirectory(dataset)
         super().load_dataset(dataset)
 
     def reset(self) -> None:
-        """Empty every mailbox, then deliver what correspondents sent the test professionals (``inbox.yaml``)."""
-        self.store.reset()
-        self.originals.clear()
-        for entry in inbox_data():
-            try:
-                address, raw = build(entry, self.dataset)
-            except KeyError:  # a data set without these professionals or patients: no seeded mail
-                continue
-            self.store.deliver(address, raw)
-            self.originals[entry["message_id"]] = Original(bool(entry.get("receipt")), "patient" in entry)
+        """Every mailbox as the campaign's cases expect it: only what correspondents sent (``inbox.yaml``)."""
+        self.post.reset()
 
     # -- listeners ------------------------------------------------------------------------------------------
     def start_listeners(self, context: ListenerContext) -> None:
         hostnames = context.tls.hostnames if context.tls else ("localhost", "127.0.0.1")
-        mail = MailContext(self, context.runtime, mail_tls(context, hostnames))
+        mail = MailContext(self.post, context.runtime, mail_tls(context, hostnames), lambda: self.peer("psc"))
         self.mail = MailServers(mail, context.host, self.smtp_port, self.imap_port)
         self.mail.start()
 
@@ -148,7 +135,7 @@ class MssanteSimulator(Simulator):
         return router
 
     async def autoconfig(self, request: Request) -> Response:
-        notes_of(request)["operation"] = "autoconfig"
+        MssNotes.of(request).operation = "autoconfig"
         host = escape(self.mail_host or request.url.hostname or "localhost")
         if self.mail is None:
             return Response("mail servers are not running", status_code=503)
@@ -169,30 +156,30 @@ class MssanteSimulator(Simulator):
 
     async def search(self, request: Request) -> Response:
         kind = request.path_params["kind"]
-        notes = notes_of(request)
-        notes |= {"operation": "directory_search", "resource_type": kind}
+        notes = MssNotes.of(request)
+        notes.operation, notes.resource_type = "directory_search", kind
         try:
             _api_key(request)
             params = list(request.query_params.multi_items())
             if request.method == "POST":
                 params += list((await request.form()).multi_items())  # type: ignore[arg-type]
-            notes["search"] = [f"{k}={v}" for k, v in params]
+            notes.search = [f"{k}={v}" for k, v in params]
             bundle = self.directory.search(kind, [(k, str(v)) for k, v in params], self._base(request))
         except FhirError as error:
-            notes["error"] = error.diagnostics
+            notes.error = error.diagnostics
             return _fhir(error.outcome(), error.status)
-        notes["total"] = bundle["total"]
-        notes["mailboxes"] = sorted({t["value"] for e in bundle["entry"] for t in e["resource"].get("telecom", [])})
+        notes.total = bundle["total"]
+        notes.mailboxes = sorted({t["value"] for e in bundle["entry"] for t in e["resource"].get("telecom", [])})
         return _fhir(bundle)
 
     async def read(self, request: Request) -> Response:
-        notes = notes_of(request)
-        notes["operation"] = "directory_read"
+        notes = MssNotes.of(request)
+        notes.operation = "directory_read"
         try:
             _api_key(request)
             return _fhir(self.directory.read(request.path_params["kind"], request.path_params["resource_id"]))
         except FhirError as error:
-            notes["error"] = error.diagnostics
+            notes.error = error.diagnostics
             return _fhir(error.outcome(), error.status)
 
 

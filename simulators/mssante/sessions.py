@@ -1,72 +1,55 @@
-"""What the SMTP and IMAP servers share: the service state they act on, the session journal, the fault draw,
-and token/certificate authentication."""
+"""What the SMTP and IMAP servers share: the mail side they act on (:class:`MailContext`), their sessions on the
+core journal, the MSSanté meaning of the drawn faults, and token/certificate authentication."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from esante.simulators.core.faults import FaultKind, FaultRule
+from esante.simulators.core.faults import FaultKind
 from esante.simulators.core.journal import Session
-from esante.simulators.mssante.auth import PARSERS, Credentials, SaslError, introspect
+from esante.simulators.core.runtime import Peer, SimulatorRuntime
+from esante.simulators.mssante.auth import PARSERS, SaslError, introspect
+from esante.simulators.mssante.notes import AuthAttempt, MssNotes
+from esante.simulators.mssante.post import PostOffice
 
-if TYPE_CHECKING:
-    from esante.simulators.core.runtime import SimulatorRuntime
-    from esante.simulators.mssante.service import MssanteSimulator
 
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MailContext:
-    """One running simulator's mail side: its protocol state, its runtime and the STARTTLS context."""
+    """What the mail servers need of the running simulator: its mail (store, trust space, inspection), its
+    runtime (the journal, the faults, the current test context), the STARTTLS context, and where Pro Santé
+    Connect is for token introspection (asked at each authentication: the environment says it late)."""
 
-    service: MssanteSimulator
+    post: PostOffice
     runtime: SimulatorRuntime
     tls: ssl.SSLContext
+    psc: Callable[[], Peer | None]
 
 
-@dataclass(slots=True)
-class MailSession:
-    """A journaled connection (the core's :class:`Session`: transcript, notes, the faults drawn for it) and the
-    mail side it acts on."""
+def open_session(context: MailContext, protocol: str, peer: Any) -> Session:
+    """A journaled SMTP or IMAP connection, its faults drawn at ``/smtp`` or ``/imap``."""
+    session = Session.open(context.runtime, protocol, peer)
+    notes = session_notes(session)
+    notes.operation, notes.tls = protocol.lower(), False
+    return session
 
-    context: MailContext
-    record: Session
 
-    @classmethod
-    def open(cls, context: MailContext, protocol: str, peer: Any) -> MailSession:
-        record = Session.open(context.runtime, protocol, peer)
-        record.notes.update({"operation": protocol.lower(), "tls": False, "auth": []})
-        return cls(context, record)
+def session_notes(session: Session) -> MssNotes:
+    """The session's notes, of the simulator's model."""
+    if not isinstance(session.notes, MssNotes):
+        raise TypeError(f"an MSSanté session's notes are MssNotes, not {type(session.notes).__name__}")
+    return session.notes
 
-    @property
-    def notes(self) -> Any:
-        return self.record.notes
 
-    @property
-    def behaviours(self) -> set[str]:
-        return self.record.behaviours
-
-    def fault(self, *codes: str) -> FaultRule | None:
-        """The first drawn rule that is one of these service faults (or the core kind for ``drop`` / ``busy``)."""
-        for rule in self.record.faults:
-            if rule.kind == FaultKind.SERVICE_FAULT and rule.fault_code in codes:
-                return rule
-            if rule.kind == FaultKind.DROP and "drop" in codes:
-                return rule
-            if rule.kind == FaultKind.HTTP_ERROR and "server_busy" in codes:
-                return rule
-        return None
-
-    async def latency(self) -> None:
-        await self.record.latency()
-
-    def close(self, outcome: str = "answered") -> None:
-        self.record.close(outcome)
+def busy(session: Session) -> bool:
+    """The server is busy for this session: the ``server_busy`` service fault, or any ``http_error`` rule."""
+    return bool(session.fired(FaultKind.SERVICE_FAULT, "server_busy") or session.fired(FaultKind.HTTP_ERROR))
 
 
 def certificate_cn(der: bytes | None) -> str | None:
@@ -76,41 +59,35 @@ def certificate_cn(der: bytes | None) -> str | None:
     return str(names[0].value) if names else None
 
 
-@dataclass(frozen=True, slots=True)
-class AuthOutcome:
-    ok: bool
-    mailbox: str | None
-    reason: str
-    expires: float | None = None
+async def authenticate(context: MailContext, session: Session, mechanism: str, response: str,
+                       peer_cert: bytes | None) -> str | None:
+    """The mailbox these SASL credentials open, or None; the attempt (never the token) goes into the notes."""
+    attempt = await _attempt(context, mechanism, response, peer_cert)
+    session_notes(session).auth.append(attempt)
+    if attempt.outcome == "refused" or attempt.mailbox is None:
+        return None
+    return attempt.mailbox if mechanism == "EXTERNAL" else attempt.mailbox.lower()
 
 
-async def authenticate(session: MailSession, mechanism: str, response: str, peer_cert: bytes | None) -> AuthOutcome:
-    """Check SASL credentials; the attempt (never the token) goes into the session's notes."""
-    service = session.context.service
-    attempt: dict[str, Any] = {"mechanism": mechanism}
-    session.notes["auth"].append(attempt)
+async def _attempt(context: MailContext, mechanism: str, response: str, peer_cert: bytes | None) -> AuthAttempt:
     try:
-        credentials: Credentials = PARSERS[mechanism](response)
+        credentials = PARSERS[mechanism](response)
     except SaslError as exc:
-        attempt |= {"outcome": "refused", "reason": str(exc)}
-        return AuthOutcome(False, None, str(exc))
-    attempt["mailbox"] = credentials.user
+        return AuthAttempt(mechanism=mechanism, outcome="refused", reason=str(exc))
+    mailbox, trust = credentials.user, context.post.trust
     if mechanism == "EXTERNAL":
         cn = certificate_cn(peer_cert)
-        attempt["certificate_cn"] = cn
-        ok = service.trust.opens(credentials.user, certificate_cn=cn)
-        reason = "" if ok else f"certificate {cn!r} does not open application mailbox {credentials.user}"
-        attempt |= {"outcome": "accepted" if ok else "refused", "reason": reason}
-        return AuthOutcome(ok, credentials.user if ok else None, reason)
-    verdict = await asyncio.to_thread(introspect, service.peer("psc"), credentials.token or "")
-    attempt["token_active"] = verdict.active
+        if trust.opens(mailbox, certificate_cn=cn):
+            return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, certificate_cn=cn)
+        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, certificate_cn=cn,
+                           reason=f"certificate {cn!r} does not open application mailbox {mailbox}")
+    verdict = await asyncio.to_thread(introspect, context.psc(), credentials.token or "")
     if not verdict.active:
-        attempt |= {"outcome": "refused", "reason": verdict.reason}
-        return AuthOutcome(False, None, verdict.reason)
-    attempt["national_id"] = verdict.national_id
-    if not service.trust.opens(credentials.user, national_id=verdict.national_id):
-        reason = f"professional {verdict.national_id} holds no mailbox {credentials.user}"
-        attempt |= {"outcome": "refused", "reason": reason}
-        return AuthOutcome(False, None, reason)
-    attempt["outcome"] = "accepted"
-    return AuthOutcome(True, credentials.user.lower(), "", verdict.expires)
+        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=False,
+                           reason=verdict.reason)
+    if not trust.opens(mailbox, national_id=verdict.national_id):
+        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=True,
+                           national_id=verdict.national_id,
+                           reason=f"professional {verdict.national_id} holds no mailbox {mailbox}")
+    return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, token_active=True,
+                       national_id=verdict.national_id)

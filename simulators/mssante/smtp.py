@@ -17,19 +17,12 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from esante.simulators.mssante.inspection import Original, inspect_message
+from esante.simulators.core.faults import FaultKind
+from esante.simulators.core.journal import Session
 from esante.simulators.mssante.mailboxes import MailboxFull
-from esante.simulators.mssante.protocol import (
-    MAX_MESSAGE_BYTES,
-    REPLY_BUSY,
-    REPLY_MAILBOX_FULL,
-    REPLY_OUTSIDE_TRUST,
-    REPLY_SENDER_NOT_OWNED,
-    REPLY_TLS_FIRST,
-    REPLY_TLS_UNAVAILABLE,
-    REPLY_UNKNOWN_MAILBOX,
-)
-from esante.simulators.mssante.sessions import MailContext, MailSession, authenticate
+from esante.simulators.mssante.notes import MssNotes, Refusal
+from esante.simulators.mssante.protocol import MAX_MESSAGE_BYTES, Reply
+from esante.simulators.mssante.sessions import MailContext, authenticate, busy, open_session, session_notes
 
 AUTH_LINE_LIMIT = 12288
 # aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH, and logs a warning
@@ -49,45 +42,45 @@ class MssSmtp(SMTP):
         # a JWT in an initial response is long (RFC 4954 §4: 12288 octets); other commands keep RFC 5321's 512
         self.command_size_limits = collections.defaultdict(lambda: 512, {"AUTH": AUTH_LINE_LIMIT})
         self.context = context
-        self.mail: MailSession | None = None
+        self.record: Session | None = None
 
     def connection_made(self, transport: Any) -> None:
-        if self.mail is None:
-            self.mail = MailSession.open(self.context, "SMTP", transport.get_extra_info("peername"))
-        else:
-            self.mail.notes["tls"] = True
+        if self.record is None:
+            self.record = open_session(self.context, "SMTP", transport.get_extra_info("peername"))
+        else:  # aiosmtpd calls it again with the TLS transport once STARTTLS is done
+            session_notes(self.record).tls = True
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.mail is not None:
-            self.mail.record.heard(data)
+        if self.record is not None:
+            self.record.heard(data)
         super().data_received(data)
 
     async def push(self, status: Any) -> None:
         if status == "530 Must issue a STARTTLS command first":  # aiosmtpd's, without the enhanced code
-            status = REPLY_TLS_FIRST
-        if self.mail is not None:
-            self.mail.record.said((status if isinstance(status, bytes) else status.encode()) + b"\r\n")
+            status = Reply.TLS_FIRST
+        if self.record is not None:
+            self.record.said((status if isinstance(status, bytes) else str(status).encode()) + b"\r\n")
             if isinstance(status, str) and status[:1] in "45":
-                self.mail.record.status = int(status[:3])
+                self.record.status = int(status[:3])
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self.mail is not None:
-            self.mail.close()
+        if self.record is not None:
+            self.record.close()
         super().connection_lost(error)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
-        if self.mail is not None and "starttls_unavailable" in self.mail.behaviours:
-            await self.push(REPLY_TLS_UNAVAILABLE)
+        if self.record is not None and "starttls_unavailable" in self.record.behaviours:
+            await self.push(Reply.TLS_UNAVAILABLE)
             return
         await super().smtp_STARTTLS(arg)
 
     async def _handle_client(self) -> None:
-        assert self.mail is not None
-        await self.mail.latency()
-        if self.mail.fault("server_busy"):
-            await self.push(REPLY_BUSY)
+        assert self.record is not None
+        await self.record.latency()
+        if busy(self.record):
+            await self.push(Reply.BUSY)
             self.transport.close()  # type: ignore[union-attr]
             return
         await super()._handle_client()
@@ -100,10 +93,13 @@ class SubmissionHandler:
         self.context = context
 
     @staticmethod
-    def _mail(server: SMTP) -> MailSession:
-        mail = getattr(server, "mail", None)
-        assert mail is not None
-        return mail
+    def _record(server: SMTP) -> Session:
+        record = getattr(server, "record", None)
+        assert record is not None
+        return record
+
+    def _notes(self, server: SMTP) -> MssNotes:
+        return session_notes(self._record(server))
 
     async def _sasl(self, server: SMTP, args: list[str], mechanism: str) -> AuthResult:
         if len(args) > 1:
@@ -115,10 +111,10 @@ class SubmissionHandler:
             response = answer.decode("ascii", "replace")
         ssl_object = server.transport.get_extra_info("ssl_object") if server.transport else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        outcome = await authenticate(self._mail(server), mechanism, response, der)
-        if not outcome.ok:
+        mailbox = await authenticate(self.context, self._record(server), mechanism, response, der)
+        if mailbox is None:
             return AuthResult(success=False, handled=False)
-        return AuthResult(success=True, auth_data=outcome.mailbox)
+        return AuthResult(success=True, auth_data=mailbox)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         return await self._sasl(server, args, "XOAUTH2")
@@ -132,52 +128,48 @@ class SubmissionHandler:
     async def handle_MAIL(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str,
                           options: list[str]) -> str:
         if address.lower() != str(session.auth_data or "").lower():
-            self._mail(server).notes.setdefault("refused", []).append({"from": address, "reply": "553"})
-            return REPLY_SENDER_NOT_OWNED
+            self._notes(server).refused.append(Refusal(sender=address, reply=Reply.SENDER_NOT_OWNED[:3]))
+            return Reply.SENDER_NOT_OWNED
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str,
                           options: list[str]) -> str:
-        trust, mail = self.context.service.trust, self._mail(server)
-        reply = None
-        if not trust.trusted(address):
-            reply = REPLY_OUTSIDE_TRUST
-        elif trust.mailbox(address) is None:
-            reply = REPLY_UNKNOWN_MAILBOX
-        elif mail.fault("mailbox_full"):
-            reply = REPLY_MAILBOX_FULL
+        reply = self._recipient_refused(server, address)
         if reply is not None:
-            mail.notes.setdefault("refused", []).append({"to": address, "reply": reply[:3]})
+            self._notes(server).refused.append(Refusal(to=address, reply=reply[:3]))
             return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    def _recipient_refused(self, server: SMTP, address: str) -> Reply | None:
+        trust = self.context.post.trust
+        if not trust.trusted(address):
+            return Reply.OUTSIDE_TRUST
+        if trust.mailbox(address) is None:
+            return Reply.UNKNOWN_MAILBOX
+        if self._record(server).fired(FaultKind.SERVICE_FAULT, "mailbox_full"):
+            return Reply.MAILBOX_FULL
+        return None
+
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
-        mail, service = self._mail(server), self.context.service
+        record, notes, post = self._record(server), self._notes(server), self.context.post
         raw = envelope.original_content or b""
-        if mail.fault("drop"):  # the worst moment: the client cannot know whether the message was taken
-            mail.notes["dropped_after_data"] = True
-            mail.record.outcome = "dropped"
+        if record.fired(FaultKind.DROP):  # the worst moment: the client cannot know whether the message was taken
+            notes.dropped_after_data = True
+            record.outcome = "dropped"
             server.transport.abort()  # type: ignore[union-attr]
             return "451 4.3.0 dropped"  # never reaches the client
-        recipients = list(envelope.rcpt_tos)
-        patients = [r for r in recipients if service.trust.is_patient(r)]
         try:
-            inspection = inspect_message(raw, recipients, dataset=service.dataset, patient_recipients=patients,
-                                         originals=service.originals)
+            message = post.inspect(raw, list(envelope.rcpt_tos))
         except Exception as exc:  # a simulator bug: the evidence says so, the client gets a transient failure
-            mail.notes["exception"] = f"{type(exc).__name__}: {exc}"
+            notes.exception = f"{type(exc).__name__}: {exc}"
             return "451 4.3.0 Internal error while checking the message"
-        queue_id = uuid.uuid4().hex[:12].upper()
-        notes = inspection.to_notes() | {"queue_id": queue_id, "envelope_from": envelope.mail_from}
-        mail.notes.setdefault("messages", []).append(notes)
+        message.queue_id, message.envelope_from = uuid.uuid4().hex[:12].upper(), envelope.mail_from
+        notes.messages.append(message)
         try:
-            for recipient in recipients:
-                service.store.deliver(recipient, raw)
+            post.deliver(raw, message)
         except MailboxFull:
-            return REPLY_MAILBOX_FULL
-        if notes["message_id"]:
-            service.originals[notes["message_id"]] = Original(notes["receipt_asked"], notes.get("patient_known"))
-        return f"250 2.0.0 Ok: queued as {queue_id}"
+            return Reply.MAILBOX_FULL
+        return f"250 2.0.0 Ok: queued as {message.queue_id}"

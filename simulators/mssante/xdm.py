@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from esante.simulators.core.findings import Finding
 from esante.simulators.kits.xml import XmlRejected, parse_xml
-from esante.simulators.mssante.findings import Finding
 from esante.simulators.mssante.protocol import (
     MAX_ARCHIVE_BYTES,
     MAX_MEMBER_BYTES,
@@ -27,14 +27,16 @@ from esante.simulators.mssante.protocol import (
     NS_CDA,
     NS_LCM,
     NS_RIM,
-    XDM_INDEX,
-    XDM_METADATA,
-    XDM_README,
-    XDM_SUBSET,
     XDS_PATIENT_ID,
+    Xdm,
 )
 
 REQ = "MSS-XDM-01"
+
+
+def _finding(rule: str, location: str, message: str) -> Finding:
+    """What is wrong with the archive (requirement MSS-XDM-01), and where."""
+    return Finding(rule, message, str(location), REQ)
 
 
 class HostileArchive(ValueError):
@@ -59,8 +61,8 @@ class XdmContent:
 
     def documents(self) -> dict[str, bytes]:
         """DocumentEntry id → the document's bytes, for the entries whose file is in the archive."""
-        return {e.id: self.members[XDM_SUBSET + e.uri] for e in self.entries
-                if e.uri and XDM_SUBSET + e.uri in self.members}
+        return {e.id: self.members[Xdm.SUBSET + e.uri] for e in self.entries
+                if e.uri and Xdm.SUBSET + e.uri in self.members}
 
 
 def _safe_name(name: str) -> bool:
@@ -128,49 +130,49 @@ def inspect_xdm(data: bytes) -> XdmContent:
     content = XdmContent(read_archive(data))
     found = content.findings
     names = set(content.members)
-    for required in (XDM_README, XDM_INDEX, XDM_METADATA):
+    for required in (Xdm.README, Xdm.INDEX, Xdm.METADATA):
         if required not in names:
-            found.append(Finding("xdm.layout", REQ, required, f"the archive has no {required}"))
+            found.append(_finding("xdm.layout", required, f"the archive has no {required}"))
     for name in sorted(names):
         bad = [part for part in name.split("/") if not NAME_8_3.match(part)]
         if bad:
-            found.append(Finding("xdm.names", REQ, name, f"{bad[0]!r} is not an 8.3 upper-case name"))
-    if XDM_METADATA not in names:
+            found.append(_finding("xdm.names", name, f"{bad[0]!r} is not an 8.3 upper-case name"))
+    if Xdm.METADATA not in names:
         return content
     try:
-        metadata = parse_xml(content.members[XDM_METADATA])
+        metadata = parse_xml(content.members[Xdm.METADATA])
     except XmlRejected as exc:
-        found.append(Finding("xdm.metadata", REQ, XDM_METADATA, f"unreadable: {exc.reason}"))
+        found.append(_finding("xdm.metadata", Xdm.METADATA, f"unreadable: {exc.reason}"))
         return content
     if metadata.tag != f"{{{NS_LCM}}}SubmitObjectsRequest":
-        found.append(Finding("xdm.metadata", REQ, XDM_METADATA,
-                             f"root element is {metadata.tag}, not lcm:SubmitObjectsRequest"))
+        found.append(_finding("xdm.metadata", Xdm.METADATA,
+                              f"root element is {metadata.tag}, not lcm:SubmitObjectsRequest"))
         return content
     content.metadata = metadata
     content.entries = _entries(metadata)
     if not content.entries:
-        found.append(Finding("xdm.metadata", REQ, XDM_METADATA, "no DocumentEntry (rim:ExtrinsicObject)"))
+        found.append(_finding("xdm.metadata", Xdm.METADATA, "no DocumentEntry (rim:ExtrinsicObject)"))
     for entry in content.entries:
         found.extend(_entry_findings(entry, content.members))
     return content
 
 
 def _entry_findings(entry: DocumentEntry, members: dict[str, bytes]) -> list[Finding]:
-    where = f"{XDM_METADATA} ExtrinsicObject {entry.id}"
+    where = f"{Xdm.METADATA} ExtrinsicObject {entry.id}"
     if not entry.uri:
-        return [Finding("xdm.metadata", REQ, where, "no URI slot naming the document's file")]
-    document = members.get(XDM_SUBSET + entry.uri)
+        return [_finding("xdm.metadata", where, "no URI slot naming the document's file")]
+    document = members.get(Xdm.SUBSET + entry.uri)
     if document is None:
-        return [Finding("xdm.layout", REQ, where, f"URI {entry.uri} names no file of {XDM_SUBSET}")]
+        return [_finding("xdm.layout", where, f"URI {entry.uri} names no file of {Xdm.SUBSET}")]
     found = []
     if entry.hash is None or entry.hash.lower() != hashlib.sha1(document).hexdigest():
-        found.append(Finding("xdm.hash", REQ, where, f"hash slot {entry.hash!r} is not the SHA-1 of {entry.uri} "
-                                                      f"({hashlib.sha1(document).hexdigest()})"))
+        found.append(_finding("xdm.hash", where, f"hash slot {entry.hash!r} is not the SHA-1 of {entry.uri} "
+                                                   f"({hashlib.sha1(document).hexdigest()})"))
     if entry.size != str(len(document)):
-        found.append(Finding("xdm.size", REQ, where, f"size slot {entry.size!r} is not the size of {entry.uri} "
-                                                      f"({len(document)})"))
+        found.append(_finding("xdm.size", where, f"size slot {entry.size!r} is not the size of {entry.uri} "
+                                                   f"({len(document)})"))
     if not entry.patient_id:
-        found.append(Finding("xdm.metadata", REQ, where, "no XDSDocumentEntry.patientId"))
+        found.append(_finding("xdm.metadata", where, "no XDSDocumentEntry.patientId"))
     return found
 
 

@@ -12,35 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
 from esante.harness.reference.defects import Defects
-from esante.simulators.mssante.protocol import (
-    DNT,
-    ERROR_UNKNOWN_PATIENT,
-    ERROR_UNKNOWN_PATIENT_LABEL,
-    H_CODECDA,
-    H_INS,
-    H_MES,
-    H_NIL,
-    KO_SUBJECT_PREFIX,
-    MDN_ERROR_PREFIX,
-    MDN_PROCESSED,
-    MES_FIN,
-    NS_CDA,
-    NS_LCM,
-    NS_RIM,
-    XDM_ATTACHMENT,
-    XDM_INDEX,
-    XDM_METADATA,
-    XDM_README,
-    XDM_SUBJECT_PREFIX,
-    XDM_SUBSET,
-    XDS_PATIENT_ID,
-)
+from esante.simulators.mssante.protocol import MES_FIN, NS_CDA, NS_LCM, NS_RIM, XDS_PATIENT_ID, Header, Mdn, Xdm
 
 PRODUCT = "ESANTE-REFERENCE-CANDIDATE/1.0"
 DOCUMENT_NAME = "DOC0001.XML"
@@ -95,11 +72,11 @@ def xdm(doc: Document, defects: Defects) -> bytes:
     document = cda(doc)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(XDM_README, f"IHE XDM - {PRODUCT}\r\n")
-        archive.writestr(XDM_INDEX, f'<html><body><a href="{XDM_SUBSET}{DOCUMENT_NAME}">{escape(doc.title)}</a>'
+        archive.writestr(Xdm.README, f"IHE XDM - {PRODUCT}\r\n")
+        archive.writestr(Xdm.INDEX, f'<html><body><a href="{Xdm.SUBSET}{DOCUMENT_NAME}">{escape(doc.title)}</a>'
                                     '</body></html>')
-        archive.writestr(XDM_METADATA, submit_objects_request(document, doc, defects))
-        archive.writestr(XDM_SUBSET + DOCUMENT_NAME, document)
+        archive.writestr(Xdm.METADATA, submit_objects_request(document, doc, defects))
+        archive.writestr(Xdm.SUBSET + DOCUMENT_NAME, document)
     return buffer.getvalue()
 
 
@@ -110,22 +87,22 @@ def letter(sender: str, recipient: str, *, to_patient: bool, document: Document 
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     if not defects.on("mssante_no_nil_header"):
-        msg[H_NIL] = PRODUCT
+        msg[Header.NIL] = PRODUCT
     if to_patient and not defects.on("mssante_no_mes_fin"):
-        msg[H_MES] = MES_FIN
+        msg[Header.MES] = MES_FIN
     if receipt:
-        msg[DNT] = sender
+        msg[Header.RECEIPT_TO] = sender
     if document is None:
         msg["Subject"] = "Courrier"
         msg.set_content("Cher confrère,\n\nVeuillez trouver ci-dessous mon courrier.\n")
         return msg
     plain = defects.on("mssante_plain_subject")
-    msg["Subject"] = document.title if plain else (f"{XDM_SUBJECT_PREFIX}+{document.title} {document.family_name} "
+    msg["Subject"] = document.title if plain else (f"{Xdm.SUBJECT_PREFIX}+{document.title} {document.family_name} "
                                                    f"{document.given_name} {document.birth_date}")
-    msg[H_CODECDA] = document.code
-    msg[H_INS] = "O"
+    msg[Header.CODECDA] = document.code
+    msg[Header.INS] = "O"
     msg.set_content(f"Veuillez trouver ci-joint : {document.title}.\n")
-    msg.add_attachment(xdm(document, defects), maintype="application", subtype="zip", filename=XDM_ATTACHMENT)
+    msg.add_attachment(xdm(document, defects), maintype="application", subtype="zip", filename=Xdm.ATTACHMENT)
     return msg
 
 
@@ -136,7 +113,7 @@ class Unreadable(ValueError):
 
 def _archive(msg: EmailMessage) -> bytes | None:
     for part in msg.iter_attachments():
-        if (part.get_filename() or "").upper() == XDM_ATTACHMENT:
+        if (part.get_filename() or "").upper() == Xdm.ATTACHMENT:
             payload = part.get_payload(decode=True)
             return payload if isinstance(payload, bytes) else None
     return None
@@ -156,10 +133,10 @@ def received_patient(msg: EmailMessage) -> str | None:
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS or any(i.file_size > MAX_MEMBER for i in infos):
             raise Unreadable("archive with too many or too large members")
-        metadata = etree.fromstring(archive.read(XDM_METADATA), _PARSER)
+        metadata = etree.fromstring(archive.read(Xdm.METADATA), _PARSER)
         uri = metadata.xpath("//rim:ExtrinsicObject/rim:Slot[@name='URI']/rim:ValueList/rim:Value/text()",
                              namespaces={"rim": NS_RIM})
-        document = etree.fromstring(archive.read(XDM_SUBSET + str(uri[0]).strip()), _PARSER)
+        document = etree.fromstring(archive.read(Xdm.SUBSET + str(uri[0]).strip()), _PARSER)
     except (zipfile.BadZipFile, KeyError, IndexError, etree.XMLSyntaxError) as exc:
         raise Unreadable(f"unreadable XDM archive: {exc}") from None
     ids = document.xpath("h:recordTarget/h:patientRole/h:id/@extension", namespaces={"h": NS_CDA})
@@ -171,13 +148,13 @@ def receipt(original: EmailMessage, own: str, *, error: str | None) -> EmailMess
     msg = EmailMessage()
     original_subject = str(original.get("Subject", ""))
     msg["From"] = own
-    msg["To"] = str(original.get(DNT) or original["From"])
+    msg["To"] = str(original.get(Header.RECEIPT_TO) or original["From"])
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=own.rpartition("@")[2])
-    msg[H_NIL] = PRODUCT
-    msg["Subject"] = (f"{KO_SUBJECT_PREFIX}[{ERROR_UNKNOWN_PATIENT}] {original_subject}" if error
+    msg[Header.NIL] = PRODUCT
+    msg["Subject"] = (f"{Mdn.KO_SUBJECT_PREFIX}[{Mdn.UNKNOWN_PATIENT}] {original_subject}" if error
                       else f"Accusé de lecture : {original_subject}")
-    disposition = f"{MDN_ERROR_PREFIX}{error}" if error else MDN_PROCESSED
+    disposition = f"{Mdn.ERROR_PREFIX}{error}" if error else Mdn.PROCESSED
     human = "Le document n'a pas pu être intégré." if error else "Le document a été intégré."
     report = (f"Reporting-UA: esante-reference; {PRODUCT}\r\nOriginal-Recipient: rfc822;{own}\r\n"
               f"Final-Recipient: rfc822;{own}\r\nOriginal-Message-ID: {original['Message-ID']}\r\n"
@@ -194,20 +171,4 @@ def receipt(original: EmailMessage, own: str, *, error: str | None) -> EmailMess
 
 
 def unknown_patient_error(ins: str) -> str:
-    return f"{ERROR_UNKNOWN_PATIENT}^{ERROR_UNKNOWN_PATIENT_LABEL}^{ins}"
-
-
-def xoauth2(address: str, token: str) -> str:
-    return f"user={address}\x01auth=Bearer {token}\x01\x01"
-
-
-def json_mailboxes(bundle: dict[str, Any], kind: str | None = None) -> list[str]:
-    """The MSSanté mailboxes of a directory search answer (optionally of one type: PER, ORG...)."""
-    found = []
-    for entry in bundle.get("entry", []):
-        for telecom in entry.get("resource", {}).get("telecom", []):
-            types = [c.get("code") for e in telecom.get("extension", []) for x in e.get("extension", [])
-                     if x.get("url") == "type" for c in x.get("valueCodeableConcept", {}).get("coding", [])]
-            if telecom.get("system") == "email" and (kind is None or kind in types):
-                found.append(str(telecom["value"]))
-    return found
+    return f"{Mdn.UNKNOWN_PATIENT}^{Mdn.UNKNOWN_PATIENT_LABEL}^{ins}"
