@@ -35,27 +35,27 @@ def run(tmp: Path, messages: int = 40, stored: int = 10_000) -> dict[str, object
     import smtplib
     import tracemalloc
 
+    from esante.harness.lab import Lab, xoauth2
     from esante.simulators.dataset import load_dataset
     from esante.simulators.mssante.incoming import build, inbox_data
     from esante.simulators.mssante.mailboxes import MessageStore
-    from tests.mssante_lab import open_lab, xoauth2
 
     claire, david = "claire.vasseur@medecin.mssante.test", "david.benhamou@chu-fictif-paris.mssante.test"
-    lab = open_lab(tmp)
+    lab = Lab(["psc", "mssante"], workdir=tmp)
     try:
-        smtp_port, imap_port = lab.ports()
+        smtp_port, imap_port = lab.listener_ports("mssante")["smtp"], lab.listener_ports("mssante")["imap"]
         raw = _xdm_message(claire, david, 1024 * 1024)
-        sender, reader = lab.token("810999900011")["access_token"], lab.token("810999900029")["access_token"]
+        sender, reader = lab.psc_token("PS001").access_token, lab.psc_token("PS002").access_token
         started = time.perf_counter()
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as smtp:
-            smtp.starttls(context=lab.tls())
+            smtp.starttls(context=lab.tls_context())
             smtp.ehlo()
             smtp.auth("XOAUTH2", lambda challenge=None: xoauth2(claire, sender))
             for _ in range(messages):
                 smtp.sendmail(claire, [david], raw)
         sent = time.perf_counter()
         imap = imaplib.IMAP4("127.0.0.1", imap_port, timeout=60)
-        imap.starttls(ssl_context=lab.tls())
+        imap.starttls(ssl_context=lab.tls_context())
         imap.authenticate("XOAUTH2", lambda _: xoauth2(david, reader).encode())
         imap.select("INBOX")
         fetched = sum(len(part[1]) for i in range(2, messages + 2)
@@ -63,7 +63,7 @@ def run(tmp: Path, messages: int = 40, stored: int = 10_000) -> dict[str, object
         imap.logout()
         read = time.perf_counter()
     finally:
-        lab.env.close()
+        lab.close()
     assert fetched == messages * len(raw), "every message read back whole"
     sample = build(inbox_data()[0], load_dataset())[1]
     store = MessageStore()

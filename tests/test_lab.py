@@ -14,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from esante.harness.lab import Lab, LabState
+from esante.harness.lab import Lab, LabState, xoauth2
 from esante.simulators.core.pki import client_ssl_context
 
 CLAIRE = "claire.vasseur@medecin.mssante.test"  # PS001's personal mailbox
 ESANTE = [sys.executable, "-m", "esante.harness.cli"]
-
-
-def _xoauth2(address: str, token: str) -> bytes:
-    return f"user={address}\x01auth=Bearer {token}\x01\x01".encode()
 
 
 def _wait_for(path: Path, lab: subprocess.Popen[bytes], timeout: float = 60) -> LabState:
@@ -55,7 +51,7 @@ def test_a_token_from_esante_token_opens_the_imap_mailbox(tmp_path: Path) -> Non
 
         imap = imaplib.IMAP4("127.0.0.1", running.simulators["mssante"].ports["imap"])
         imap.starttls(ssl_context=client_ssl_context(Path(running.ca_file or "").read_bytes()))
-        assert imap.authenticate("XOAUTH2", lambda _: _xoauth2(CLAIRE, token))[0] == "OK"
+        assert imap.authenticate("XOAUTH2", lambda _: xoauth2(CLAIRE, token).encode())[0] == "OK"
         status, _ = imap.select("INBOX")
         assert status == "OK"
         imap.logout()

@@ -15,27 +15,29 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
+from esante.harness.lab import Lab, xoauth2
 from esante.harness.reference.parts import client_certificate
 from esante.simulators.core.journal import Exchange, load_exchanges
+from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.notes import MssNotes
 from esante.simulators.psc.protocol import REVOKE_PATH
-from tests.mssante_lab import CLIENT, Lab, open_lab, xoauth2
 
 CLAIRE, CLAIRE_ID = "claire.vasseur@medecin.mssante.test", "810999900011"  # PS001
 DAVID, DAVID_ID = "david.benhamou@chu-fictif-paris.mssante.test", "810999900029"  # PS002
 APP_MAILBOX = "dpi.integration@chu-fictif-paris.mssante.test"
+CLIENT = ("esante-reference-mss", load_dataset().oidc_client("esante-reference-mss").secret or "")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = open_lab(tmp_path_factory.mktemp("mss"))
+    lab = Lab(["psc", "mssante"], workdir=tmp_path_factory.mktemp("mss"))
     yield lab
-    lab.env.close()
+    lab.close()
 
 
 @pytest.fixture(autouse=True)
 def clean(lab: Lab, request: pytest.FixtureRequest) -> Lab:
-    for client in lab.env.clients.values():
+    for client in lab.clients.values():
         client.reset()
         client.set_context("mss-tests", request.node.name)
     return lab
@@ -54,31 +56,31 @@ def letter(sender: str = CLAIRE, to: str = DAVID, **headers: str) -> EmailMessag
 
 
 def smtp(lab: Lab, *, tls: bool = True) -> smtplib.SMTP:
-    client = smtplib.SMTP("127.0.0.1", lab.ports()[0], timeout=10)
+    client = smtplib.SMTP("127.0.0.1", lab.listener_ports("mssante")["smtp"], timeout=10)
     if tls:
-        client.starttls(context=lab.tls())
+        client.starttls(context=lab.tls_context())
         client.ehlo()
     return client
 
 
 def smtp_as(lab: Lab, address: str, national_id: str) -> smtplib.SMTP:
     client = smtp(lab)
-    token = lab.token(national_id)["access_token"]
+    token = lab.psc_token(national_id).access_token
     client.auth("XOAUTH2", lambda challenge=None: xoauth2(address, token))
     return client
 
 
 def sessions(lab: Lab, case: str, method: str) -> list[Exchange]:
     time.sleep(0.1)  # the session is journaled when the server sees the connection close
-    return [e for e in load_exchanges(lab.env.store, case_id=case) if e.method == method]
+    return [e for e in load_exchanges(lab.store, case_id=case) if e.method == method]
 
 
 def test_sent_over_smtp_is_read_over_imap_by_the_recipient(lab: Lab, request: pytest.FixtureRequest) -> None:
     with smtp_as(lab, CLAIRE, CLAIRE_ID) as client:
         client.send_message(letter(Message_ID="<one@medecin.mssante.test>"))
-    imap = imaplib.IMAP4("127.0.0.1", lab.ports()[1])
-    imap.starttls(ssl_context=lab.tls())
-    token = lab.token(DAVID_ID)["access_token"]
+    imap = imaplib.IMAP4("127.0.0.1", lab.listener_ports("mssante")["imap"])
+    imap.starttls(ssl_context=lab.tls_context())
+    token = lab.psc_token(DAVID_ID).access_token
     assert imap.authenticate("XOAUTH2", lambda _: xoauth2(DAVID, token).encode())[0] == "OK"
     assert imap.select("INBOX") == ("OK", [b"2"])  # the seeded report, then ours
     _, data = imap.fetch("2", "(BODY.PEEK[])")
@@ -96,9 +98,9 @@ def test_sent_over_smtp_is_read_over_imap_by_the_recipient(lab: Lab, request: py
 
 
 def test_imapclient_reads_with_oauthbearer(lab: Lab) -> None:
-    token = lab.token(DAVID_ID)["access_token"]
-    with IMAPClient("127.0.0.1", port=lab.ports()[1], ssl=False, timeout=10) as client:
-        client.starttls(lab.tls())
+    token = lab.psc_token(DAVID_ID).access_token
+    with IMAPClient("127.0.0.1", port=lab.listener_ports("mssante")["imap"], ssl=False, timeout=10) as client:
+        client.starttls(lab.tls_context())
         client.oauthbearer_login(DAVID, token)
         client.select_folder("INBOX")
         uids = client.search(["UNSEEN"])
@@ -112,7 +114,7 @@ def test_imapclient_reads_with_oauthbearer(lab: Lab) -> None:
 def smtp_with_certificate(lab: Lab, common_name: str) -> smtplib.SMTP:
     """An SMTP session upgraded with STARTTLS, presenting a client certificate of this CN from the test CA."""
     cert = client_certificate(lab.pki_dir, common_name)
-    context = lab.tls()
+    context = lab.tls_context()
     context.load_cert_chain(cert.cert_path, cert.key_path)
     client = smtp(lab, tls=False)
     client.starttls(context=context)
@@ -137,19 +139,19 @@ def _refused_smtp(lab: Lab, address: str, token: str) -> Any:
 
 
 def test_revoked_foreign_and_forged_tokens_are_refused(lab: Lab, request: pytest.FixtureRequest) -> None:
-    tokens = lab.token(CLAIRE_ID)
-    foreign = _refused_smtp(lab, DAVID, tokens["access_token"])  # Claire's token for David's mailbox
+    tokens = lab.psc_token(CLAIRE_ID)
+    foreign = _refused_smtp(lab, DAVID, tokens.access_token)  # Claire's token for David's mailbox
     assert (foreign.smtp_code, foreign.smtp_error) == (535, b"5.7.8 Authentication credentials invalid")
     forged = _refused_smtp(lab, CLAIRE, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl")
     assert forged.smtp_code == 535
     with lab.http() as http:
-        assert http.post(lab.env.endpoints["psc"] + REVOKE_PATH, auth=CLIENT,
-                         data={"token": tokens["access_token"]}).status_code == 200
-    assert _refused_smtp(lab, CLAIRE, tokens["access_token"]).smtp_code == 535
-    imap = imaplib.IMAP4("127.0.0.1", lab.ports()[1])
-    imap.starttls(ssl_context=lab.tls())
+        assert http.post(lab.url("psc") + REVOKE_PATH, auth=CLIENT,
+                         data={"token": tokens.access_token}).status_code == 200
+    assert _refused_smtp(lab, CLAIRE, tokens.access_token).smtp_code == 535
+    imap = imaplib.IMAP4("127.0.0.1", lab.listener_ports("mssante")["imap"])
+    imap.starttls(ssl_context=lab.tls_context())
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-        imap.authenticate("XOAUTH2", lambda _: xoauth2(CLAIRE, tokens["access_token"]).encode())
+        imap.authenticate("XOAUTH2", lambda _: xoauth2(CLAIRE, tokens.access_token).encode())
     imap.logout()
     reasons = [a.reason for s in sessions(lab, request.node.name, "SMTP") for a in MssNotes.read(s).auth]
     assert any("holds no mailbox" in r for r in reasons) and any("not active" in r for r in reasons)
@@ -161,7 +163,7 @@ def test_tls_is_required_before_authentication(lab: Lab) -> None:
         assert "auth" not in client.esmtp_features
         code, text = client.docmd("AUTH", "XOAUTH2 " + base64.b64encode(b"x").decode())
         assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first")
-    imap = imaplib.IMAP4("127.0.0.1", lab.ports()[1])
+    imap = imaplib.IMAP4("127.0.0.1", lab.listener_ports("mssante")["imap"])
     assert "LOGINDISABLED" in imap.capabilities and "AUTH=XOAUTH2" not in imap.capabilities
     with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
         imap.authenticate("XOAUTH2", lambda _: b"x")
@@ -183,12 +185,12 @@ def test_trust_space_and_sender_ownership(lab: Lab) -> None:
 
 
 def test_faults_busy_mailbox_full_and_drop(lab: Lab, request: pytest.FixtureRequest) -> None:
-    mss = lab.env.clients["mssante"]
+    mss = lab.clients["mssante"]
     from esante.simulators.core.faults import FaultRule
 
     mss.set_faults([FaultRule(kind="service_fault", fault_code="server_busy", path="/smtp", count=1)])
     with pytest.raises(smtplib.SMTPConnectError) as busy:
-        smtplib.SMTP("127.0.0.1", lab.ports()[0], timeout=10)
+        smtplib.SMTP("127.0.0.1", lab.listener_ports("mssante")["smtp"], timeout=10)
     assert busy.value.smtp_code == 421
     mss.set_faults([FaultRule(kind="service_fault", fault_code="mailbox_full", path="/smtp", count=1)])
     with smtp_as(lab, CLAIRE, CLAIRE_ID) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as full:
@@ -218,8 +220,8 @@ def test_an_expired_token_is_refused(lab: Lab) -> None:
     from esante.simulators.core.faults import FaultRule
     from esante.simulators.psc.protocol import TOKEN_PATH
 
-    lab.env.clients["psc"].set_faults([FaultRule(kind="behaviour", fault_code="short_lifetimes", path=TOKEN_PATH)])
-    token = lab.token(CLAIRE_ID)["access_token"]  # lives 2 seconds
+    lab.clients["psc"].set_faults([FaultRule(kind="behaviour", fault_code="short_lifetimes", path=TOKEN_PATH)])
+    token = lab.psc_token(CLAIRE_ID).access_token  # lives 2 seconds
     time.sleep(2.2)
     assert _refused_smtp(lab, CLAIRE, token).smtp_code == 535
 
@@ -227,11 +229,11 @@ def test_an_expired_token_is_refused(lab: Lab) -> None:
 def test_token_expiry_mid_session_ends_the_imap_session(lab: Lab, request: pytest.FixtureRequest) -> None:
     from esante.simulators.core.faults import FaultRule
 
-    lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="token_expires_mid_session",
+    lab.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="token_expires_mid_session",
                                                      path="/imap", count=1)])
-    token = lab.token(DAVID_ID)["access_token"]
-    imap = imaplib.IMAP4("127.0.0.1", lab.ports()[1])
-    imap.starttls(ssl_context=lab.tls())
+    token = lab.psc_token(DAVID_ID).access_token
+    imap = imaplib.IMAP4("127.0.0.1", lab.listener_ports("mssante")["imap"])
+    imap.starttls(ssl_context=lab.tls_context())
     imap.authenticate("XOAUTH2", lambda _: xoauth2(DAVID, token).encode())
     with pytest.raises(imaplib.IMAP4.abort, match="expired"):
         imap.select("INBOX")
@@ -272,10 +274,10 @@ def test_session_transcripts_are_bounded() -> None:
 def test_starttls_unavailable_keeps_tls_required(lab: Lab) -> None:
     from esante.simulators.core.faults import FaultRule
 
-    lab.env.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="starttls_unavailable",
+    lab.clients["mssante"].set_faults([FaultRule(kind="behaviour", fault_code="starttls_unavailable",
                                                      path="/smtp")])
-    with smtplib.SMTP("127.0.0.1", lab.ports()[0], timeout=10) as client:
+    with smtplib.SMTP("127.0.0.1", lab.listener_ports("mssante")["smtp"], timeout=10) as client:
         with pytest.raises(smtplib.SMTPResponseException) as refused:
-            client.starttls(context=lab.tls())
+            client.starttls(context=lab.tls_context())
         assert refused.value.smtp_code == 454
         assert client.docmd("MAIL", f"FROM:<{CLAIRE}>")[0] == 530

@@ -32,7 +32,7 @@ from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.core.pki import CA_CERT_FILE, IssuedCert, TestCA, client_ssl_context
 from esante.simulators.core.runtime import Simulator
 
-__all__ = ["Lab", "LabSimulator", "LabState", "SimulatorState", "TokenSet", "psc_token"]
+__all__ = ["Lab", "LabSimulator", "LabState", "SimulatorState", "TokenSet", "psc_token", "xoauth2"]
 
 
 class SimulatorState(BaseModel):
@@ -150,6 +150,12 @@ class Lab(LocalEnvironment):
 
     def __enter__(self) -> Lab:
         return self
+
+
+def xoauth2(address: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response a mail client sends with a bearer token (as Thunderbird and Outlook do;
+    OAUTHBEARER, RFC 7628, is the standard twin)."""
+    return f"user={address}\x01auth=Bearer {token}\x01\x01"
 
 
 def read_state(path: Path) -> LabState:
