@@ -11,7 +11,7 @@ from esante.harness.reference.mes_client import MesRefused, _retry_after, outcom
 from esante.harness.reference.mes_resources import MEASURES, measure_bundle
 from esante.harness.reference.pdf import minimal_pdf
 from esante.simulators.mes.documents import validate_document
-from esante.simulators.mes.fhir import Invalid
+from esante.simulators.kits.fhir.errors import Invalid
 from esante.simulators.mes.measures import catalogue, validate_bundle
 from tests import mes_fhir
 

@@ -36,7 +36,6 @@ SHORT_ACCESS_LIFETIME = 2
 PAIRING_LIFETIME = 365 * 24 * 3600  # a pairing lasts a year, then the citizen consents again
 RETRY_AFTER = 1               # seconds, on 429 and 503
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
-MAX_JSON_DEPTH = 32           # FHIR resources we accept are nowhere near as deep
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_TRANSACTION_ENTRIES = 2   # MesBundleFluxAlimentation: one Observation and an optional Device
 
@@ -54,3 +53,6 @@ DOCUMENT_FORMATS = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", 
 def mes_patient_id(ins_nir: str) -> str:
     """The opaque logical id of a citizen's ``Patient`` in MES (stable, not the NIR itself)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mes:patient:{ins_nir}"))
+
+#: The code system of the ``details`` of MES's OperationOutcomes (our design): why a call was refused.
+ERROR_CODES_SYSTEM = "https://esante-conformance.example.org/mes/errors"

@@ -20,7 +20,8 @@ from esante.simulators.core.pki import TestCA, server_ssl_context
 from esante.simulators.core.runtime import ListenerContext, ServiceError, Simulator
 from esante.simulators.core.server import free_port
 from esante.simulators.dataset import Dataset
-from esante.simulators.mssante.directory import FhirDirectory, FhirError
+from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.mssante.directory import FhirDirectory
 from esante.simulators.mssante.imap import MAX_LINE, serve_imap
 from esante.simulators.mssante.incoming import build, inbox_data
 from esante.simulators.mssante.inspection import Original

@@ -4,24 +4,29 @@ revocation, end session, CIBA and the simulated e-CPS app (paths in :mod:`simula
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Request
-from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from esante.simulators.core.journal import behaviours_of, notes_of
+from esante.simulators.core.journal import behaviours_of
+from esante.simulators.core.notes import Notes
 from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
-from esante.simulators.kits.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
+from esante.simulators.kits.oauth.clients import AuthenticatedClient, ClientCall, authenticate_client, cert_thumbprint
+from esante.simulators.kits.oauth.errors import NO_STORE, OAuthError
+from esante.simulators.kits.oauth.pages import Pages
+from esante.simulators.kits.oauth.pkce import check_pkce
+from esante.simulators.kits.oauth.redirects import error_redirect, redirect, uri_registered
+from esante.simulators.kits.oauth.requests import bearer_token, read_form
+from esante.simulators.kits.oauth.routes import Route, router_of
+from esante.simulators.kits.oauth.server import PendingAuthorization, new_id
 from esante.simulators.psc.claims import userinfo_claims
 from esante.simulators.psc.discovery import discovery_document
 from esante.simulators.psc.grants import redeem
 from esante.simulators.psc.keys import SigningKeys
-from esante.simulators.psc.oauth import authenticate_client, cert_thumbprint
+from esante.simulators.psc.notes import AuthorizationResponse, BackchannelDelivery, EndedSession, PscNotes
 from esante.simulators.psc.protocol import (
     ACR_EIDAS1,
     AUTHORIZE_PATH,
@@ -45,7 +50,7 @@ from esante.simulators.psc.protocol import (
     WALLET_DISCOVERY_PATH,
     subject_of,
 )
-from esante.simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
+from esante.simulators.psc.state import CibaRequest, FederatorState, Session, Token
 from esante.simulators.psc.tokens import Issuer
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -53,38 +58,11 @@ BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold 
 
 
 
-_pages = Environment(loader=PackageLoader("esante.simulators.psc", "templates"), autoescape=select_autoescape())
-
-
-def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_pages.get_template(template).render(**context), status_code=status, headers=NO_STORE)
-
-
-def message_page(heading: str, message: str, status: int) -> HTMLResponse:
-    return page("message.html", status, heading=heading, message=message, error=status >= 400)
+pages = Pages("esante.simulators.psc")
 
 
 def client_cert(request: Request) -> bytes | None:
     return (request.scope.get("extensions", {}).get("tls") or {}).get("client_cert_der")
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def oauth_errors(operation: str, handler: Handler) -> Handler:
-    """Name the operation for the journal, and turn an :class:`OAuthError` into its JSON answer."""
-
-    async def wrapped(request: Request) -> Response:
-        notes = notes_of(request)
-        notes["operation"] = operation
-        try:
-            return await handler(request)
-        except OAuthError as error:
-            notes["error"] = error.error
-            notes["error_description"] = error.description
-            return error.response()
-
-    return wrapped
 
 
 class PscSimulator(Simulator):
@@ -98,6 +76,7 @@ class PscSimulator(Simulator):
 
     name: ClassVar[str] = "psc"
     title: ClassVar[str] = "Pro Santé Connect"
+    notes_model: ClassVar[type[Notes]] = PscNotes
 
     def __init__(self, dataset: Dataset, *, public_url: str | None = None, auto_login: str | None = None,
                  ciba: str = "auto") -> None:
@@ -128,22 +107,21 @@ class PscSimulator(Simulator):
 
     def issuer(self, request: Request) -> Issuer:
         return Issuer(self.dataset, self.keys, self.state, self.base_url(request) + ISSUER_PATH,
-                      behaviours_of(request), notes_of(request))
+                      behaviours_of(request), PscNotes.of(request))
 
-    def authenticate(self, request: Request, form: dict[str, str]) -> Any:
+    def authenticate(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
         base = self.base_url(request)
+        call = ClientCall(form, request.headers.get("authorization"), client_cert(request))
         with self.state.lock:
-            auth = authenticate_client(form, request.headers.get("authorization"), client_cert(request),
-                                       self.dataset, (base + ISSUER_PATH, base + TOKEN_PATH),
+            auth = authenticate_client(call, self.dataset.oidc_client, (base + ISSUER_PATH, base + TOKEN_PATH),
                                        self.state.assertion_jtis)
-        notes = notes_of(request)
-        notes["client_id"], notes["client_auth"] = auth.client.client_id, auth.method
+        notes = PscNotes.of(request)
+        notes.client_id, notes.client_auth = auth.client.client_id, auth.method
         return auth
 
     # -- routes ------------------------------------------------------------------------------------------
     def router(self) -> APIRouter:
-        router = APIRouter()
-        routes: list[tuple[str, list[str], str, Handler]] = [
+        routes: list[Route] = [
             (WALLET_DISCOVERY_PATH, ["GET"], "discovery", self.discovery),
             (STANDARD_DISCOVERY_PATH, ["GET"], "discovery", self.discovery),
             (JWKS_PATH, ["GET"], "jwks", self.jwks),
@@ -158,9 +136,7 @@ class PscSimulator(Simulator):
             (ECPS_PATH, ["GET"], "ecps", self.ecps),
             (ECPS_PATH + "/{auth_req_id}", ["POST"], "ecps_decision", self.ecps_decision),
         ]
-        for path, methods, operation, handler in routes:
-            router.add_api_route(path, oauth_errors(operation, handler), methods=methods, include_in_schema=False)
-        return router
+        return router_of(routes, PscNotes)
 
     async def discovery(self, request: Request) -> Response:
         base = self.base_url(request)
@@ -176,30 +152,29 @@ class PscSimulator(Simulator):
         try:
             client = self.dataset.oidc_client(client_id)
         except KeyError:
-            return message_page("Erreur", "Client not found.", 400)
+            return pages.message("Erreur", "Client not found.", 400)
         redirect_uri = form.get("redirect_uri", "")
         if not uri_registered(redirect_uri, client.redirect_uris):
-            return message_page("Erreur", "Invalid parameter: redirect_uri", 400)
-        notes_of(request)["client_id"] = client_id
-        issuer = self.issuer(request).issuer
+            return pages.message("Erreur", "Invalid parameter: redirect_uri", 400)
+        notes = PscNotes.of(request)
+        notes.client_id = client_id
         try:
-            transaction = self._transaction(form, client_id, redirect_uri)
+            pending = self.state.hold(self._pending(form, client_id, redirect_uri))
         except OAuthError as error:
-            notes_of(request)["error"] = error.error
-            return _redirect(redirect_uri, {"error": error.error, "error_description": error.description,
-                                            "state": form.get("state"), "iss": issuer})
+            notes.error = error.error
+            return error_redirect(redirect_uri, error, form.get("state"), self.issuer(request).issuer)
         if self.auto_login:
             professional = self.dataset.professional(self.auto_login)
-            return self._complete(request, transaction, professional.national_id)
-        return self._login_page(transaction, client.name)
+            return self._complete(request, pending, professional.national_id)
+        return self._login_page(pending, client.name)
 
-    def _transaction(self, form: dict[str, str], client_id: str, redirect_uri: str) -> Transaction:
+    def _pending(self, form: dict[str, str], client_id: str, redirect_uri: str) -> PendingAuthorization:
+        """The authorization request, checked as Keycloak does (in its words)."""
         if form.get("response_type") != "code":
             raise OAuthError("unsupported_response_type", "Client is not allowed to initiate browser login with "
                                                           f"given response_type {form.get('response_type')!r}")
         scopes = form.get("scope", "").split()
-        if "openid" not in scopes:
-            raise OAuthError("invalid_scope", "Invalid scopes: openid is required")
+        _require_openid(scopes)
         unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
         if unknown:
             raise OAuthError("invalid_scope", f"Invalid scopes: {' '.join(unknown)}")
@@ -209,43 +184,38 @@ class PscSimulator(Simulator):
             raise OAuthError("invalid_request", "Missing parameter: nonce")
         check_pkce(form.get("code_challenge_method"), form.get("code_challenge"))
         method = form.get("code_challenge_method") or ("plain" if form.get("code_challenge") else None)
-        transaction = Transaction(new_id(), client_id, redirect_uri, form.get("state"), form["nonce"],
-                                  " ".join(scopes), form.get("code_challenge"), method)
-        with self.state.lock:
-            self.state.transactions[transaction.id] = transaction
-        return transaction
+        return PendingAuthorization(id=new_id(), client_id=client_id, redirect_uri=redirect_uri,
+                                    state=form.get("state"), nonce=form["nonce"], scope=" ".join(scopes),
+                                    code_challenge=form.get("code_challenge"), code_challenge_method=method)
 
-    def _login_page(self, transaction: Transaction, client_name: str, error: str | None = None) -> Response:
-        return page("login.html", 400 if error else 200, client_name=client_name, transaction=transaction.id,
-                    action=LOGIN_PATH, professionals=self.dataset.professionals, error=error)
+    def _login_page(self, pending: PendingAuthorization, client_name: str, error: str | None = None) -> Response:
+        return pages.page("login.html", 400 if error else 200, client_name=client_name, transaction=pending.id,
+                          action=LOGIN_PATH, professionals=self.dataset.professionals, error=error)
 
     async def login(self, request: Request) -> Response:
         form = await read_form(request)
-        with self.state.lock:
-            transaction = self.state.transactions.pop(form.get("transaction", ""), None)
-        if transaction is None or time.time() - transaction.created > 30 * 60:
-            return message_page("Erreur", "Your login attempt timed out. Login will start from the beginning.",
-                                400)
+        pending = self.state.take(form.get("transaction", ""))
+        if pending is None:
+            return pages.message("Erreur", "Your login attempt timed out. Login will start from the beginning.",
+                                 400)
         try:
             professional = self.dataset.professional_by_national_id(form.get("national_id", ""))
         except KeyError:
-            with self.state.lock:
-                self.state.transactions[transaction.id] = transaction
-            client_name = self.dataset.oidc_client(transaction.client_id).name
-            return self._login_page(transaction, client_name, "Identifiant national inconnu.")
-        notes_of(request)["client_id"] = transaction.client_id
-        return self._complete(request, transaction, professional.national_id)
+            self.state.hold(pending)
+            client_name = self.dataset.oidc_client(pending.client_id).name
+            return self._login_page(pending, client_name, "Identifiant national inconnu.")
+        PscNotes.of(request).client_id = pending.client_id
+        return self._complete(request, pending, professional.national_id)
 
-    def _complete(self, request: Request, transaction: Transaction, national_id: str) -> Response:
+    def _complete(self, request: Request, pending: PendingAuthorization, national_id: str) -> Response:
         """Open the session, issue the code, send the browser back (behaviours may tamper with the answer)."""
         session = Session(new_id(16), national_id)
-        code = Code(new_id(32), transaction, session.sid, national_id, expires=time.time() + CODE_LIFETIME)
         with self.state.lock:
             self.state.sessions[session.sid] = session
-            self.state.codes[code.value] = code
-            previous = self.state.last_response.get(transaction.client_id)
-            self.state.last_response[transaction.client_id] = (code.value, transaction.state)
-        params = {"state": transaction.state, "session_state": session.sid, "iss": self.issuer(request).issuer,
+            code = self.state.issue_code(pending, session.sid, CODE_LIFETIME)
+            previous = self.state.last_response.get(pending.client_id)
+            self.state.last_response[pending.client_id] = (code.value, pending.state)
+        params = {"state": pending.state, "session_state": session.sid, "iss": self.issuer(request).issuer,
                   "code": code.value}
         behaviours = behaviours_of(request)
         if "tamper_state" in behaviours:
@@ -254,9 +224,9 @@ class PscSimulator(Simulator):
             params["iss"] = "https://attacker.example.org/auth/realms/esante-wallet"
         if "replay_response" in behaviours and previous is not None:
             params["code"], params["state"] = previous
-        notes_of(request)["authorization_response"] = {"national_id": national_id, "sid": session.sid,
-                                                       "tampered": sorted(behaviours)}
-        return _redirect(transaction.redirect_uri, params)
+        PscNotes.of(request).authorization_response = AuthorizationResponse(
+            national_id=national_id, sid=session.sid, tampered=sorted(behaviours))
+        return redirect(pending.redirect_uri, params)
 
     # token endpoint ------------------------------------------------------------------------------------
     async def token(self, request: Request) -> Response:
@@ -267,23 +237,23 @@ class PscSimulator(Simulator):
 
     # bearer token uses ----------------------------------------------------------------------------------
     def _bearer(self, request: Request, form: dict[str, str]) -> tuple[dict[str, Any], Session]:
-        header = request.headers.get("authorization", "")
-        value = header[7:].strip() if header.lower().startswith("bearer ") else form.get("access_token", "")
-        notes = notes_of(request)
+        """The claims and session of the access token presented (RFC 6750), or ``invalid_token``."""
+        value = bearer_token(request, form)
+        notes = PscNotes.of(request)
         claims = self.keys.verify(value) if value else None
-        token = self.state.token(str(claims.get("jti")), "access") if claims else None
+        token = self.state.access_token(str(claims.get("jti"))) if claims else None
         if token is None:
-            notes["token_state"] = "missing" if not value else "unknown"
+            notes.token_state = "missing" if not value else "unknown"
             raise OAuthError("invalid_token", "Token verification failed", 401)
         expired_by = time.time() - token.expires
-        notes["token_state"] = "expired" if expired_by > 0 else ("revoked" if not token.active else "valid")
-        notes["token_expires_in"] = round(-expired_by, 3)
-        if notes["token_state"] != "valid":
+        notes.token_state = "expired" if expired_by > 0 else ("revoked" if not token.active else "valid")
+        notes.token_expires_in = round(-expired_by, 3)
+        if notes.token_state != "valid":
             raise OAuthError("invalid_token", "Token is not active", 401)
         if token.cnf_thumbprint and token.cnf_thumbprint != cert_thumbprint(client_cert(request)):
-            notes["token_state"] = "unbound"
+            notes.token_state = "unbound"
             raise OAuthError("invalid_token", "Client certificate missing, or not the one the token is bound to", 401)
-        return claims or {}, self.state.sessions[token.sid]
+        return claims or {}, self.state.sessions[token.grant_id]
 
     async def userinfo(self, request: Request) -> Response:
         form = await read_form(request) if request.method == "POST" else {}
@@ -298,20 +268,19 @@ class PscSimulator(Simulator):
     def _presented_token(self, value: str) -> tuple[dict[str, Any] | None, Token | None]:
         """A token given to introspection or revocation: a signed access token (by its jti) or a refresh token."""
         claims = self.keys.verify(value)
-        return claims, (self.state.token(str(claims.get("jti")), "access") if claims
-                        else self.state.token(value, "refresh"))
+        return claims, (self.state.access_token(str(claims.get("jti"))) if claims
+                        else self.state.refresh_token(value))
 
     async def introspect(self, request: Request) -> Response:
         form = await read_form(request)
         auth = self.authenticate(request, form)
         claims, token = self._presented_token(form.get("token", ""))
         foreign = token is not None and token.client_id != auth.client.client_id and not auth.client.resource_server
-        if token is None or foreign or not token.active \
-                or token.expires < time.time():
+        if token is None or foreign or not token.active or token.expires < time.time():
             return JSONResponse({"active": False}, headers=NO_STORE)
         answer: dict[str, Any] = {"active": True, "client_id": token.client_id, "exp": int(token.expires),
                                   "iat": int(token.issued), "scope": token.scope, "token_type": "Bearer",
-                                  "acr": ACR_EIDAS1, "sid": token.sid}
+                                  "acr": ACR_EIDAS1, "sid": token.grant_id}
         if token.kind == "access":  # PSC gives the national id only for an access token
             answer |= {"SubjectNameID": token.national_id, "sub": claims.get("sub") if claims else None}
             if token.cnf_thumbprint:
@@ -326,7 +295,7 @@ class PscSimulator(Simulator):
         _, token = self._presented_token(form.get("token", ""))
         if token is not None and token.client_id == auth.client.client_id:
             token.active = False
-            notes_of(request)["revoked"] = token.kind
+            PscNotes.of(request).revoked = token.kind
         return Response(status_code=200, headers=NO_STORE)  # RFC 7009 §2.2: 200 whatever the token was
 
     async def logout(self, request: Request) -> Response:
@@ -334,31 +303,37 @@ class PscSimulator(Simulator):
         hint = form.get("id_token_hint")
         claims = self.keys.verify(hint) if hint else None
         client_id = form.get("client_id") or (claims or {}).get("aud")
-        notes = notes_of(request)
-        notes["client_id"] = client_id
+        notes = PscNotes.of(request)
+        notes.client_id = client_id
         post_logout = form.get("post_logout_redirect_uri")
+        refusal = self._logout_refusal(hint, claims, client_id, post_logout)
+        if refusal is not None:
+            notes.error, message = refusal
+            return pages.message("Erreur", message, 400)
+        if claims is not None and (ended := self.state.end_session(str(claims.get("sid")))) is not None:
+            notes.ended_session = EndedSession(sid=ended.sid, clients=sorted(ended.client_ids))
+            notes.backchannel_logout = await self._backchannel_logout(request, ended)
+        if post_logout:
+            return redirect(post_logout, {"state": form.get("state")})
+        return pages.message("Déconnexion", "Vous êtes déconnecté de Pro Santé Connect.", 200)
+
+    def _logout_refusal(self, hint: str | None, claims: dict[str, Any] | None, client_id: str | None,
+                        post_logout: str | None) -> tuple[str, str] | None:
+        """Why Keycloak would refuse this end-session request (the error noted, the page's message), if it would."""
         if hint and claims is None:
-            notes["error"] = "invalid_id_token_hint"
-            return message_page("Erreur", "Invalid parameter: id_token_hint", 400)
+            return "invalid_id_token_hint", "Invalid parameter: id_token_hint"
         if post_logout and not client_id:
-            notes["error"] = "missing_id_token_hint"
-            return message_page("Erreur", "Missing parameters: id_token_hint", 400)
+            return "missing_id_token_hint", "Missing parameters: id_token_hint"
         if post_logout:
             try:
                 registered = self.dataset.oidc_client(str(client_id)).post_logout_redirect_uris
             except KeyError:
                 registered = []
             if not uri_registered(post_logout, registered):
-                notes["error"] = "invalid_redirect_uri"
-                return message_page("Erreur", "Invalid redirect uri", 400)
-        if claims is not None and (ended := self.state.end_session(str(claims.get("sid")))) is not None:
-            notes["ended_session"] = {"sid": ended.sid, "clients": sorted(ended.client_ids)}
-            notes["backchannel_logout"] = await self._backchannel_logout(request, ended)
-        if post_logout:
-            return _redirect(post_logout, {"state": form.get("state")})
-        return message_page("Déconnexion", "Vous êtes déconnecté de Pro Santé Connect.", 200)
+                return "invalid_redirect_uri", "Invalid redirect uri"
+        return None
 
-    async def _backchannel_logout(self, request: Request, session: Session) -> list[dict[str, Any]]:
+    async def _backchannel_logout(self, request: Request, session: Session) -> list[BackchannelDelivery]:
         """OpenID Connect Back-Channel Logout 1.0: tell every client of the session that registered a URI.
 
         What each client answered is kept in the end-session exchange's notes: the evidence of the delivery.
@@ -375,9 +350,10 @@ class PscSimulator(Simulator):
             try:
                 async with httpx.AsyncClient(timeout=BACKCHANNEL_TIMEOUT) as http:
                     answer = await http.post(uri, data={"logout_token": token})
-                deliveries.append({"client_id": client_id, "uri": uri, "status": answer.status_code})
+                deliveries.append(BackchannelDelivery(client_id=client_id, uri=uri, status=answer.status_code))
             except httpx.HTTPError as exc:
-                deliveries.append({"client_id": client_id, "uri": uri, "error": f"{type(exc).__name__}: {exc}"})
+                deliveries.append(BackchannelDelivery(client_id=client_id, uri=uri,
+                                                      error=f"{type(exc).__name__}: {exc}"))
         return deliveries
 
     # CIBA and the simulated e-CPS app --------------------------------------------------------------------
@@ -387,8 +363,7 @@ class PscSimulator(Simulator):
         if GRANT_CIBA not in auth.client.grant_types:
             raise OAuthError("unauthorized_client", f"client {auth.client.client_id} may not use CIBA")
         scopes = form.get("scope", "").split()
-        if "openid" not in scopes:
-            raise OAuthError("invalid_scope", "Invalid scopes: openid is required")
+        _require_openid(scopes)
         if form.get("acr_values") not in (None, ACR_EIDAS1):
             raise OAuthError("invalid_request", f"Invalid parameter: acr_values (only {ACR_EIDAS1} is accepted)")
         if not form.get("login_hint"):
@@ -416,19 +391,19 @@ class PscSimulator(Simulator):
         rows = [{"client_name": self.dataset.oidc_client(r.client_id).name, "national_id": r.national_id,
                  "binding_message": r.binding_message, "channel": r.channel,
                  "action": f"{ECPS_PATH}/{r.auth_req_id}"} for r in pending]
-        return page("ecps.html", requests=rows)
+        return pages.page("ecps.html", requests=rows)
 
     async def ecps_decision(self, request: Request) -> Response:
         form = await read_form(request)
         with self.state.lock:
             ciba = self.state.ciba.get(request.path_params["auth_req_id"])
             if ciba is None or ciba.status != "pending":
-                return message_page("Erreur", "Demande inconnue ou déjà traitée.", 404)
+                return pages.message("Erreur", "Demande inconnue ou déjà traitée.", 404)
             ciba.status = "approved" if form.get("decision") == "approve" else "denied"
-        notes_of(request)["ciba_decision"] = ciba.status
+        PscNotes.of(request).ciba_decision = ciba.status
         return RedirectResponse(ECPS_PATH, status_code=303)
 
 
-def _redirect(uri: str, params: dict[str, str | None]) -> Response:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return RedirectResponse(f"{uri}{'&' if '?' in uri else '?'}{query}", status_code=302, headers=NO_STORE)
+def _require_openid(scopes: list[str]) -> None:
+    if "openid" not in scopes:
+        raise OAuthError("invalid_scope", "Invalid scopes: openid is required")
