@@ -6,12 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from esante.harness.reference.mes import _same_origin_path
-from esante.harness.reference.mes_client import MesRefused, _retry_after, outcome_of
-from esante.harness.reference.mes_resources import MEASURES, measure_bundle
+from esante.harness.reference.mes.application import _same_origin_path
+from esante.harness.reference.mes.client import MesRefused, _retry_after, outcome_of
+from esante.harness.reference.mes.resources import MEASURES, measure_bundle
 from esante.harness.reference.pdf import minimal_pdf
-from esante.simulators.mes.documents import validate_document
 from esante.simulators.kits.fhir.errors import Invalid
+from esante.simulators.mes.documents import validate_document
 from esante.simulators.mes.measures import catalogue, validate_bundle
 from tests import mes_fhir
 

@@ -436,7 +436,7 @@ def test_catalogue_lists_referenced_services(mes: Mes) -> None:
 
 
 def test_dossier_lifecycle(mes: Mes) -> None:
-    text = (Path(__file__).parents[1] / "harness/reference/mes_dossier.yaml").read_bytes()
+    text = (Path(__file__).parents[1] / "harness/reference/mes/dossier.yaml").read_bytes()
     submitted = mes.http.post(f"{mes.url}/referencing/dossiers", content=text)
     assert submitted.status_code == 201 and submitted.json()["status"] == "admissible"
     url = f"{mes.url}/referencing/dossiers/{submitted.json()['id']}"

@@ -38,8 +38,8 @@ from esante.harness.reference.mss_mail import (
     xoauth2,
 )
 from esante.harness.reference.parts import NoParams, NotConfigured, Params, Part, ProfessionalParams, validated
-from esante.harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
-from esante.harness.reference.psc_tokens import PscError
+from esante.harness.reference.psc.client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from esante.harness.reference.psc.tokens import PscError
 from esante.simulators.core.pki import client_ssl_context
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, DNT, FHIR_BASE

@@ -26,7 +26,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from esante.simulators.kits.fhir.bodies import structure_problems
 from esante.simulators.kits.fhir.errors import FhirError, Invalid, problem
-from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, OBSERVATION_CATEGORY, UCUM
+from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, MEASURE_KINDS, OBSERVATION_CATEGORY, UCUM
 
 FUTURE_SLACK = timedelta(minutes=5)  # a device clock a little ahead is not an error
 
@@ -47,6 +47,9 @@ class MeasureCatalogue:
 @cache
 def catalogue() -> MeasureCatalogue:
     data = yaml.safe_load(files("esante.simulators.mes").joinpath("data/measures.yaml").read_text(encoding="utf-8"))
+    if tuple(data["measures"]) != MEASURE_KINDS:
+        raise ValueError(f"data/measures.yaml describes {', '.join(data['measures'])}; protocol.MEASURE_KINDS "
+                         f"names {', '.join(MEASURE_KINDS)}")
     return MeasureCatalogue(data["profile_base"], data["device_profile"], data["measures"])
 
 

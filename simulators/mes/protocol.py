@@ -45,6 +45,10 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 INS_NIR_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10")  # INS-NIR, and its test OID
 FHIR_JSON = "application/fhir+json"
 
+#: The measures of the "Mesures de santé" IG that MES files (their profiles, codes and units: data/measures.yaml).
+MEASURE_KINDS = ("body_weight", "body_height", "bmi", "blood_pressure", "heart_rate", "body_temperature", "glucose",
+                 "oxygen_saturation", "steps", "pain", "waist_circumference", "head_circumference")
+
 #: Document types a partner may push (LOINC, as the DMP's typeCode), and formats MES files.
 DOCUMENT_FORMATS = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n",
                     "text/plain": b""}
