@@ -52,7 +52,6 @@ class CibaRequest:
     status: CibaStatus = "pending"
     deny: bool = False  # the simulated professional will refuse (``ciba_deny`` behaviour)
     last_poll: float | None = None
-    sid: str | None = None
 
 
 class FederatorState(AuthorizationState):
