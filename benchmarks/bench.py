@@ -343,7 +343,7 @@ def bench_mes(tmp: Path, repeats: int = 20) -> dict[str, object]:
         validate_bundle(sample, patient_ref)
         count += 1
     validation_per_s = count / (time.perf_counter() - started)
-    dossier = (ROOT / "harness/reference/mes_dossier.yaml").read_text(encoding="utf-8")
+    dossier = (ROOT / "harness/reference/mes/dossier.yaml").read_text(encoding="utf-8")
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from esante.harness.cli import app
 from esante.simulators.mes.catalogue import FAMILIES, LIFECYCLE, Dossier, check_dossier, criteria
 
-REFERENCE = Path(__file__).parents[1] / "harness/reference/mes_dossier.yaml"
+REFERENCE = Path(__file__).parents[1] / "harness/reference/mes/dossier.yaml"
 BAD = Path(__file__).parent / "vectors/mes/bad_dossier.yaml"
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from esante.harness.reference.mes import _same_origin_path
-from esante.harness.reference.mes_client import MesRefused, _retry_after, outcome_of
-from esante.harness.reference.mes_resources import MEASURES, measure_bundle
+from esante.harness.lab import mes as mes_fhir
+from esante.harness.reference.mes.application import _same_origin_path
+from esante.harness.reference.mes.client import MesRefused, _retry_after, outcome_of
+from esante.harness.reference.mes.resources import MEASURES, measure_bundle
 from esante.harness.reference.pdf import minimal_pdf
+from esante.simulators.kits.fhir.errors import Invalid
 from esante.simulators.mes.documents import validate_document
-from esante.simulators.mes.fhir import Invalid
 from esante.simulators.mes.measures import catalogue, validate_bundle
-from tests import mes_fhir
 
 PATIENT = "Patient/abc"
 UNITS = {"body_weight": "kg", "body_height": "cm", "bmi": "kg/m2", "blood_pressure": "mm[Hg]", "heart_rate": "/min",

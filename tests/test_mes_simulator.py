@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from lxml import html
 from starlette.responses import JSONResponse
 
+from esante.harness.lab import mes as mes_fhir
 from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import load_exchanges
@@ -28,7 +29,6 @@ from esante.simulators.dataset import load_dataset
 from esante.simulators.mes import MesSimulator
 from esante.simulators.mes.measures import catalogue
 from esante.simulators.mes.protocol import mes_patient_id
-from tests import mes_fhir
 
 CLIENT, SECRET = "esante-reference-mes", "reference-mes-partner-secret-0001"
 REDIRECT = "http://127.0.0.1:8766/mes/callback"
@@ -436,7 +436,7 @@ def test_catalogue_lists_referenced_services(mes: Mes) -> None:
 
 
 def test_dossier_lifecycle(mes: Mes) -> None:
-    text = (Path(__file__).parents[1] / "harness/reference/mes_dossier.yaml").read_bytes()
+    text = (Path(__file__).parents[1] / "harness/reference/mes/dossier.yaml").read_bytes()
     submitted = mes.http.post(f"{mes.url}/referencing/dossiers", content=text)
     assert submitted.status_code == 201 and submitted.json()["status"] == "admissible"
     url = f"{mes.url}/referencing/dossiers/{submitted.json()['id']}"

@@ -14,8 +14,9 @@ from starlette.testclient import TestClient
 from esante.simulators.core.app import create_app
 from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.dataset import load_dataset
+from esante.simulators.kits.fhir.errors import FhirError
 from esante.simulators.mssante import MssanteSimulator
-from esante.simulators.mssante.directory import FhirDirectory, FhirError
+from esante.simulators.mssante.directory import FhirDirectory
 from esante.simulators.mssante.incoming import build, inbox_data
 from esante.simulators.mssante.inspection import Original, inspect_message
 from esante.simulators.mssante.xdm import HostileArchive, inspect_xdm, read_archive

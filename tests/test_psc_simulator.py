@@ -638,7 +638,7 @@ def test_a_code_is_bound_to_its_client(psc: RunningPsc) -> None:
 def test_an_expired_code_is_refused(psc: RunningPsc) -> None:
     params = authorize_params()
     callback = sign_in(psc, params)
-    psc.simulator.state.codes[callback["code"]].expires = time.time() - 1  # a minute later
+    psc.simulator.federator.state.codes[callback["code"]].expires = time.time() - 1  # a minute later
     assert oauth_error(redeem(psc, params, callback), 400, "invalid_grant") == "Code is expired"
 
 

@@ -18,10 +18,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from esante.harness.reference import psc_client, psc_transport
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.psc_client import PendingLogin, PscClient, Session
-from esante.harness.reference.psc_tokens import (
+from esante.harness.reference.psc import client as psc_client
+from esante.harness.reference.psc import transport as psc_transport
+from esante.harness.reference.psc.client import PendingLogin, PscClient, Session
+from esante.harness.reference.psc.tokens import (
     IdTokenRules,
     PscRefused,
     PscUnavailable,

@@ -2,31 +2,25 @@
 
 * ``mes.pair`` — the user connects the app to their Mon espace santé: a browser flow (the app answers
   ``redirect``; the harness signs in as the step's patient on MES's page and gives or refuses consent,
-  ``with: {consent: refuse}``), then the app gets the callback. Params ``{patient, consent}``.
-* ``mes.push_measures`` — the user's measures (typed, or from a connected device) are sent to MES.
-  Params ``{measures: [{id, kind, value, unit, code?}]}``: ``unit``/``code`` as the device reports them.
-* ``mes.push_document`` — the user shares a document with MES. Params ``{document: {id, title, type,
-  content_type}}`` (the app makes the file).
-* ``mes.sync_agenda`` — the app syncs its appointments to the MES agenda. Params ``{appointments: [{id,
-  start, end, status, description}]}``.
-* ``mes.read_measures`` — the app shows the measures MES holds. Params ``{code?}`` (a LOINC code).
-* ``mes.submit_dossier`` — the editor submits its referencing dossier to the window. No params.
+  ``with: {consent: refuse}``), then the app gets the callback.
+* ``mes.push_measures`` — the user's measures (typed, or from a connected device) are sent to MES
+  (``with: {measures: [{id, kind, value, unit, code?}]}``: ``unit``/``code`` as the device reports them).
+* ``mes.push_document`` — the user shares a document with MES (``with: {document: {id, title, type,
+  content_type}}``; the app makes the file).
+* ``mes.sync_agenda`` — the app syncs its appointments to the MES agenda (``with: {appointments: [{id,
+  start, end, status, description}]}``).
+* ``mes.read_measures`` — the app shows the measures MES holds (``with: {code}``, a LOINC code, optional).
+* ``mes.submit_dossier`` — the editor submits its referencing dossier to the window.
+
+Each reports its outcome only (the suite's :class:`ActionReport`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from esante.harness.suite import Step, action
-from esante.simulators.dataset import Dataset
-from esante.simulators.mes.measures import catalogue
-
-
-def _patient(step: Step, dataset: Dataset) -> dict[str, Any]:
-    if step.patient is None:
-        raise ValueError(f"step {step.action} needs a 'patient'")
-    p = dataset.patient(step.patient)
-    return {"id": p.id, "family_name": p.birth_name, "given_name": p.first_names[0]}
+from esante.harness.suite import ActionReport, Dataset, Step, action, patient_payload
+from esante.scenarios.mes.models import NoParams, Pair, PushDocument, PushMeasures, ReadMeasures, SyncAgenda
 
 
 def _consent_page(params: dict[str, Any]) -> dict[str, str]:
@@ -34,55 +28,39 @@ def _consent_page(params: dict[str, Any]) -> dict[str, str]:
     return {"patient": params["patient"]["id"], "decision": params.get("consent", "accept")}
 
 
-@action("mes.pair", title="Connect the app to Mon espace santé",
+@action("mes.pair", title="Connect the app to Mon espace santé", params=Pair, report=ActionReport,
         instruction="In the app, choose \"Connecter à Mon espace santé\"; on MES's page sign in as "
-                    "{patient[id]} ({patient[given_name]} {patient[family_name]}) and {consent} the pairing.",
+                    "{patient[id]} ({patient[first_names][0]} {patient[birth_name]}) and {consent} the pairing.",
         browser_form=_consent_page)
-def pair(step: Step, dataset: Dataset) -> dict[str, Any]:
-    consent = step.with_.get("consent", "accept")
-    if consent not in ("accept", "refuse"):
-        raise ValueError(f"mes.pair consent must be accept or refuse, not {consent!r}")
-    return {"patient": _patient(step, dataset), "consent": consent}
+def pair(step: Step, dataset: Dataset) -> Pair:
+    return Pair(patient=patient_payload(dataset, step), consent=step.with_.get("consent", "accept"))
 
 
-@action("mes.push_measures", title="Send measures to Mon espace santé",
+@action("mes.push_measures", title="Send measures to Mon espace santé", params=PushMeasures, report=ActionReport,
         instruction="Send these measures to Mon espace santé: {measures}.")
-def push_measures(step: Step, dataset: Dataset) -> dict[str, Any]:
-    measures = step.with_.get("measures")
-    if not isinstance(measures, list) or not measures:
-        raise ValueError("mes.push_measures needs with.measures, a list")
-    for measure in measures:
-        if not isinstance(measure, dict) or measure.get("kind") not in catalogue().measures or "id" not in measure:
-            raise ValueError(f"mes.push_measures: {measure!r} needs an id and a kind among "
-                             f"{', '.join(catalogue().measures)}")
-    return {"measures": measures}
+def push_measures(step: Step, dataset: Dataset) -> PushMeasures:
+    return PushMeasures(measures=step.with_.get("measures") or [])
 
 
-@action("mes.push_document", title="Share a document with Mon espace santé",
-        instruction="Share the document \"{document[title]}\" with Mon espace santé.")
-def push_document(step: Step, dataset: Dataset) -> dict[str, Any]:
-    document = step.with_.get("document")
-    if not isinstance(document, dict) or not {"id", "title", "type", "content_type"} <= set(document):
-        raise ValueError("mes.push_document needs with.document {id, title, type, content_type}")
-    return {"document": document}
+@action("mes.push_document", title="Share a document with Mon espace santé", params=PushDocument,
+        report=ActionReport, instruction="Share the document \"{document[title]}\" with Mon espace santé.")
+def push_document(step: Step, dataset: Dataset) -> PushDocument:
+    return PushDocument(document=step.with_.get("document"))
 
 
-@action("mes.sync_agenda", title="Sync the agenda with Mon espace santé",
+@action("mes.sync_agenda", title="Sync the agenda with Mon espace santé", params=SyncAgenda, report=ActionReport,
         instruction="Sync the app's appointments to the Mon espace santé agenda: {appointments}.")
-def sync_agenda(step: Step, dataset: Dataset) -> dict[str, Any]:
-    appointments = step.with_.get("appointments")
-    if not isinstance(appointments, list) or not all(isinstance(a, dict) and "id" in a for a in appointments):
-        raise ValueError("mes.sync_agenda needs with.appointments, a list of {id, start, end, status}")
-    return {"appointments": appointments}
+def sync_agenda(step: Step, dataset: Dataset) -> SyncAgenda:
+    return SyncAgenda(appointments=step.with_.get("appointments") or [])
 
 
-@action("mes.read_measures", title="Show the measures held in Mon espace santé",
-        instruction="Open the app's page listing the measures held in Mon espace santé.")
-def read_measures(step: Step, dataset: Dataset) -> dict[str, Any]:
-    return {k: v for k, v in step.with_.items() if k == "code"}
+@action("mes.read_measures", title="Show the measures held in Mon espace santé", params=ReadMeasures,
+        report=ActionReport, instruction="Open the app's page listing the measures held in Mon espace santé.")
+def read_measures(step: Step, dataset: Dataset) -> ReadMeasures:
+    return ReadMeasures(code=step.with_.get("code"))
 
 
-@action("mes.submit_dossier", title="Submit the referencing dossier",
+@action("mes.submit_dossier", title="Submit the referencing dossier", params=NoParams, report=ActionReport,
         instruction="Submit your referencing dossier to the Mon espace santé referencing window.")
-def submit_dossier(step: Step, dataset: Dataset) -> dict[str, Any]:
-    return {}
+def submit_dossier(step: Step, dataset: Dataset) -> NoParams:
+    return NoParams()

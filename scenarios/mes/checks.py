@@ -7,52 +7,66 @@ Requirement ids are declared in ``scenarios/mes/campaign.yaml``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from esante.harness.suite import (
+    MAX_ATTEMPTS,
     ActionOutcome,
     ActionReport,
     CheckContext,
+    Exchange,
     Outcome,
     StepObservation,
     check,
+    describe,
     fail,
-    longest_failure_run,
+    form_of,
+    moment,
     ok,
+    required,
+    retry_storm,
     stop,
+    transport_failed,
+    where,
 )
-from esante.simulators.core.journal import Exchange
+from esante.simulators.mes.notes import MesNotes
 from esante.simulators.mes.protocol import (
     AUTHORIZE_PATH,
     CONSENT_PATH,
+    FHIR_BASE,
     GRANT_CODE,
     GRANT_REFRESH,
+    LOINC,
     RETRY_AFTER,
     TOKEN_PATH,
 )
 
 MIN_RANDOM_CHARS = 22           # 128 bits as base64url
-MAX_CONSECUTIVE_FAILURES = 3    # one call and two retries
 RETRY_TOLERANCE = 0.1           # seconds of clock and scheduling slack on Retry-After
 WRITES = ("transaction", "document", "appointment")
 API = (*WRITES, "search", "read", "pairing")
+MES = "Mon espace santé"
 
 
 # -- reading what was observed -----------------------------------------------------------------------------
+def notes(exchange: Exchange) -> MesNotes:
+    return MesNotes.read(exchange)
+
+
 def operation(exchange: Exchange) -> str | None:
     """What the call was for: as noted, else by path (an injected fault answers before the handler notes)."""
-    if exchange.notes.get("operation"):
-        return exchange.notes["operation"]
+    noted = notes(exchange).operation
+    if noted:
+        return noted
     path = exchange.path
-    if path == "/fhir":
+    if path == FHIR_BASE:
         return "transaction"
-    if path.startswith("/fhir/DocumentReference") and exchange.method == "POST":
+    if path.startswith(f"{FHIR_BASE}/DocumentReference") and exchange.method == "POST":
         return "document"
-    if path.startswith("/fhir/Appointment") and exchange.method in ("PUT", "POST"):
+    if path.startswith(f"{FHIR_BASE}/Appointment") and exchange.method in ("PUT", "POST"):
         return "appointment"
-    if path.startswith("/fhir/"):
+    if path.startswith(f"{FHIR_BASE}/"):
         return "search"
     return {AUTHORIZE_PATH: "authorize", CONSENT_PATH: "consent", TOKEN_PATH: "token"}.get(path)
 
@@ -61,16 +75,8 @@ def calls(ctx: CheckContext, *operations: str) -> list[Exchange]:
     return sorted((e for e in ctx.of("mes") if operation(e) in operations), key=lambda e: e.request_seq)
 
 
-def required(ctx: CheckContext, what: str, *operations: str) -> list[Exchange]:
-    return calls(ctx, *operations) or stop(fail(f"no {what} reached Mon espace santé in this test case"))
-
-
-def form_of(exchange: Exchange) -> dict[str, str]:
-    raw = exchange.query if exchange.method == "GET" else exchange.request_body.decode("utf-8", "replace")
-    form: dict[str, str] = {}
-    for key, value in parse_qsl(raw, keep_blank_values=True, max_num_fields=200):
-        form.setdefault(key, value)
-    return form
+def _required(ctx: CheckContext, what: str, *operations: str) -> list[Exchange]:
+    return required(calls(ctx, *operations), what, MES)
 
 
 def body_of(exchange: Exchange) -> dict[str, Any]:
@@ -79,14 +85,6 @@ def body_of(exchange: Exchange) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def where(exchange: Exchange) -> str:
-    return f"{exchange.method} {exchange.path} at {exchange.received_at}"
-
-
-def moment(exchange: Exchange) -> datetime:
-    return datetime.fromisoformat(exchange.received_at.replace("Z", "+00:00"))
 
 
 def location(exchange: Exchange) -> dict[str, str]:
@@ -98,13 +96,12 @@ def reports(ctx: CheckContext, action: str) -> list[tuple[StepObservation, Actio
     return [(s, r) for s, r in ctx.reports("mes.") if s.action == action]
 
 
-def describe(report: ActionReport) -> str:
-    return report.outcome.value + (f" ({report.error_code})" if report.error_code else "") + \
-        (f": {report.message}" if report.message else "")
-
-
 def grants(ctx: CheckContext, grant_type: str) -> list[Exchange]:
     return [e for e in calls(ctx, "token") if form_of(e).get("grant_type") == grant_type]
+
+
+def issues(exchange: Exchange) -> str:
+    return "; ".join(notes(exchange).issues or [])
 
 
 # -- pairing -----------------------------------------------------------------------------------------------
@@ -112,7 +109,7 @@ def grants(ctx: CheckContext, grant_type: str) -> list[Exchange]:
        title="Pairing asks for a code with PKCE S256 and a fresh, unguessable state")
 def authorization_request(ctx: CheckContext) -> Outcome:
     seen: dict[str, Exchange] = {}
-    requests = required(ctx, "pairing request", "authorize")
+    requests = _required(ctx, "pairing request", "authorize")
     for exchange in requests:
         form = form_of(exchange)
         if form.get("response_type") != "code":
@@ -128,8 +125,8 @@ def authorization_request(ctx: CheckContext) -> Outcome:
             return fail(f"pairing request {where(exchange)} reuses the state of {where(seen[state])}",
                         seen[state], exchange)
         seen[state] = exchange
-        if exchange.notes.get("error"):
-            return fail(f"MES refused pairing request {where(exchange)}: {exchange.notes['error']}", exchange)
+        if notes(exchange).error:
+            return fail(f"MES refused pairing request {where(exchange)}: {notes(exchange).error}", exchange)
     return ok(f"{len(requests)} pairing request(s), each with PKCE S256 and its own state", *requests)
 
 
@@ -142,15 +139,16 @@ def token_request(ctx: CheckContext) -> Outcome:
         if not form.get("code_verifier"):
             return fail(f"token request {where(exchange)} has no code_verifier (PKCE)", exchange)
         if exchange.status != 200:
-            return fail(f"MES refused token request {where(exchange)}: {exchange.notes.get('error')} "
-                        f"({exchange.notes.get('error_description')})", exchange)
+            noted = notes(exchange)
+            return fail(f"MES refused token request {where(exchange)}: {noted.error} "
+                        f"({noted.error_description})", exchange)
     return ok(f"{len(redemptions)} code(s) redeemed with the PKCE verifier", *redemptions)
 
 
 @check("mes.state_checked", requirements=["MES-PAIR-02"],
        title="An authorization response with another state is refused: no code is redeemed, the user is told")
 def state_checked(ctx: CheckContext) -> Outcome:
-    tampered = [e for e in calls(ctx, "consent") if e.notes.get("tampered")] or \
+    tampered = [e for e in calls(ctx, "consent") if notes(e).tampered] or \
         stop(fail("MES sent no tampered authorization response in this test case"))
     redeemed = [e for e in grants(ctx, GRANT_CODE)
                 if any(form_of(e).get("code") == location(t).get("code") for t in tampered)]
@@ -167,7 +165,7 @@ def state_checked(ctx: CheckContext) -> Outcome:
 @check("mes.consent_refusal", requirements=["MES-PAIR-03"],
        title="When the citizen refuses, the app calls no token endpoint and reports access_denied")
 def consent_refusal(ctx: CheckContext) -> Outcome:
-    refused = [e for e in calls(ctx, "consent") if e.notes.get("consent") == "refused"] or \
+    refused = [e for e in calls(ctx, "consent") if notes(e).consent == "refused"] or \
         stop(fail("the citizen refused no pairing in this test case"))
     after = [e for e in calls(ctx, "token") if e.request_seq > refused[0].request_seq]
     if after:
@@ -184,11 +182,11 @@ def consent_refusal(ctx: CheckContext) -> Outcome:
 @check("mes.refresh_before_expiry", requirements=["MES-TOK-02"],
        title="Access tokens are refreshed before they expire: an expired token is never presented")
 def refresh_before_expiry(ctx: CheckContext) -> Outcome:
-    api = required(ctx, "API call", *API)
-    expired = [e for e in api if e.notes.get("token_state") == "expired"]
+    api = _required(ctx, "API call", *API)
+    expired = [e for e in api if notes(e).token_state == "expired"]
     if expired:
         return fail(f"the app presented an expired access token ({where(expired[0])}, expired "
-                    f"{-expired[0].notes.get('token_expires_in', 0):.1f} s before): refresh before expiry", expired[0])
+                    f"{-(notes(expired[0]).token_expires_in or 0):.1f} s before): refresh before expiry", expired[0])
     refreshes = grants(ctx, GRANT_REFRESH)
     if not refreshes:
         return fail("the access tokens of this case expire within seconds, and the app never refreshed one")
@@ -199,11 +197,11 @@ def refresh_before_expiry(ctx: CheckContext) -> Outcome:
        title="Once the citizen revoked the pairing, the app stops calling with it and says so")
 def stops_after_revocation(ctx: CheckContext) -> Outcome:
     calls_ = calls(ctx, *API, "token")
-    revoked = next((e for e in calls_ if e.notes.get("token_state") == "pairing_revoked"), None) or \
+    revoked = next((e for e in calls_ if notes(e).token_state == "pairing_revoked"), None) or \
         stop(fail("no call met a revoked pairing in this test case"))
-    pairing = revoked.notes.get("pairing_id")
+    pairing = notes(revoked).pairing_id
     later = [e for e in calls_ if e.request_seq > revoked.request_seq and
-             (e.notes.get("pairing_id") == pairing or operation(e) == "token")]
+             (notes(e).pairing_id == pairing or operation(e) == "token")]
     if later:
         return fail(f"after MES said the pairing was revoked by the user ({where(revoked)}), the app called "
                     f"{len(later)} more time(s), first {where(later[0])}: it must stop and ask the user to pair "
@@ -225,12 +223,11 @@ def _identifier(entry: dict[str, Any]) -> str | None:
 @check("mes.measure_bundles", requirements=["MES-DATA-01"],
        title="Each measure goes as a valid MesBundleFluxAlimentation and every measure of the step is filed")
 def measure_bundles(ctx: CheckContext) -> Outcome:
-    sent = required(ctx, "measure bundle", "transaction")
+    sent = _required(ctx, "measure bundle", "transaction")
     refused = [e for e in sent if e.status == 422]
     if refused:
-        return fail(f"MES refused the bundle {where(refused[0])}: {'; '.join(refused[0].notes.get('issues', []))}",
-                    refused[0])
-    filed_count = len([e for e in sent if e.notes.get("created")])  # filed, even if the answer was lost
+        return fail(f"MES refused the bundle {where(refused[0])}: {issues(refused[0])}", refused[0])
+    filed_count = len([e for e in sent if notes(e).created])  # filed, even if the answer was lost
     wanted = sum(len(s.params.get("measures") or []) for s, _ in reports(ctx, "mes.push_measures"))
     if filed_count < wanted:
         return fail(f"the steps gave {wanted} measure(s); MES filed {filed_count}", *sent)
@@ -240,7 +237,7 @@ def measure_bundles(ctx: CheckContext) -> Outcome:
 @check("mes.refusal_handled", requirements=["MES-DATA-02"],
        title="A measure MES refuses (422 OperationOutcome) is reported to the user, not sent again")
 def refusal_handled(ctx: CheckContext) -> Outcome:
-    sent = required(ctx, "measure bundle", "transaction")
+    sent = _required(ctx, "measure bundle", "transaction")
     refused = [e for e in sent if e.status == 422] or stop(fail("MES refused no bundle in this test case"))
     for bad in refused:
         again = [e for e in sent if e.request_seq > bad.request_seq and e.request_body == bad.request_body]
@@ -257,7 +254,7 @@ def refusal_handled(ctx: CheckContext) -> Outcome:
 @check("mes.idempotent_writes", requirements=["MES-DATA-03"],
        title="Writes carry the app's identifier (conditional create/update) so a retry files nothing twice")
 def idempotent_writes(ctx: CheckContext) -> Outcome:
-    writes = required(ctx, "write", *WRITES)
+    writes = _required(ctx, "write", *WRITES)
     for exchange in writes:
         body, kind = body_of(exchange), operation(exchange)
         if kind == "transaction":
@@ -274,8 +271,8 @@ def idempotent_writes(ctx: CheckContext) -> Outcome:
             return fail(f"appointment {where(exchange)} is not a conditional update by identifier", exchange)
     created: dict[str, Exchange] = {}
     for exchange in writes:
-        key = exchange.notes.get("idempotency_key")
-        if key and exchange.notes.get("created"):
+        key = notes(exchange).idempotency_key
+        if key and notes(exchange).created:
             if key in created:
                 return fail(f"{key} was filed twice", created[key], exchange)
             created[key] = exchange
@@ -286,13 +283,12 @@ def idempotent_writes(ctx: CheckContext) -> Outcome:
 @check("mes.document_push", requirements=["MES-DOC-01"],
        title="Documents go as DocumentReference with a LOINC type, a matching format and their content")
 def document_push(ctx: CheckContext) -> Outcome:
-    pushed = required(ctx, "document", "document")
+    pushed = _required(ctx, "document", "document")
     for exchange in pushed:
         if exchange.status not in (200, 201):
-            return fail(f"MES refused document {where(exchange)}: {'; '.join(exchange.notes.get('issues', []))}",
-                        exchange)
+            return fail(f"MES refused document {where(exchange)}: {issues(exchange)}", exchange)
         codings = (body_of(exchange).get("type") or {}).get("coding") or []
-        if not any(c.get("system") == "http://loinc.org" for c in codings if isinstance(c, dict)):
+        if not any(c.get("system") == LOINC for c in codings if isinstance(c, dict)):
             return fail(f"document {where(exchange)} has no LOINC type: the DMP could not file it", exchange)
     return ok(f"{len(pushed)} document(s) filed", *pushed)
 
@@ -300,12 +296,11 @@ def document_push(ctx: CheckContext) -> Outcome:
 @check("mes.agenda_sync", requirements=["MES-AGD-01"],
        title="Agenda entries are kept in sync: one entry per appointment, updated in place")
 def agenda_sync(ctx: CheckContext) -> Outcome:
-    writes = required(ctx, "appointment", "appointment")
+    writes = _required(ctx, "appointment", "appointment")
     refused = [e for e in writes if e.status not in (200, 201)]
     if refused:
-        return fail(f"MES refused appointment {where(refused[0])}: {'; '.join(refused[0].notes.get('issues', []))}",
-                    refused[0])
-    created = [e for e in writes if e.notes.get("created")]
+        return fail(f"MES refused appointment {where(refused[0])}: {issues(refused[0])}", refused[0])
+    created = [e for e in writes if notes(e).created]
     wanted = {a.get("id") for s, _ in reports(ctx, "mes.sync_agenda") for a in s.params.get("appointments") or []}
     if len(created) > len(wanted):
         return fail(f"{len(created)} agenda entries were created for {len(wanted)} appointment(s): a changed "
@@ -316,17 +311,17 @@ def agenda_sync(ctx: CheckContext) -> Outcome:
 @check("mes.paged_reads", requirements=["MES-READ-01"],
        title="Reads use search parameters and follow the next links to the last page")
 def paged_reads(ctx: CheckContext) -> Outcome:
-    searches = [e for e in required(ctx, "search", "search") if e.notes.get("page")]
-    if not searches:
+    pages = [(e, page) for e in _required(ctx, "search", "search") if (page := notes(e).page) is not None]
+    if not pages:
         return fail("no search was answered in this test case")
-    last = searches[-1]
-    if last.notes["page"]["has_next"]:
-        page = last.notes["page"]
-        return fail(f"the app stopped at {where(last)} (results {page['offset'] + 1}-{page['offset'] + page['count']}"
-                    f" of {page['total']}) although a next page was linked", last)
+    searches = [e for e, _ in pages]
+    last, page = pages[-1]
+    if page.has_next:
+        return fail(f"the app stopped at {where(last)} (results {page.offset + 1}-{page.offset + page.count}"
+                    f" of {page.total}) although a next page was linked", last)
     if not any(k in form_of(s) for s in searches for k in ("code", "date")):
         return fail("the app read without any search parameter (code, date): it must ask for what it needs", *searches)
-    return ok(f"{len(searches)} page(s) read to the last of {last.notes['page']['total']} result(s)", *searches)
+    return ok(f"{len(searches)} page(s) read to the last of {page.total} result(s)", *searches)
 
 
 # -- errors --------------------------------------------------------------------------------------------------
@@ -350,30 +345,33 @@ def respects_retry_after(ctx: CheckContext) -> Outcome:
 @check("mes.unavailable_handled", requirements=["MES-ERR-02"],
        title="When MES is down the app retries at most twice per call and tells the user")
 def unavailable_handled(ctx: CheckContext) -> Outcome:
-    longest = longest_failure_run(calls(ctx, *API), lambda e: (e.status or 0) >= 500)
-    if len(longest) > MAX_CONSECUTIVE_FAILURES:
-        return fail(f"{len(longest)} calls in a row met MES down ({where(longest[0])} to {where(longest[-1])}): "
-                    f"at most {MAX_CONSECUTIVE_FAILURES - 1} retries per call", *longest)
+    api = calls(ctx, *API)
+    storm = retry_storm(api)
+    if storm:
+        return fail(f"{len(storm)} calls in a row met MES down ({where(storm[0])} to {where(storm[-1])}): "
+                    f"at most {MAX_ATTEMPTS - 1} retries per call", *storm)
+    failed = [e for e in api if transport_failed(e)]
     answers = [r for _, r in ctx.reports("mes.") if r.outcome is not ActionOutcome.REDIRECT]
     if not answers or answers[-1].outcome is not ActionOutcome.UNAVAILABLE:
         return fail(f"the app must tell the user MES is unavailable (outcome unavailable); it reported "
-                    f"{describe(answers[-1]) if answers else 'nothing'}", *longest)
-    return ok(f"{len(longest)} failed call(s) in a row at most, unavailability reported", *longest)
+                    f"{describe(answers[-1]) if answers else 'nothing'}", *failed)
+    return ok(f"{len(failed)} failed call(s), at most {MAX_ATTEMPTS} in a row per call; unavailability reported",
+              *failed)
 
 
 # -- referencing ---------------------------------------------------------------------------------------------
 @check("mes.dossier_admissible", requirements=["MES-REF-01"],
        title="The referencing dossier is admissible: every mandatory criterion answered, with evidence")
 def dossier_admissible(ctx: CheckContext) -> Outcome:
-    submitted = required(ctx, "referencing dossier", "dossier_submit")
+    submitted = _required(ctx, "referencing dossier", "dossier_submit")
     last = submitted[-1]
-    if last.notes.get("status") != "admissible":
+    if notes(last).status != "admissible":
         try:
             findings = json.loads(last.response_body or b"{}").get("findings", [])
         except ValueError:
             findings = []
         shown = "; ".join(f"line {f.get('line')}: {f.get('message')}" for f in findings[:5])
-        return fail(f"the dossier submitted at {where(last)} is {last.notes.get('status', 'not admissible')}: "
+        return fail(f"the dossier submitted at {where(last)} is {notes(last).status or 'not admissible'}: "
                     f"{len(findings)} finding(s): {shown}", last)
     return ok("the dossier is admissible", last)
 
@@ -382,13 +380,13 @@ def dossier_admissible(ctx: CheckContext) -> Outcome:
 @check("mes.document_in_dmp", requirements=["MES-DOC-02"],
        title="A document filed in Mon espace santé is filed in the citizen's DMP too")
 def document_in_dmp(ctx: CheckContext) -> Outcome:
-    pushed = [e for e in required(ctx, "document", "document") if e.notes.get("created")] or \
+    filed = [(e, notes(e).dmp) for e in _required(ctx, "document", "document") if notes(e).created] or \
         stop(fail("MES filed no new document in this test case"))
-    for exchange in pushed:
-        dmp = exchange.notes.get("dmp") or {}
-        if dmp.get("status") != 201:
-            reason = dmp.get("skipped") or dmp.get("error") or \
-                f"the DMP answered {dmp.get('status')}: {dmp.get('answer')}"
+    for exchange, dmp in filed:
+        if dmp is None or dmp.status != 201:
+            reason = "no filing noted" if dmp is None else dmp.skipped or dmp.error or \
+                f"the DMP answered {dmp.status}: {dmp.answer}"
             return fail(f"document {where(exchange)} did not reach the DMP: {reason}", exchange)
-    ids = ", ".join(str((e.notes["dmp"].get("answer") or {}).get("unique_id")) for e in pushed)
+    pushed = [e for e, _ in filed]
+    ids = ", ".join(str((dmp.answer or {}).get("unique_id")) for _, dmp in filed if dmp is not None)
     return ok(f"{len(pushed)} document(s) filed in the DMP too (uniqueId {ids})", *pushed)

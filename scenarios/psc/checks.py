@@ -12,22 +12,30 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from esante.harness.suite import (
+    MAX_ATTEMPTS,
     ActionOutcome,
     ActionReport,
     CheckContext,
+    Exchange,
     Outcome,
+    SignInReport,
     StepObservation,
     check,
+    describe,
     fail,
-    longest_failure_run,
+    form_of,
+    last_report,
+    moment,
     ok,
+    required,
+    retry_storm,
     stop,
+    where,
 )
-from esante.simulators.core.journal import Exchange
+from esante.simulators.psc.notes import PscNotes
 from esante.simulators.psc.protocol import (
     ACR_EIDAS1,
     AUTHORIZE_PATH,
@@ -53,29 +61,24 @@ from esante.simulators.psc.protocol import (
 )
 
 MIN_RANDOM_CHARS = 22  # 128 bits as base64url; 32 hex characters pass too
-MAX_CONSECUTIVE_FAILURES = 3  # one call and two retries
 _PKCE_VALUE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+PSC = "Pro Santé Connect"
 
 
 # -- reading what was observed -----------------------------------------------------------------------------
-def form_of(exchange: Exchange) -> dict[str, str]:
-    """The request's parameters: the query of a GET, the urlencoded body of a POST (first value wins)."""
-    raw = exchange.query if exchange.method == "GET" else exchange.request_body.decode("utf-8", "replace")
-    form: dict[str, str] = {}
-    for key, value in parse_qsl(raw, keep_blank_values=True, max_num_fields=200):
-        form.setdefault(key, value)
-    return form
-
-
 _OPERATIONS = {WALLET_DISCOVERY_PATH: "discovery", STANDARD_DISCOVERY_PATH: "discovery", JWKS_PATH: "jwks",
                AUTHORIZE_PATH: "authorize", LOGIN_PATH: "login", TOKEN_PATH: "token", USERINFO_PATH: "userinfo",
                INTROSPECT_PATH: "introspect", REVOKE_PATH: "revoke", LOGOUT_PATH: "logout", CIBA_PATH: "ciba_auth"}
 
 
+def notes(exchange: Exchange) -> PscNotes:
+    return PscNotes.read(exchange)
+
+
 def operation(exchange: Exchange) -> str | None:
     """What the call was for: as the simulator noted it, else by its path (an injected fault answers before
     the protocol handler notes anything)."""
-    return exchange.notes.get("operation") or _OPERATIONS.get(exchange.path)
+    return notes(exchange).operation or _OPERATIONS.get(exchange.path)
 
 
 def _calls(ctx: CheckContext, *operations: str) -> list[Exchange]:
@@ -83,11 +86,7 @@ def _calls(ctx: CheckContext, *operations: str) -> list[Exchange]:
 
 
 def _required(ctx: CheckContext, what: str, *operations: str) -> list[Exchange]:
-    return _calls(ctx, *operations) or stop(fail(f"no {what} reached Pro Santé Connect in this test case"))
-
-
-def _where(exchange: Exchange) -> str:
-    return f"{exchange.method} {exchange.path} at {exchange.received_at}"
+    return required(_calls(ctx, *operations), what, PSC)
 
 
 def _grant_calls(ctx: CheckContext, grant_type: str) -> list[Exchange]:
@@ -99,22 +98,19 @@ def _location_params(exchange: Exchange) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(location).query))
 
 
-def _time(exchange: Exchange) -> datetime:
-    return datetime.fromisoformat(exchange.received_at.replace("Z", "+00:00"))
-
-
 def _reports(ctx: CheckContext, action: str | None = None) -> list[tuple[StepObservation, ActionReport]]:
     return [(s, r) for s, r in ctx.reports("psc.") if action is None or s.action == action]
 
 
-def _last_report(ctx: CheckContext, action: str | None = None) -> tuple[StepObservation, ActionReport]:
-    found = _reports(ctx, action)
-    return found[-1] if found else stop(fail(f"the candidate reported no result for {action or 'any PSC action'}"))
+def _tampered_by(exchange: Exchange) -> list[str]:
+    """The behaviours that bent the authorization response this call answered, if any."""
+    response = notes(exchange).authorization_response
+    return response.tampered if response else []
 
 
-def _describe(report: ActionReport) -> str:
-    text = report.outcome.value + (f" ({report.error_code})" if report.error_code else "")
-    return text + (f": {report.message}" if report.message else "")
+def _sign_ins(ctx: CheckContext) -> list[tuple[StepObservation, SignInReport]]:
+    """The steps after which the software said a professional was signed in, with who."""
+    return [(s, r) for s, r in _reports(ctx) if isinstance(r, SignInReport) and r.outcome is ActionOutcome.SIGNED_IN]
 
 
 # -- discovery and the authorization request ---------------------------------------------------------------
@@ -131,7 +127,7 @@ def discovery_used(ctx: CheckContext) -> Outcome:
     discovered = [e for e in calls if operation(e) == "discovery" and e.status == 200
                   and e.request_seq < first_use.request_seq]
     if not discovered:
-        return fail(f"the software called {_where(first_use)} without having read the discovery document "
+        return fail(f"the software called {where(first_use)} without having read the discovery document "
                     f"(/.well-known/wallet-openid-configuration) first: its endpoints are hard-coded", first_use)
     return ok(f"discovery read from {discovered[0].path} before the first use of an endpoint", discovered[0])
 
@@ -150,10 +146,10 @@ def authorization_request(ctx: CheckContext) -> Outcome:
             problems.append(f"scope {form.get('scope')!r} lacks {' and '.join(missing)}")
         if form.get("acr_values") != ACR_EIDAS1:
             problems.append(f"acr_values is {form.get('acr_values')!r}: PSC requires {ACR_EIDAS1!r}")
-        if exchange.notes.get("error"):
-            problems.append(f"PSC refused it with {exchange.notes['error']}")
+        if notes(exchange).error:
+            problems.append(f"PSC refused it with {notes(exchange).error}")
         if problems:
-            return fail(f"authorization request {_where(exchange)}: {'; '.join(problems)}", exchange)
+            return fail(f"authorization request {where(exchange)}: {'; '.join(problems)}", exchange)
     return ok(f"{len(calls)} authorization request(s) with response_type=code, scope openid scope_all, "
               f"acr_values={ACR_EIDAS1}", *calls)
 
@@ -166,12 +162,12 @@ def pkce_s256(ctx: CheckContext) -> Outcome:
         form = form_of(exchange)
         method, challenge = form.get("code_challenge_method"), form.get("code_challenge")
         if challenge is None:
-            return fail(f"authorization request {_where(exchange)} has no code_challenge (PKCE)", exchange)
+            return fail(f"authorization request {where(exchange)} has no code_challenge (PKCE)", exchange)
         if method != "S256":
-            return fail(f"authorization request {_where(exchange)} uses code_challenge_method {method or 'plain'}"
+            return fail(f"authorization request {where(exchange)} uses code_challenge_method {method or 'plain'}"
                         f" instead of S256: a plain challenge gives the verifier away", exchange)
         if not _PKCE_VALUE.match(challenge):
-            return fail(f"authorization request {_where(exchange)}: code_challenge is not a base64url SHA-256",
+            return fail(f"authorization request {where(exchange)}: code_challenge is not a base64url SHA-256",
                         exchange)
     return ok(f"{len(calls)} authorization request(s) with a PKCE S256 challenge", *calls)
 
@@ -186,11 +182,11 @@ def state_and_nonce(ctx: CheckContext) -> Outcome:
         for name in ("state", "nonce"):
             value = form.get(name, "")
             if len(value) < MIN_RANDOM_CHARS:
-                return fail(f"authorization request {_where(exchange)}: {name} {value!r} is missing or too short "
+                return fail(f"authorization request {where(exchange)}: {name} {value!r} is missing or too short "
                             f"to be unguessable (at least {MIN_RANDOM_CHARS} random characters)", exchange)
             if value in seen:
-                return fail(f"authorization request {_where(exchange)} reuses the {name} {value!r} of "
-                            f"{_where(seen[value])}: state and nonce must be new for every sign-in",
+                return fail(f"authorization request {where(exchange)} reuses the {name} {value!r} of "
+                            f"{where(seen[value])}: state and nonce must be new for every sign-in",
                             seen[value], exchange)
             seen[value] = exchange
     return ok(f"{len(calls)} authorization request(s), each with its own state and nonce", *calls)
@@ -204,19 +200,20 @@ def token_request(ctx: CheckContext) -> Outcome:
     codes: dict[str, Exchange] = {}
     for exchange in calls:
         form = form_of(exchange)
-        if exchange.notes.get("error") == "invalid_client" or not exchange.notes.get("client_auth"):
-            return fail(f"token request {_where(exchange)}: the client did not authenticate as registered", exchange)
+        noted = notes(exchange)
+        if noted.error == "invalid_client" or not noted.client_auth:
+            return fail(f"token request {where(exchange)}: the client did not authenticate as registered", exchange)
         if form.get("redirect_uri") not in authorize:
-            return fail(f"token request {_where(exchange)}: redirect_uri {form.get('redirect_uri')!r} is not the "
+            return fail(f"token request {where(exchange)}: redirect_uri {form.get('redirect_uri')!r} is not the "
                         "one of the authorization request (RFC 6749 §4.1.3)", exchange)
         if not form.get("code_verifier"):
-            return fail(f"token request {_where(exchange)} has no code_verifier", exchange)
+            return fail(f"token request {where(exchange)} has no code_verifier", exchange)
         code = form.get("code", "")
         if code in codes:
-            return fail(f"token request {_where(exchange)} redeems again the code of {_where(codes[code])}",
+            return fail(f"token request {where(exchange)} redeems again the code of {where(codes[code])}",
                         codes[code], exchange)
         codes[code] = exchange
-    methods = sorted({str(e.notes.get("client_auth")) for e in calls})
+    methods = sorted({str(notes(e).client_auth) for e in calls})
     return ok(f"{len(calls)} code(s) redeemed once each ({', '.join(methods)}), with redirect_uri and verifier",
               *calls)
 
@@ -225,30 +222,29 @@ def token_request(ctx: CheckContext) -> Outcome:
 @check("psc.refuses_tampered_response", requirements=["PSC-SEC-01"],
        title="An authorization response or ID token that cannot be trusted is refused; no session is opened")
 def refuses_tampered_response(ctx: CheckContext) -> Outcome:
-    _, report = _last_report(ctx, "psc.login")
-    tampered = [e for e in _calls(ctx, "login", "authorize")
-                if (e.notes.get("authorization_response") or {}).get("tampered")]
+    _, report = last_report(ctx, "psc.login")
+    tampered = [e for e in _calls(ctx, "login", "authorize") if _tampered_by(e)]
     for exchange in tampered:
         code = _location_params(exchange).get("code")
         redeemed = [e for e in _grant_calls(ctx, GRANT_CODE)
                     if e.request_seq > exchange.request_seq and form_of(e).get("code") == code]
         if redeemed:
             return fail(f"the software redeemed the code of a tampered authorization response "
-                        f"({', '.join(exchange.notes['authorization_response']['tampered'])}) at "
-                        f"{_where(redeemed[0])}: state and iss must be checked first", exchange, redeemed[0])
+                        f"({', '.join(_tampered_by(exchange))}) at "
+                        f"{where(redeemed[0])}: state and iss must be checked first", exchange, redeemed[0])
     if report.outcome is ActionOutcome.SIGNED_IN:
         evidence = tampered or _grant_calls(ctx, GRANT_CODE)
         return fail("the software opened a session from an answer it had to refuse "
-                    f"(reported {_describe(report)})", *evidence[-1:])
+                    f"(reported {describe(report)})", *evidence[-1:])
     if report.outcome not in (ActionOutcome.REFUSED, ActionOutcome.ERROR):
-        return fail(f"the sign-in should be refused; the software reported {_describe(report)}")
-    return ok(f"the software refused the sign-in: {_describe(report)}", *tampered)
+        return fail(f"the sign-in should be refused; the software reported {describe(report)}")
+    return ok(f"the software refused the sign-in: {describe(report)}", *tampered)
 
 
 @check("psc.identifier_is_subject_name_id", requirements=["PSC-ID-01"],
        title="The professional is identified by SubjectNameID, not by sub or e-mail")
 def identifier_is_subject_name_id(ctx: CheckContext) -> Outcome:
-    signed_in = [(s, r) for s, r in _reports(ctx) if r.outcome is ActionOutcome.SIGNED_IN]
+    signed_in = _sign_ins(ctx)
     if not signed_in:
         return fail("the software reported no open session, so the identifier it keys on cannot be judged")
     for step, report in signed_in:
@@ -268,20 +264,20 @@ def identifier_is_subject_name_id(ctx: CheckContext) -> Outcome:
 @check("psc.jwks_refreshed_on_rotation", requirements=["PSC-KEY-01"],
        title="After PSC rotates its signing key, the software fetches the JWKS again and accepts the new key")
 def jwks_refreshed_on_rotation(ctx: CheckContext) -> Outcome:
-    rotation = next((e for e in _calls(ctx, "token") if e.notes.get("rotated_to_kid")), None)
+    rotation = next((e for e in _calls(ctx, "token") if notes(e).rotated_to_kid), None)
     if rotation is None:
         return fail("PSC did not rotate its key in this test case: nothing to judge (check the preconditions)")
     refetched = [e for e in _calls(ctx, "jwks") if e.request_seq > rotation.request_seq]
     # the sign-in that met the new key is the last one (step records and exchanges are not comparable by seq:
     # a container's exchanges are imported into the run's store after the steps)
-    _, last = _last_report(ctx, "psc.login")
+    _, last = last_report(ctx, "psc.login")
     if not refetched:
-        return fail(f"PSC signed with a new key (kid {rotation.notes['rotated_to_kid']}) at {_where(rotation)}, "
+        return fail(f"PSC signed with a new key (kid {notes(rotation).rotated_to_kid}) at {where(rotation)}, "
                     "and the software never fetched the JWKS again", rotation)
     if last.outcome is not ActionOutcome.SIGNED_IN:
-        return fail(f"the software fetched the new keys but did not complete the sign-in: {_describe(last)}",
+        return fail(f"the software fetched the new keys but did not complete the sign-in: {describe(last)}",
                     rotation, refetched[0])
-    return ok(f"JWKS fetched again at {_where(refetched[0])} after the rotation; sign-in completed",
+    return ok(f"JWKS fetched again at {where(refetched[0])} after the rotation; sign-in completed",
               rotation, refetched[0])
 
 
@@ -289,8 +285,8 @@ def jwks_refreshed_on_rotation(ctx: CheckContext) -> Outcome:
        title="The JWKS is cached: it is not fetched again for every sign-in while its keys do not change")
 def jwks_cached(ctx: CheckContext) -> Outcome:
     fetches = _calls(ctx, "jwks")
-    sign_ins = [r for _, r in _reports(ctx) if r.outcome is ActionOutcome.SIGNED_IN]
-    rotations = sum(1 for e in _calls(ctx, "token") if e.notes.get("rotated_to_kid"))
+    sign_ins = _sign_ins(ctx)
+    rotations = sum(1 for e in _calls(ctx, "token") if notes(e).rotated_to_kid)
     if len(sign_ins) < 2:
         return fail(f"judging the cache needs two sign-ins; the software completed {len(sign_ins)}")
     allowed = 1 + rotations
@@ -304,18 +300,18 @@ def jwks_cached(ctx: CheckContext) -> Outcome:
        title="The access token is refreshed before it expires; an expired token is never presented")
 def refresh_before_expiry(ctx: CheckContext) -> Outcome:
     uses = _calls(ctx, "userinfo")
-    expired = [e for e in uses if e.notes.get("token_state") == "expired"]
+    expired = [e for e in uses if notes(e).token_state == "expired"]
     if expired:
-        late = -float(expired[0].notes.get("token_expires_in", 0))
+        late = -float(notes(expired[0]).token_expires_in or 0)
         return fail(f"the software presented an access token {late:.1f} s after it expired at "
-                    f"{_where(expired[0])}: it must refresh before the expiry it was told (expires_in)", expired[0])
+                    f"{where(expired[0])}: it must refresh before the expiry it was told (expires_in)", expired[0])
     refreshes = _grant_calls(ctx, GRANT_REFRESH)
     if not refreshes:
         return fail("the access token expired during the test case and the software never refreshed it")
-    _, report = _last_report(ctx, "psc.show_profile")
+    _, report = last_report(ctx, "psc.show_profile")
     if report.outcome is not ActionOutcome.SIGNED_IN:
-        return fail(f"after refreshing, the software should still show the profile; it reported {_describe(report)}")
-    return ok(f"refreshed at {_where(refreshes[0])}; no expired token presented", *refreshes)
+        return fail(f"after refreshing, the software should still show the profile; it reported {describe(report)}")
+    return ok(f"refreshed at {where(refreshes[0])}; no expired token presented", *refreshes)
 
 
 @check("psc.reported_outcome", requirements=["PSC-ERR-01"],
@@ -323,45 +319,46 @@ def refresh_before_expiry(ctx: CheckContext) -> Outcome:
 def reported_outcome(ctx: CheckContext) -> Outcome:
     expected = str(ctx.params.get("outcome", ""))
     action = ctx.params.get("action")
-    step, report = _last_report(ctx, action)
+    step, report = last_report(ctx, str(action)) if action else last_report(ctx, "psc.", "any PSC action")
     if report.outcome.value != expected:
         return fail(f"step {step.index + 1} ({step.action}): expected outcome {expected}, the software reported "
-                    f"{_describe(report)}")
+                    f"{describe(report)}")
     code = ctx.params.get("error_code")
     if code and report.error_code != code:
         return fail(f"step {step.index + 1} ({step.action}): expected error code {code}, got {report.error_code}")
-    return ok(f"step {step.index + 1} ({step.action}) reported {_describe(report)}")
+    return ok(f"step {step.index + 1} ({step.action}) reported {describe(report)}")
 
 
 @check("psc.no_retry_storm", requirements=["PSC-ERR-02"],
        title="When PSC fails, the software retries at most twice per call")
 def no_retry_storm(ctx: CheckContext) -> Outcome:
     calls = ctx.of("psc") or stop(fail("the software did not try to reach PSC"))
-    run = longest_failure_run(calls, lambda e: e.outcome != "answered" or (e.status or 500) >= 500)
-    if len(run) > MAX_CONSECUTIVE_FAILURES:
+    run = retry_storm(calls)
+    if run:
         return fail(f"the software called {run[0].path} {len(run)} times in a row while PSC failed "
-                    f"(at most {MAX_CONSECUTIVE_FAILURES}: one call and two retries)", *run)
+                    f"(at most {MAX_ATTEMPTS}: one call and two retries)", *run)
     return ok(f"{len(calls)} call(s) to PSC, no retry storm")
 
 
 @check("psc.logout_both", requirements=["PSC-OUT-01"],
        title="On a user's click, the software ends its session and PSC's (end session with id_token_hint)")
 def logout_both(ctx: CheckContext) -> Outcome:
-    _, report = _last_report(ctx, "psc.logout")
+    _, report = last_report(ctx, "psc.logout")
     calls = _calls(ctx, "logout")
     if not calls:
         return fail(f"no end-session request reached PSC: the software closed only its own session "
-                    f"(reported {_describe(report)}); the professional stays signed in at PSC")
+                    f"(reported {describe(report)}); the professional stays signed in at PSC")
     exchange = calls[-1]
     form = form_of(exchange)
-    if not form.get("id_token_hint") or exchange.notes.get("error"):
-        return fail(f"end session {_where(exchange)}: {exchange.notes.get('error') or 'no id_token_hint'}; PSC "
+    noted = notes(exchange)
+    if not form.get("id_token_hint") or noted.error:
+        return fail(f"end session {where(exchange)}: {noted.error or 'no id_token_hint'}; PSC "
                     "cannot tell which session to end", exchange)
-    if not exchange.notes.get("ended_session"):
-        return fail(f"end session {_where(exchange)} ended no PSC session", exchange)
+    if not noted.ended_session:
+        return fail(f"end session {where(exchange)} ended no PSC session", exchange)
     if report.outcome is not ActionOutcome.SIGNED_OUT:
-        return fail(f"PSC's session ended, but the software reported {_describe(report)}", exchange)
-    return ok(f"PSC session ended at {_where(exchange)} and the software signed out", exchange)
+        return fail(f"PSC's session ended, but the software reported {describe(report)}", exchange)
+    return ok(f"PSC session ended at {where(exchange)} and the software signed out", exchange)
 
 
 # -- CIBA and token exchange -------------------------------------------------------------------------------
@@ -385,10 +382,10 @@ def ciba_request(ctx: CheckContext) -> Outcome:
             problems.append(f"scope {form.get('scope')!r} lacks openid scope_all")
         if form.get("acr_values") != ACR_EIDAS1:
             problems.append(f"acr_values is {form.get('acr_values')!r}, not {ACR_EIDAS1}")
-        if not exchange.notes.get("client_auth"):
+        if not notes(exchange).client_auth:
             problems.append("the intermediary server did not authenticate as a client")
         if problems:
-            return fail(f"CIBA request {_where(exchange)}: {'; '.join(problems)}", exchange)
+            return fail(f"CIBA request {where(exchange)}: {'; '.join(problems)}", exchange)
     return ok(f"{len(calls)} CIBA request(s) well formed", *calls)
 
 
@@ -397,13 +394,13 @@ def ciba_request(ctx: CheckContext) -> Outcome:
 def ciba_polling(ctx: CheckContext) -> Outcome:
     polls = _grant_calls(ctx, GRANT_CIBA) or stop(fail("the software never polled the token endpoint for CIBA"))
     for previous, current in itertools.pairwise(polls):
-        gap = (_time(current) - _time(previous)).total_seconds()
+        gap = (moment(current) - moment(previous)).total_seconds()
         if gap < CIBA_INTERVAL * 0.8:
-            return fail(f"poll at {_where(current)} came {gap:.2f} s after the previous one; the interval is "
+            return fail(f"poll at {where(current)} came {gap:.2f} s after the previous one; the interval is "
                         f"{CIBA_INTERVAL} s", previous, current)
-        if previous.notes.get("error") not in ("authorization_pending", "slow_down"):
-            return fail(f"the software polled again at {_where(current)} after the final answer "
-                        f"({previous.notes.get('error') or 'tokens'})", previous, current)
+        if notes(previous).error not in ("authorization_pending", "slow_down"):
+            return fail(f"the software polled again at {where(current)} after the final answer "
+                        f"({notes(previous).error or 'tokens'})", previous, current)
     return ok(f"{len(polls)} poll(s), spaced by the interval, ending at the final answer", *polls)
 
 
@@ -414,15 +411,16 @@ def token_exchange(ctx: CheckContext) -> Outcome:
     exchange = calls[-1]
     form = form_of(exchange)
     if exchange.client_cert_subject is None:
-        return fail(f"token exchange {_where(exchange)} was made without a client certificate: the API token "
+        return fail(f"token exchange {where(exchange)} was made without a client certificate: the API token "
                     "must be bound to the structure's certificate (RFC 8705)", exchange)
     if form.get("subject_token_type") != TOKEN_TYPE_ACCESS or not form.get("subject_token"):
-        return fail(f"token exchange {_where(exchange)}: subject_token must be the PSC access token, typed "
+        return fail(f"token exchange {where(exchange)}: subject_token must be the PSC access token, typed "
                     f"{TOKEN_TYPE_ACCESS}", exchange)
     if exchange.status != 200:
-        return fail(f"PSC refused the token exchange {_where(exchange)}: {exchange.notes.get('error')} "
-                    f"{exchange.notes.get('error_description', '')}", exchange)
-    _, report = _last_report(ctx, "psc.call_api")
+        noted = notes(exchange)
+        return fail(f"PSC refused the token exchange {where(exchange)}: {noted.error} "
+                    f"{noted.error_description or ''}", exchange)
+    _, report = last_report(ctx, "psc.call_api")
     if report.outcome is not ActionOutcome.COMPLETED:
-        return fail(f"the exchange succeeded but the software reported {_describe(report)}", exchange)
-    return ok(f"token exchanged at {_where(exchange)} with certificate {exchange.client_cert_subject}", exchange)
+        return fail(f"the exchange succeeded but the software reported {describe(report)}", exchange)
+    return ok(f"token exchanged at {where(exchange)} with certificate {exchange.client_cert_subject}", exchange)

@@ -12,8 +12,8 @@ from typing import Any
 
 from fhir.resources.R4B.appointment import Appointment
 
-from esante.simulators.mes.fhir import Invalid, problem
-from esante.simulators.mes.measures import structure_problems
+from esante.simulators.kits.fhir.bodies import structure_problems
+from esante.simulators.kits.fhir.errors import Invalid, problem
 
 TIMED = ("booked", "arrived", "fulfilled", "checked-in", "pending", "proposed", "cancelled", "noshow")
 

@@ -1,5 +1,5 @@
-"""Documents a partner app files in the citizen's space (``DocumentReference`` with its content inline),
-and the same document filed in the citizen's DMP: one patient record across the national services.
+"""Documents a partner app files in the citizen's space (``DocumentReference`` with its content inline); the
+same document is filed in the citizen's DMP too (:mod:`.dmp`).
 
 A document is a FHIR R4 DocumentReference (the shape MHD/PDSm use) with ``masterIdentifier`` (the app's
 unique id of the document: MES files a retried push once), the paired citizen as ``subject``, a LOINC
@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.documentreference import DocumentReference
 
-from esante.simulators.dataset.models import Patient
-from esante.simulators.mes.fhir import Invalid, problem
-from esante.simulators.mes.measures import structure_problems
-from esante.simulators.mes.protocol import DOCUMENT_FORMATS, LOINC, MAX_DOCUMENT_BYTES
+from esante.simulators.kits.fhir.bodies import structure_problems
+from esante.simulators.kits.fhir.errors import Invalid, problem
+from esante.simulators.mes.protocol import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
 
 
 def validate_document(resource: dict[str, Any], patient_ref: str) -> tuple[str, bytes]:
@@ -68,23 +66,3 @@ def _content(attachment: dict[str, Any], problems: list[dict[str, Any]]) -> byte
         problems.append(problem("invalid", f"the content is not {content_type}: its bytes do not start as one",
                                 f"{at}.data"))
     return data
-
-
-def type_code(resource: dict[str, Any]) -> dict[str, str] | None:
-    """The document's LOINC type (what the DMP files it under), if it has one."""
-    for coding in (resource.get("type") or {}).get("coding") or []:
-        if coding.get("system") == LOINC and coding.get("code"):
-            return {"code": coding["code"], "system": "2.16.840.1.113883.6.1",
-                    "display": coding.get("display") or coding["code"]}
-    return None
-
-
-def dmp_filing(resource: dict[str, Any], patient: Patient, data: bytes) -> dict[str, Any] | None:
-    """The body of the DMP simulator's ``POST /_peer/documents`` for this document (None without a type)."""
-    code = type_code(resource)
-    if code is None:
-        return None
-    attachment = resource["content"][0]["attachment"]
-    return {"ins": patient.ins.nir + patient.ins.key, "ins_oid": patient.ins.oid, "title": attachment["title"],
-            "mime_type": attachment["contentType"], "content_b64": base64.b64encode(data).decode(),
-            "type_code": code, "creation_time": datetime.now(UTC).strftime("%Y%m%d%H%M%S"), "source": "mes"}

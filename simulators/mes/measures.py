@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 from fhir.resources.R4B.bundle import Bundle
-from pydantic import ValidationError
 
-from esante.simulators.mes.fhir import FhirError, Invalid, problem
-from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, OBSERVATION_CATEGORY, UCUM
+from esante.simulators.kits.fhir.bodies import structure_problems
+from esante.simulators.kits.fhir.errors import FhirError, Invalid, problem
+from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, MEASURE_KINDS, OBSERVATION_CATEGORY, UCUM
 
 FUTURE_SLACK = timedelta(minutes=5)  # a device clock a little ahead is not an error
 
@@ -47,6 +47,9 @@ class MeasureCatalogue:
 @cache
 def catalogue() -> MeasureCatalogue:
     data = yaml.safe_load(files("esante.simulators.mes").joinpath("data/measures.yaml").read_text(encoding="utf-8"))
+    if tuple(data["measures"]) != MEASURE_KINDS:
+        raise ValueError(f"data/measures.yaml describes {', '.join(data['measures'])}; protocol.MEASURE_KINDS "
+                         f"names {', '.join(MEASURE_KINDS)}")
     return MeasureCatalogue(data["profile_base"], data["device_profile"], data["measures"])
 
 
@@ -58,18 +61,6 @@ class MeasureEntry:
     observation: dict[str, Any]
     key: str | None          # "system|value" of the identifier named by ifNoneExist
     device: dict[str, Any] | None
-
-
-def structure_problems(model: Any, resource: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """What fhir.resources finds wrong with the resource's structure (types, cardinalities, unknown fields)."""
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        return [problem("structure", f"{e['msg']}", f"{where}.{'.'.join(str(p) for p in e['loc'])}")
-                for e in exc.errors()[:20]]
-    except (ValueError, TypeError) as exc:
-        return [problem("structure", str(exc)[:300], where)]
-    return []
 
 
 def validate_bundle(bundle: dict[str, Any], patient_ref: str, now: datetime | None = None) -> MeasureEntry:

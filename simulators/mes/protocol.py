@@ -36,7 +36,6 @@ SHORT_ACCESS_LIFETIME = 2
 PAIRING_LIFETIME = 365 * 24 * 3600  # a pairing lasts a year, then the citizen consents again
 RETRY_AFTER = 1               # seconds, on 429 and 503
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
-MAX_JSON_DEPTH = 32           # FHIR resources we accept are nowhere near as deep
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_TRANSACTION_ENTRIES = 2   # MesBundleFluxAlimentation: one Observation and an optional Device
 
@@ -46,6 +45,10 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 INS_NIR_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10")  # INS-NIR, and its test OID
 FHIR_JSON = "application/fhir+json"
 
+#: The measures of the "Mesures de santé" IG that MES files (their profiles, codes and units: data/measures.yaml).
+MEASURE_KINDS = ("body_weight", "body_height", "bmi", "blood_pressure", "heart_rate", "body_temperature", "glucose",
+                 "oxygen_saturation", "steps", "pain", "waist_circumference", "head_circumference")
+
 #: Document types a partner may push (LOINC, as the DMP's typeCode), and formats MES files.
 DOCUMENT_FORMATS = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n",
                     "text/plain": b""}
@@ -54,3 +57,6 @@ DOCUMENT_FORMATS = {"application/pdf": b"%PDF-", "image/jpeg": b"\xff\xd8\xff", 
 def mes_patient_id(ins_nir: str) -> str:
     """The opaque logical id of a citizen's ``Patient`` in MES (stable, not the NIR itself)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mes:patient:{ins_nir}"))
+
+#: The code system of the ``details`` of MES's OperationOutcomes (our design): why a call was refused.
+ERROR_CODES_SYSTEM = "https://esante-conformance.example.org/mes/errors"

@@ -1,32 +1,17 @@
-"""What the simulated Mon espace santé remembers: pairings and their tokens, and each citizen's record
-(measures, documents, appointments). Plain in-memory state behind one lock, forgotten on reset."""
+"""What the simulated Mon espace santé remembers: besides the pending authorizations, codes and tokens of its
+authorization server (:class:`~esante.simulators.kits.oauth.server.AuthorizationState`; a token's
+``grant_id`` is its pairing), the pairings, each citizen's record (measures, documents, appointments), the
+rate-limit windows and the referencing dossiers. Plain in-memory state behind one lock, forgotten on reset."""
 
 from __future__ import annotations
 
-import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from esante.simulators.kits.oauth.server import AuthorizationState, IssuedToken, new_id
+
 PairingStatus = Literal["active", "revoked", "expired"]
-
-
-def new_id(nbytes: int = 24) -> str:
-    return secrets.token_urlsafe(nbytes)
-
-
-@dataclass(slots=True)
-class Transaction:
-    """An authorization request waiting for the citizen's login and consent."""
-
-    id: str
-    client_id: str
-    redirect_uri: str
-    state: str | None
-    scope: str
-    challenge: str
-    created: float = field(default_factory=time.time)
 
 
 @dataclass(slots=True)
@@ -39,31 +24,17 @@ class Pairing:
     scope: str
     created: float
     expires: float
-    revoked_by: str | None = None  # "user" | "partner"
+    revoked_by: str | None = None  # "user" | "partner" | "replay"
 
     def status(self, now: float | None = None) -> PairingStatus:
         if self.revoked_by:
             return "revoked"
         return "expired" if (now or time.time()) >= self.expires else "active"
 
-
-@dataclass(slots=True)
-class Code:
-    value: str
-    transaction: Transaction
-    pairing_id: str
-    expires: float
-    used: bool = False
-
-
-@dataclass(slots=True)
-class Token:
-    value: str
-    kind: Literal["access", "refresh"]
-    pairing_id: str
-    scope: str
-    expires: float
-    active: bool = True
+    def ended(self) -> str:
+        """Why the pairing cannot be used, in the words of MES's refusals (``revoked by the user``)."""
+        status = self.status()
+        return f"the pairing is {status}{' by the user' if self.revoked_by == 'user' else ''}"
 
 
 @dataclass(slots=True)
@@ -83,41 +54,39 @@ class Window:
     calls: int = 0
 
 
-class MesState:
+class MesState(AuthorizationState):
     def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.reset()
+        super().__init__()
+        self.pairings: dict[str, Pairing] = {}
+        self.records: dict[str, Record] = {}
+        self.windows: dict[str, Window] = {}
+        self.dossiers: dict[str, Any] = {}
 
     def reset(self) -> None:
         with self.lock:
-            self.transactions: dict[str, Transaction] = {}
-            self.codes: dict[str, Code] = {}
-            self.pairings: dict[str, Pairing] = {}
-            self.tokens: dict[str, Token] = {}
-            self.records: dict[str, Record] = {}
-            self.windows: dict[str, Window] = {}
-            self.dossiers: dict[str, Any] = {}
+            super().reset()
+            for table in (self.pairings, self.records, self.windows, self.dossiers):
+                table.clear()
 
     def record(self, patient_id: str) -> Record:
         with self.lock:
             return self.records.setdefault(patient_id, Record())
 
-    def issue(self, pairing: Pairing, access_lifetime: float, offline: bool) -> tuple[Token, Token | None]:
-        now = time.time()
-        access = Token(new_id(32), "access", pairing.id, pairing.scope, now + access_lifetime)
-        refresh = Token(new_id(32), "refresh", pairing.id, pairing.scope, pairing.expires) if offline else None
-        with self.lock:
-            for token in (access, refresh):
-                if token is not None:
-                    self.tokens[token.value] = token
+    def issue(self, pairing: Pairing, access_lifetime: float, offline: bool
+              ) -> tuple[IssuedToken, IssuedToken | None]:
+        """An access token and, for an offline scope, a refresh token good until the pairing's end."""
+        access = IssuedToken(id=new_id(32), kind="access", grant_id=pairing.id, scope=pairing.scope,
+                             expires=time.time() + access_lifetime)
+        refresh = IssuedToken(id=new_id(32), kind="refresh", grant_id=pairing.id, scope=pairing.scope,
+                              expires=pairing.expires) if offline else None
+        self.keep(access, refresh)
         return access, refresh
 
     def end_pairing(self, pairing: Pairing, by: str) -> None:
+        """End the pairing (the first reason stays) and revoke its tokens."""
         with self.lock:
             pairing.revoked_by = pairing.revoked_by or by
-            for token in self.tokens.values():
-                if token.pairing_id == pairing.id:
-                    token.active = False
+            self.revoke_grant(pairing.id)
 
     def over_limit(self, pairing_id: str, per_second: int) -> bool:
         second = int(time.time())

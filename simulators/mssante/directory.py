@@ -3,20 +3,22 @@ PractitionerRole, Organization), served from the shared data set. Resources are 
 validated with fhir.resources
 (FHIR R4B: the Annuaire Santé API is R4); searches: ``identifier`` (``system|value`` or value), ``name`` (contains,
 case-insensitive), ``mailbox-mss`` (starts with; ``:contains``, ``:exact``), ``mailbox-mss-type`` (PER, ORG,
-APP, CAB), ``_count`` and ``_offset`` for paging; unknown parameters and bad values answer an OperationOutcome.
+APP, CAB), ``_count`` and ``_offset`` for paging; unknown parameters and bad values answer an OperationOutcome
+(the FHIR kit's :class:`~esante.simulators.kits.fhir.errors.FhirError`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
 
 from esante.simulators.dataset import Dataset
+from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.kits.fhir.search import searchset
 from esante.simulators.mssante.protocol import MAILBOX_TYPES, MAX_PAGE_SIZE, PAGE_SIZE
 
 SYSTEM_IDNAT = "urn:oid:1.2.250.1.71.4.2.1"  # idNatPS (8 + RPPS)
@@ -26,16 +28,6 @@ EXT_EMAIL_TYPE = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contac
 EXT_MAILBOX = "https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-mailbox-mss-metadata"
 SYSTEM_EMAIL_TYPE = "https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie"
 COMMON_PARAMS = {"_count", "_offset", "identifier", "name", "mailbox-mss", "mailbox-mss-type", "_id"}
-
-
-class FhirError(Exception):
-    def __init__(self, status: int, code: str, diagnostics: str) -> None:
-        super().__init__(diagnostics)
-        self.status, self.code, self.diagnostics = status, code, diagnostics
-
-    def outcome(self) -> dict[str, Any]:
-        return {"resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": self.code, "diagnostics": self.diagnostics}]}
 
 
 def mailbox_telecom(address: str, kind: str, description: str) -> dict[str, Any]:
@@ -109,24 +101,14 @@ class FhirDirectory:
                 continue
             tests.append(_test(name, modifier, value))
         matches = [r for r in resources if all(t(r) for t in tests)]
-        page = matches[offset: offset + count]
         query = [(k, v) for k, v in params if k not in ("_count", "_offset")]
-        links = [{"relation": "self", "url": _url(base, kind, query, count, offset)}]
-        if offset + count < len(matches):
-            links.append({"relation": "next", "url": _url(base, kind, query, count, offset + count)})
-        return {"resourceType": "Bundle", "type": "searchset", "total": len(matches), "link": links,
-                "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                          for r in page]}
+        return searchset(f"{base}/{kind}", matches, offset, count, query)
 
 
 def _integer(key: str, value: str) -> int:
     if not value.isdigit():
         raise FhirError(400, "invalid", f"{key} must be a non-negative integer (got {value!r})")
     return int(value)
-
-
-def _url(base: str, kind: str, query: list[tuple[str, str]], count: int, offset: int) -> str:
-    return f"{base}/{kind}?{urlencode([*query, ('_count', str(count)), ('_offset', str(offset))])}"
 
 
 def _mailboxes(resource: dict[str, Any]) -> list[tuple[str, str]]:

@@ -20,7 +20,8 @@ from esante.simulators.core.pki import TestCA, server_ssl_context
 from esante.simulators.core.runtime import ListenerContext, ServiceError, Simulator
 from esante.simulators.core.server import free_port
 from esante.simulators.dataset import Dataset
-from esante.simulators.mssante.directory import FhirDirectory, FhirError
+from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.mssante.directory import FhirDirectory
 from esante.simulators.mssante.imap import MAX_LINE, serve_imap
 from esante.simulators.mssante.notes import MssNotes
 from esante.simulators.mssante.post import PostOffice

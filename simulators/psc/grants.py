@@ -1,7 +1,8 @@
 """The token endpoint's grants: authorization code (with PKCE), refresh, CIBA poll, token exchange (RFC 8693).
 
 Each grant takes the authenticated client and the form, and answers the token response or raises
-:class:`~simulators.psc.oauth.OAuthError` with the code the federator would answer.
+:class:`~esante.simulators.kits.oauth.errors.OAuthError` with the code the federator would answer, in
+Keycloak's words.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from esante.simulators.psc.oauth import AuthenticatedClient, OAuthError, pkce_matches
+from esante.simulators.kits.oauth.clients import AuthenticatedClient
+from esante.simulators.kits.oauth.errors import OAuthError
+from esante.simulators.kits.oauth.server import AuthorizationCode, CodeWording
+from esante.simulators.psc.notes import TokenExchanged
 from esante.simulators.psc.protocol import (
     CIBA_AUTO_APPROVAL_DELAY,
     GRANT_CIBA,
@@ -21,14 +25,21 @@ from esante.simulators.psc.protocol import (
     GRANT_TOKEN_EXCHANGE,
     TOKEN_TYPE_ACCESS,
 )
-from esante.simulators.psc.state import Code, Session
+from esante.simulators.psc.state import Session
 from esante.simulators.psc.tokens import Issuer
+
+#: Keycloak's answers to a code it does not redeem.
+CODE_WORDING = CodeWording(
+    unknown="Code not valid", reused="Code not valid", expired="Code is expired",
+    redirect_uri="Incorrect redirect_uri", verifier_missing="PKCE code verifier not specified",
+    verifier_unexpected="PKCE code verifier specified but challenge not present in authorization",
+    verifier_failed="PKCE verification failed")
 
 
 def redeem(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, ciba_auto: bool,
            cert_der: bytes | None) -> dict[str, Any]:
     grant_type = form.get("grant_type", "")
-    issuer.notes["grant_type"] = grant_type
+    issuer.notes.grant_type = grant_type
     if grant_type not in auth.client.grant_types:
         if grant_type in KNOWN_GRANTS:
             raise OAuthError("unauthorized_client", f"client {auth.client.client_id} may not use {grant_type}")
@@ -43,54 +54,27 @@ def redeem(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *, c
 
 
 def authorization_code(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str]) -> dict[str, Any]:
+    """A code presented again revokes the tokens issued with it (RFC 6749 §4.1.2)."""
     state = issuer.state
-    with state.lock:
-        code = state.codes.get(form.get("code", ""))
-        if code is None or code.transaction.client_id != auth.client.client_id:
-            raise OAuthError("invalid_grant", "Code not valid")
-        if code.used:
-            _revoke_issued(issuer, code)
-            raise OAuthError("invalid_grant", "Code not valid")  # reuse: RFC 6749 §4.1.2, tokens revoked
-        code.used = True
-    if code.expires < time.time():
-        raise OAuthError("invalid_grant", "Code is expired")
-    transaction = code.transaction
-    if form.get("redirect_uri") != transaction.redirect_uri:
-        raise OAuthError("invalid_grant", "Incorrect redirect_uri")
-    _check_verifier(code, form.get("code_verifier"))
-    session = state.sessions[code.sid]
-    answer = issuer.tokens(auth.client.client_id, session, transaction.scope, nonce=transaction.nonce,
+
+    def replayed(code: AuthorizationCode) -> None:
+        state.revoke(code.tokens)
+
+    code = state.redeem(form, auth.client.client_id, CODE_WORDING, replayed)
+    session = state.sessions[code.grant_id]
+    answer = issuer.tokens(auth.client.client_id, session, code.pending.scope, nonce=code.pending.nonce,
                            thumbprint=auth.cert_thumbprint)
     with state.lock:
-        code.tokens += [t.id for t in state.tokens.values() if t.sid == code.sid]
+        code.tokens += [t.id for t in state.tokens.values() if t.grant_id == code.grant_id]
     return answer
-
-
-def _check_verifier(code: Code, verifier: str | None) -> None:
-    transaction = code.transaction
-    if transaction.code_challenge is None:
-        if verifier is not None:
-            raise OAuthError("invalid_grant", "PKCE code verifier specified but challenge not present in authorization")
-        return
-    if verifier is None:
-        raise OAuthError("invalid_grant", "PKCE code verifier not specified")
-    if not pkce_matches(transaction.code_challenge_method or "plain", transaction.code_challenge, verifier):
-        raise OAuthError("invalid_grant", "PKCE verification failed")
-
-
-def _revoke_issued(issuer: Issuer, code: Code) -> None:
-    for token_id in code.tokens:
-        token = issuer.state.tokens.get(token_id)
-        if token is not None:
-            token.active = False
 
 
 def refresh(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str]) -> dict[str, Any]:
     state = issuer.state
-    token = state.token(form.get("refresh_token", ""), "refresh")
+    token = state.refresh_token(form.get("refresh_token", ""))
     if token is None or token.client_id != auth.client.client_id:
         raise OAuthError("invalid_grant", "Invalid refresh token")
-    session = state.sessions.get(token.sid)
+    session = state.sessions.get(token.grant_id)
     if "refresh_rejected" in issuer.behaviours or session is None or not session.active or not token.active:
         raise OAuthError("invalid_grant", "Session not active")
     if token.expires < time.time():
@@ -113,7 +97,7 @@ def ciba_poll(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str], *
             request.last_poll = now
         if request.status == "pending" and auto and now - request.created >= CIBA_AUTO_APPROVAL_DELAY:
             request.status = "denied" if request.deny else "approved"
-    issuer.notes["ciba_status"] = request.status
+    issuer.notes.ciba_status = request.status
     if request.expires < now:
         raise OAuthError("expired_token", "The auth_req_id has expired")
     if too_soon:
@@ -144,16 +128,16 @@ def token_exchange(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, st
     if form.get("subject_token_type") != TOKEN_TYPE_ACCESS:
         raise OAuthError("invalid_request", f"subject_token_type must be {TOKEN_TYPE_ACCESS}")
     claims = issuer.keys.verify(form.get("subject_token", ""))
-    token = issuer.state.token(str(claims.get("jti")), "access") if claims else None
+    token = issuer.state.access_token(str(claims.get("jti"))) if claims else None
     if token is None or not token.active or token.expires < time.time():
         raise OAuthError("invalid_request", "Invalid token: subject_token is not an active PSC access token")
-    session = issuer.state.sessions.get(token.sid)
+    session = issuer.state.sessions.get(token.grant_id)
     if session is None or not session.active:
         raise OAuthError("invalid_request", "Invalid token: the professional's session is over")
     audience = form.get("audience") or auth.client.client_id
     access = issuer.access_token(auth.client.client_id, session, token.scope, thumbprint=auth.cert_thumbprint,
                                  now=time.time(), audience=audience)
-    issuer.notes["issued"] = {"bound_to": auth.cert_thumbprint, "audience": audience}
+    issuer.notes.issued = TokenExchanged(bound_to=auth.cert_thumbprint, audience=audience)
     return {"access_token": access, "issued_token_type": TOKEN_TYPE_ACCESS, "token_type": "Bearer",
             "expires_in": issuer.access_lifetime()}
 

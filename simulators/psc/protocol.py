@@ -62,7 +62,6 @@ GRANT_REFRESH: Final = "refresh_token"
 GRANT_CIBA: Final = "urn:openid:params:grant-type:ciba"
 GRANT_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_ACCESS: Final = "urn:ietf:params:oauth:token-type:access_token"
-CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 CLIENT_AUTH_METHODS: Final = ("private_key_jwt", "client_secret_basic", "client_secret_post", "tls_client_auth",
                               "client_secret_jwt")

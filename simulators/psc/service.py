@@ -1,37 +1,30 @@
-"""The Pro Santé Connect simulator: discovery, authorize and login page, token, userinfo, JWKS, introspection,
-revocation, end session, CIBA and the simulated e-CPS app (paths in :mod:`simulators.psc.protocol`)."""
+"""The Pro Santé Connect simulator: discovery and JWKS here; the authorization request and login page
+(:mod:`.authorize`), the token endpoint, userinfo, introspection and revocation (:mod:`.token_endpoints`),
+end session (:mod:`.logout`), CIBA and the simulated e-CPS app (:mod:`.ciba`); paths in :mod:`.protocol`.
+Errors are answered as Keycloak does (RFC 6749 §5.2 JSON)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
-from urllib.parse import urlencode
+from typing import ClassVar
 
-import httpx
 from fastapi import APIRouter, Request
-from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
-from esante.simulators.core.journal import behaviours_of, notes_of
+from esante.simulators.core.notes import Notes
 from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
-from esante.simulators.kits.oauth import NO_STORE, OAuthError, check_pkce, read_form, uri_registered
-from esante.simulators.psc.claims import userinfo_claims
+from esante.simulators.kits.oauth.errors import OAuthError
+from esante.simulators.kits.oauth.routes import Route, router_of
+from esante.simulators.psc.authorize import Authorization
+from esante.simulators.psc.ciba import Ciba
 from esante.simulators.psc.discovery import discovery_document
-from esante.simulators.psc.grants import redeem
-from esante.simulators.psc.keys import SigningKeys
-from esante.simulators.psc.oauth import authenticate_client, cert_thumbprint
+from esante.simulators.psc.federator import Endpoints, Federator
+from esante.simulators.psc.logout import EndSession
+from esante.simulators.psc.notes import PscNotes
 from esante.simulators.psc.protocol import (
-    ACR_EIDAS1,
     AUTHORIZE_PATH,
-    CIBA_CHANNELS,
-    CIBA_INTERVAL,
     CIBA_PATH,
-    CIBA_REQUEST_LIFETIME,
-    CODE_LIFETIME,
     ECPS_PATH,
-    GRANT_CIBA,
     INTROSPECT_PATH,
     ISSUER_PATH,
     JWKS_PATH,
@@ -39,52 +32,11 @@ from esante.simulators.psc.protocol import (
     LOGOUT_PATH,
     REVOKE_PATH,
     STANDARD_DISCOVERY_PATH,
-    SUPPORTED_SCOPES,
     TOKEN_PATH,
     USERINFO_PATH,
     WALLET_DISCOVERY_PATH,
-    subject_of,
 )
-from esante.simulators.psc.state import CibaRequest, Code, FederatorState, Session, Token, Transaction, new_id
-from esante.simulators.psc.tokens import Issuer
-
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-BACKCHANNEL_TIMEOUT = 5.0  # a relying party that does not answer must not hold the user's logout page
-
-
-
-_pages = Environment(loader=PackageLoader("esante.simulators.psc", "templates"), autoescape=select_autoescape())
-
-
-def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_pages.get_template(template).render(**context), status_code=status, headers=NO_STORE)
-
-
-def message_page(heading: str, message: str, status: int) -> HTMLResponse:
-    return page("message.html", status, heading=heading, message=message, error=status >= 400)
-
-
-def client_cert(request: Request) -> bytes | None:
-    return (request.scope.get("extensions", {}).get("tls") or {}).get("client_cert_der")
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def oauth_errors(operation: str, handler: Handler) -> Handler:
-    """Name the operation for the journal, and turn an :class:`OAuthError` into its JSON answer."""
-
-    async def wrapped(request: Request) -> Response:
-        notes = notes_of(request)
-        notes["operation"] = operation
-        try:
-            return await handler(request)
-        except OAuthError as error:
-            notes["error"] = error.error
-            notes["error_description"] = error.description
-            return error.response()
-
-    return wrapped
+from esante.simulators.psc.token_endpoints import TokenEndpoints
 
 
 class PscSimulator(Simulator):
@@ -98,21 +50,22 @@ class PscSimulator(Simulator):
 
     name: ClassVar[str] = "psc"
     title: ClassVar[str] = "Pro Santé Connect"
+    notes_model: ClassVar[type[Notes]] = PscNotes
 
     def __init__(self, dataset: Dataset, *, public_url: str | None = None, auto_login: str | None = None,
                  ciba: str = "auto") -> None:
         super().__init__(dataset)
         if ciba not in ("auto", "manual"):
             raise ValueError("ciba must be auto or manual")
-        self.public_url = public_url.rstrip("/") if public_url else None
-        self.auto_login = auto_login
-        self.ciba_auto = ciba == "auto"
-        self.keys = SigningKeys()
-        self.state = FederatorState()
+        self.federator = Federator(self, public_url)
+        self.published = Endpoints(self.federator)
+        self.authorization = Authorization(self.federator, auto_login)
+        self.tokens = TokenEndpoints(self.federator, ciba_auto=ciba == "auto")
+        self.end_session = EndSession(self.federator)
+        self.ciba = Ciba(self.federator)
 
     def reset(self) -> None:
-        self.keys.reset()
-        self.state.reset()
+        self.federator.reset()
 
     def error_response(self, error: ServiceError) -> Response:
         spec = self.injected_fault(error)
@@ -122,313 +75,28 @@ class PscSimulator(Simulator):
             return OAuthError("invalid_request", error.message, 413).response()
         return OAuthError("server_error", error.message, 500).response()
 
-    # -- helpers -----------------------------------------------------------------------------------------
-    def base_url(self, request: Request) -> str:
-        return self.public_url or str(request.base_url).rstrip("/")
-
-    def issuer(self, request: Request) -> Issuer:
-        return Issuer(self.dataset, self.keys, self.state, self.base_url(request) + ISSUER_PATH,
-                      behaviours_of(request), notes_of(request))
-
-    def authenticate(self, request: Request, form: dict[str, str]) -> Any:
-        base = self.base_url(request)
-        with self.state.lock:
-            auth = authenticate_client(form, request.headers.get("authorization"), client_cert(request),
-                                       self.dataset, (base + ISSUER_PATH, base + TOKEN_PATH),
-                                       self.state.assertion_jtis)
-        notes = notes_of(request)
-        notes["client_id"], notes["client_auth"] = auth.client.client_id, auth.method
-        return auth
-
-    # -- routes ------------------------------------------------------------------------------------------
     def router(self) -> APIRouter:
-        router = APIRouter()
-        routes: list[tuple[str, list[str], str, Handler]] = [
+        authorization, tokens, ciba = self.authorization, self.tokens, self.ciba
+        routes: list[Route] = [
             (WALLET_DISCOVERY_PATH, ["GET"], "discovery", self.discovery),
             (STANDARD_DISCOVERY_PATH, ["GET"], "discovery", self.discovery),
             (JWKS_PATH, ["GET"], "jwks", self.jwks),
-            (AUTHORIZE_PATH, ["GET", "POST"], "authorize", self.authorize),
-            (LOGIN_PATH, ["POST"], "login", self.login),
-            (TOKEN_PATH, ["POST"], "token", self.token),
-            (USERINFO_PATH, ["GET", "POST"], "userinfo", self.userinfo),
-            (INTROSPECT_PATH, ["POST"], "introspect", self.introspect),
-            (REVOKE_PATH, ["POST"], "revoke", self.revoke),
-            (LOGOUT_PATH, ["GET", "POST"], "logout", self.logout),
-            (CIBA_PATH, ["POST"], "ciba_auth", self.ciba_auth),
-            (ECPS_PATH, ["GET"], "ecps", self.ecps),
-            (ECPS_PATH + "/{auth_req_id}", ["POST"], "ecps_decision", self.ecps_decision),
+            (AUTHORIZE_PATH, ["GET", "POST"], "authorize", authorization.authorize),
+            (LOGIN_PATH, ["POST"], "login", authorization.login),
+            (TOKEN_PATH, ["POST"], "token", tokens.token),
+            (USERINFO_PATH, ["GET", "POST"], "userinfo", tokens.userinfo),
+            (INTROSPECT_PATH, ["POST"], "introspect", tokens.introspect),
+            (REVOKE_PATH, ["POST"], "revoke", tokens.revoke),
+            (LOGOUT_PATH, ["GET", "POST"], "logout", self.end_session.logout),
+            (CIBA_PATH, ["POST"], "ciba_auth", ciba.ciba_auth),
+            (ECPS_PATH, ["GET"], "ecps", ciba.ecps),
+            (ECPS_PATH + "/{auth_req_id}", ["POST"], "ecps_decision", ciba.ecps_decision),
         ]
-        for path, methods, operation, handler in routes:
-            router.add_api_route(path, oauth_errors(operation, handler), methods=methods, include_in_schema=False)
-        return router
+        return router_of(routes, PscNotes)
 
     async def discovery(self, request: Request) -> Response:
-        base = self.base_url(request)
+        base = self.published.base_url(request)
         return JSONResponse(discovery_document(base, base + ISSUER_PATH))
 
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse(self.keys.jwks(), headers={"Cache-Control": "no-cache"})
-
-    # authorization code flow ----------------------------------------------------------------------------
-    async def authorize(self, request: Request) -> Response:
-        form = await read_form(request)
-        client_id = form.get("client_id", "")
-        try:
-            client = self.dataset.oidc_client(client_id)
-        except KeyError:
-            return message_page("Erreur", "Client not found.", 400)
-        redirect_uri = form.get("redirect_uri", "")
-        if not uri_registered(redirect_uri, client.redirect_uris):
-            return message_page("Erreur", "Invalid parameter: redirect_uri", 400)
-        notes_of(request)["client_id"] = client_id
-        issuer = self.issuer(request).issuer
-        try:
-            transaction = self._transaction(form, client_id, redirect_uri)
-        except OAuthError as error:
-            notes_of(request)["error"] = error.error
-            return _redirect(redirect_uri, {"error": error.error, "error_description": error.description,
-                                            "state": form.get("state"), "iss": issuer})
-        if self.auto_login:
-            professional = self.dataset.professional(self.auto_login)
-            return self._complete(request, transaction, professional.national_id)
-        return self._login_page(transaction, client.name)
-
-    def _transaction(self, form: dict[str, str], client_id: str, redirect_uri: str) -> Transaction:
-        if form.get("response_type") != "code":
-            raise OAuthError("unsupported_response_type", "Client is not allowed to initiate browser login with "
-                                                          f"given response_type {form.get('response_type')!r}")
-        scopes = form.get("scope", "").split()
-        if "openid" not in scopes:
-            raise OAuthError("invalid_scope", "Invalid scopes: openid is required")
-        unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
-        if unknown:
-            raise OAuthError("invalid_scope", f"Invalid scopes: {' '.join(unknown)}")
-        if form.get("acr_values") not in (None, ACR_EIDAS1):
-            raise OAuthError("invalid_request", f"Invalid parameter: acr_values (only {ACR_EIDAS1} is accepted)")
-        if not form.get("nonce"):
-            raise OAuthError("invalid_request", "Missing parameter: nonce")
-        check_pkce(form.get("code_challenge_method"), form.get("code_challenge"))
-        method = form.get("code_challenge_method") or ("plain" if form.get("code_challenge") else None)
-        transaction = Transaction(new_id(), client_id, redirect_uri, form.get("state"), form["nonce"],
-                                  " ".join(scopes), form.get("code_challenge"), method)
-        with self.state.lock:
-            self.state.transactions[transaction.id] = transaction
-        return transaction
-
-    def _login_page(self, transaction: Transaction, client_name: str, error: str | None = None) -> Response:
-        return page("login.html", 400 if error else 200, client_name=client_name, transaction=transaction.id,
-                    action=LOGIN_PATH, professionals=self.dataset.professionals, error=error)
-
-    async def login(self, request: Request) -> Response:
-        form = await read_form(request)
-        with self.state.lock:
-            transaction = self.state.transactions.pop(form.get("transaction", ""), None)
-        if transaction is None or time.time() - transaction.created > 30 * 60:
-            return message_page("Erreur", "Your login attempt timed out. Login will start from the beginning.",
-                                400)
-        try:
-            professional = self.dataset.professional_by_national_id(form.get("national_id", ""))
-        except KeyError:
-            with self.state.lock:
-                self.state.transactions[transaction.id] = transaction
-            client_name = self.dataset.oidc_client(transaction.client_id).name
-            return self._login_page(transaction, client_name, "Identifiant national inconnu.")
-        notes_of(request)["client_id"] = transaction.client_id
-        return self._complete(request, transaction, professional.national_id)
-
-    def _complete(self, request: Request, transaction: Transaction, national_id: str) -> Response:
-        """Open the session, issue the code, send the browser back (behaviours may tamper with the answer)."""
-        session = Session(new_id(16), national_id)
-        code = Code(new_id(32), transaction, session.sid, national_id, expires=time.time() + CODE_LIFETIME)
-        with self.state.lock:
-            self.state.sessions[session.sid] = session
-            self.state.codes[code.value] = code
-            previous = self.state.last_response.get(transaction.client_id)
-            self.state.last_response[transaction.client_id] = (code.value, transaction.state)
-        params = {"state": transaction.state, "session_state": session.sid, "iss": self.issuer(request).issuer,
-                  "code": code.value}
-        behaviours = behaviours_of(request)
-        if "tamper_state" in behaviours:
-            params["state"] = new_id(24)
-        if "tamper_iss" in behaviours:
-            params["iss"] = "https://attacker.example.org/auth/realms/esante-wallet"
-        if "replay_response" in behaviours and previous is not None:
-            params["code"], params["state"] = previous
-        notes_of(request)["authorization_response"] = {"national_id": national_id, "sid": session.sid,
-                                                       "tampered": sorted(behaviours)}
-        return _redirect(transaction.redirect_uri, params)
-
-    # token endpoint ------------------------------------------------------------------------------------
-    async def token(self, request: Request) -> Response:
-        form = await read_form(request)
-        auth = self.authenticate(request, form)
-        answer = redeem(self.issuer(request), auth, form, ciba_auto=self.ciba_auto, cert_der=client_cert(request))
-        return JSONResponse(answer, headers=NO_STORE)
-
-    # bearer token uses ----------------------------------------------------------------------------------
-    def _bearer(self, request: Request, form: dict[str, str]) -> tuple[dict[str, Any], Session]:
-        header = request.headers.get("authorization", "")
-        value = header[7:].strip() if header.lower().startswith("bearer ") else form.get("access_token", "")
-        notes = notes_of(request)
-        claims = self.keys.verify(value) if value else None
-        token = self.state.token(str(claims.get("jti")), "access") if claims else None
-        if token is None:
-            notes["token_state"] = "missing" if not value else "unknown"
-            raise OAuthError("invalid_token", "Token verification failed", 401)
-        expired_by = time.time() - token.expires
-        notes["token_state"] = "expired" if expired_by > 0 else ("revoked" if not token.active else "valid")
-        notes["token_expires_in"] = round(-expired_by, 3)
-        if notes["token_state"] != "valid":
-            raise OAuthError("invalid_token", "Token is not active", 401)
-        if token.cnf_thumbprint and token.cnf_thumbprint != cert_thumbprint(client_cert(request)):
-            notes["token_state"] = "unbound"
-            raise OAuthError("invalid_token", "Client certificate missing, or not the one the token is bound to", 401)
-        return claims or {}, self.state.sessions[token.sid]
-
-    async def userinfo(self, request: Request) -> Response:
-        form = await read_form(request) if request.method == "POST" else {}
-        claims, session = self._bearer(request, form)
-        professional = self.dataset.professional_by_national_id(session.national_id)
-        info = userinfo_claims(self.dataset, professional)
-        if "application/jwt" in request.headers.get("accept", ""):
-            signed = self.keys.sign({**info, "iss": self.issuer(request).issuer, "aud": claims.get("azp")})
-            return Response(signed, media_type="application/jwt", headers=NO_STORE)
-        return JSONResponse(info, headers=NO_STORE)
-
-    def _presented_token(self, value: str) -> tuple[dict[str, Any] | None, Token | None]:
-        """A token given to introspection or revocation: a signed access token (by its jti) or a refresh token."""
-        claims = self.keys.verify(value)
-        return claims, (self.state.token(str(claims.get("jti")), "access") if claims
-                        else self.state.token(value, "refresh"))
-
-    async def introspect(self, request: Request) -> Response:
-        form = await read_form(request)
-        auth = self.authenticate(request, form)
-        claims, token = self._presented_token(form.get("token", ""))
-        foreign = token is not None and token.client_id != auth.client.client_id and not auth.client.resource_server
-        if token is None or foreign or not token.active \
-                or token.expires < time.time():
-            return JSONResponse({"active": False}, headers=NO_STORE)
-        answer: dict[str, Any] = {"active": True, "client_id": token.client_id, "exp": int(token.expires),
-                                  "iat": int(token.issued), "scope": token.scope, "token_type": "Bearer",
-                                  "acr": ACR_EIDAS1, "sid": token.sid}
-        if token.kind == "access":  # PSC gives the national id only for an access token
-            answer |= {"SubjectNameID": token.national_id, "sub": claims.get("sub") if claims else None}
-            if token.cnf_thumbprint:
-                answer["cnf"] = {"x5t#S256": token.cnf_thumbprint}
-        else:
-            answer["token_type"] = "Refresh"
-        return JSONResponse(answer, headers=NO_STORE)
-
-    async def revoke(self, request: Request) -> Response:
-        form = await read_form(request)
-        auth = self.authenticate(request, form)
-        _, token = self._presented_token(form.get("token", ""))
-        if token is not None and token.client_id == auth.client.client_id:
-            token.active = False
-            notes_of(request)["revoked"] = token.kind
-        return Response(status_code=200, headers=NO_STORE)  # RFC 7009 §2.2: 200 whatever the token was
-
-    async def logout(self, request: Request) -> Response:
-        form = await read_form(request)
-        hint = form.get("id_token_hint")
-        claims = self.keys.verify(hint) if hint else None
-        client_id = form.get("client_id") or (claims or {}).get("aud")
-        notes = notes_of(request)
-        notes["client_id"] = client_id
-        post_logout = form.get("post_logout_redirect_uri")
-        if hint and claims is None:
-            notes["error"] = "invalid_id_token_hint"
-            return message_page("Erreur", "Invalid parameter: id_token_hint", 400)
-        if post_logout and not client_id:
-            notes["error"] = "missing_id_token_hint"
-            return message_page("Erreur", "Missing parameters: id_token_hint", 400)
-        if post_logout:
-            try:
-                registered = self.dataset.oidc_client(str(client_id)).post_logout_redirect_uris
-            except KeyError:
-                registered = []
-            if not uri_registered(post_logout, registered):
-                notes["error"] = "invalid_redirect_uri"
-                return message_page("Erreur", "Invalid redirect uri", 400)
-        if claims is not None and (ended := self.state.end_session(str(claims.get("sid")))) is not None:
-            notes["ended_session"] = {"sid": ended.sid, "clients": sorted(ended.client_ids)}
-            notes["backchannel_logout"] = await self._backchannel_logout(request, ended)
-        if post_logout:
-            return _redirect(post_logout, {"state": form.get("state")})
-        return message_page("Déconnexion", "Vous êtes déconnecté de Pro Santé Connect.", 200)
-
-    async def _backchannel_logout(self, request: Request, session: Session) -> list[dict[str, Any]]:
-        """OpenID Connect Back-Channel Logout 1.0: tell every client of the session that registered a URI.
-
-        What each client answered is kept in the end-session exchange's notes: the evidence of the delivery.
-        """
-        deliveries = []
-        issuer = self.issuer(request).issuer
-        for client_id in sorted(session.client_ids):
-            uri = self.dataset.oidc_client(client_id).backchannel_logout_uri
-            if not uri:
-                continue
-            token = self.keys.sign({"iss": issuer, "aud": client_id, "iat": int(time.time()), "jti": new_id(16),
-                                    "exp": int(time.time()) + 120, "sub": subject_of(session.national_id),
-                                    "sid": session.sid, "events": {BACKCHANNEL_EVENT: {}}}, typ="logout+jwt")
-            try:
-                async with httpx.AsyncClient(timeout=BACKCHANNEL_TIMEOUT) as http:
-                    answer = await http.post(uri, data={"logout_token": token})
-                deliveries.append({"client_id": client_id, "uri": uri, "status": answer.status_code})
-            except httpx.HTTPError as exc:
-                deliveries.append({"client_id": client_id, "uri": uri, "error": f"{type(exc).__name__}: {exc}"})
-        return deliveries
-
-    # CIBA and the simulated e-CPS app --------------------------------------------------------------------
-    async def ciba_auth(self, request: Request) -> Response:
-        form = await read_form(request)
-        auth = self.authenticate(request, form)
-        if GRANT_CIBA not in auth.client.grant_types:
-            raise OAuthError("unauthorized_client", f"client {auth.client.client_id} may not use CIBA")
-        scopes = form.get("scope", "").split()
-        if "openid" not in scopes:
-            raise OAuthError("invalid_scope", "Invalid scopes: openid is required")
-        if form.get("acr_values") not in (None, ACR_EIDAS1):
-            raise OAuthError("invalid_request", f"Invalid parameter: acr_values (only {ACR_EIDAS1} is accepted)")
-        if not form.get("login_hint"):
-            raise OAuthError("invalid_request", "Missing parameter: login_hint")
-        try:
-            self.dataset.professional_by_national_id(form["login_hint"])
-        except KeyError:
-            raise OAuthError("unknown_user_id", "login_hint is not a known professional's national id") from None
-        if form.get("channel") not in CIBA_CHANNELS:
-            raise OAuthError("invalid_request", f"Invalid parameter: channel (one of {', '.join(CIBA_CHANNELS)})")
-        binding = form.get("binding_message")
-        if binding is not None and (len(binding) > 20 or not binding.isprintable()):
-            raise OAuthError("invalid_binding_message", "binding_message must be short printable text")
-        ciba = CibaRequest(new_id(24), auth.client.client_id, form["login_hint"], " ".join(scopes), binding,
-                           form["channel"], expires=time.time() + CIBA_REQUEST_LIFETIME, interval=CIBA_INTERVAL,
-                           deny="ciba_deny" in behaviours_of(request))
-        with self.state.lock:
-            self.state.ciba[ciba.auth_req_id] = ciba
-        return JSONResponse({"auth_req_id": ciba.auth_req_id, "expires_in": CIBA_REQUEST_LIFETIME,
-                             "interval": CIBA_INTERVAL}, headers=NO_STORE)
-
-    async def ecps(self, request: Request) -> Response:
-        with self.state.lock:
-            pending = [r for r in self.state.ciba.values() if r.status == "pending" and r.expires > time.time()]
-        rows = [{"client_name": self.dataset.oidc_client(r.client_id).name, "national_id": r.national_id,
-                 "binding_message": r.binding_message, "channel": r.channel,
-                 "action": f"{ECPS_PATH}/{r.auth_req_id}"} for r in pending]
-        return page("ecps.html", requests=rows)
-
-    async def ecps_decision(self, request: Request) -> Response:
-        form = await read_form(request)
-        with self.state.lock:
-            ciba = self.state.ciba.get(request.path_params["auth_req_id"])
-            if ciba is None or ciba.status != "pending":
-                return message_page("Erreur", "Demande inconnue ou déjà traitée.", 404)
-            ciba.status = "approved" if form.get("decision") == "approve" else "denied"
-        notes_of(request)["ciba_decision"] = ciba.status
-        return RedirectResponse(ECPS_PATH, status_code=303)
-
-
-def _redirect(uri: str, params: dict[str, str | None]) -> Response:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return RedirectResponse(f"{uri}{'&' if '?' in uri else '?'}{query}", status_code=302, headers=NO_STORE)
+        return JSONResponse(self.federator.keys.jwks(), headers={"Cache-Control": "no-cache"})

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esante.simulators.dataset import Dataset
+from esante.simulators.kits.oauth.server import new_id
 from esante.simulators.psc.keys import SigningKeys
+from esante.simulators.psc.notes import PscNotes, TokensIssued
 from esante.simulators.psc.protocol import (
     ACCESS_TOKEN_LIFETIME,
     ACR_EIDAS1,
@@ -19,7 +21,7 @@ from esante.simulators.psc.protocol import (
     SHORT_ACCESS_TOKEN_LIFETIME,
     subject_of,
 )
-from esante.simulators.psc.state import FederatorState, Session, Token, new_id
+from esante.simulators.psc.state import FederatorState, Session, Token
 
 OTHER_CLIENT = "esante-other-rp"  # the audience of the ``id_token_wrong_audience`` behaviour
 
@@ -33,7 +35,7 @@ class Issuer:
     state: FederatorState
     issuer: str
     behaviours: set[str] = field(default_factory=set)
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: PscNotes = field(default_factory=PscNotes)
 
     def access_lifetime(self) -> int:
         return SHORT_ACCESS_TOKEN_LIFETIME if "short_lifetimes" in self.behaviours else ACCESS_TOKEN_LIFETIME
@@ -42,13 +44,13 @@ class Issuer:
                thumbprint: str | None, with_id_token: bool = True) -> dict[str, Any]:
         """The token endpoint's success answer for this session (access, refresh and, with openid, ID token)."""
         if "rotate_signing_key" in self.behaviours:
-            self.notes["rotated_to_kid"] = self.keys.rotate()
+            self.notes.rotated_to_kid = self.keys.rotate()
         now = time.time()
         access = self.access_token(client_id, session, scope, thumbprint=thumbprint, now=now)
-        refresh = Token(new_id(32), "refresh", client_id, session.sid, session.national_id, scope,
-                        expires=now + REFRESH_TOKEN_LIFETIME)
+        refresh = Token(id=new_id(32), kind="refresh", client_id=client_id, grant_id=session.sid,
+                        national_id=session.national_id, scope=scope, expires=now + REFRESH_TOKEN_LIFETIME)
+        self.state.keep(refresh)
         with self.state.lock:
-            self.state.tokens[refresh.id] = refresh
             session.client_ids.add(client_id)
         answer: dict[str, Any] = {
             "access_token": access, "expires_in": self.access_lifetime(),
@@ -57,16 +59,16 @@ class Issuer:
         }
         if with_id_token and "openid" in scope.split():
             answer["id_token"] = self.id_token(client_id, session, nonce, now=now)
-        self.notes["issued"] = {"kid": self.keys.kid, "sid": session.sid, "expires_in": answer["expires_in"],
-                                "refresh_token_prefix": refresh.id[:6]}
+        self.notes.issued = TokensIssued(kid=self.keys.kid, sid=session.sid, expires_in=answer["expires_in"],
+                                         refresh_token_prefix=refresh.id[:6])
         return answer
 
     def access_token(self, client_id: str, session: Session, scope: str, *, thumbprint: str | None,
                      now: float, audience: str | list[str] = "account") -> str:
-        token = Token(new_id(16), "access", client_id, session.sid, session.national_id, scope,
-                      expires=now + self.access_lifetime(), issued=now, cnf_thumbprint=thumbprint)
-        with self.state.lock:
-            self.state.tokens[token.id] = token
+        token = Token(id=new_id(16), kind="access", client_id=client_id, grant_id=session.sid,
+                      national_id=session.national_id, scope=scope, expires=now + self.access_lifetime(), issued=now,
+                      cnf_thumbprint=thumbprint)
+        self.state.keep(token)
         claims: dict[str, Any] = {
             "exp": int(token.expires), "iat": int(now), "jti": token.id, "iss": self.issuer, "aud": audience,
             "sub": subject_of(session.national_id), "typ": "Bearer", "azp": client_id, "sid": session.sid,

@@ -38,8 +38,8 @@ from esante.harness.reference.mss.models import (
 )
 from esante.harness.reference.mss.transport import Credentials, MailFailure, MailServers, MailTransport
 from esante.harness.reference.parts import NotConfigured, ReferenceContext
-from esante.harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
-from esante.harness.reference.psc_tokens import PscError
+from esante.harness.reference.psc.client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from esante.harness.reference.psc.tokens import PscError
 from esante.simulators.core.pki import client_ssl_context
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, SYSTEM_IDNAT, SYSTEM_RPPS, Header

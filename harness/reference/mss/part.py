@@ -11,7 +11,7 @@ from esante.harness.reference.mss.candidate import MssCandidate, report
 from esante.harness.reference.mss.models import LoginParams, LookupParams, MssReport, SendParams
 from esante.harness.reference.mss.transport import MailFailure
 from esante.harness.reference.parts import NoParams, NotConfigured, Part, ReferenceContext, validated
-from esante.harness.reference.psc_tokens import PscError
+from esante.harness.reference.psc.tokens import PscError
 
 Work = Callable[[MssCandidate], MssReport]
 

@@ -10,22 +10,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from esante.harness.driver import ActionOutcome, LegacyReport, ProfessionalSession
+from esante.harness.driver import ActionOutcome
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.parts import (
-    NoParams,
-    NotConfigured,
-    Params,
-    Part,
-    ProfessionalParams,
-    StructureParams,
-    validated,
-)
-from esante.harness.reference.psc_client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
-from esante.harness.reference.psc_tokens import (
+from esante.harness.reference.psc.client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
+from esante.harness.reference.psc.models import PscReport, SignedInProfessional
+from esante.harness.reference.psc.tokens import (
     PscError,
     PscRefused,
     PscUnavailable,
@@ -41,11 +33,11 @@ LOGGED_OUT_PATH = "/psc/logged-out"
 CERT_CN = "ESANTE-REFERENCE-RP"  # registered tls_client_auth_cn of the reference relying party
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
-    return LegacyReport(outcome=outcome, message=message, **fields)
+def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> PscReport:
+    return PscReport(outcome=outcome, message=message, **fields)
 
 
-def guarded(work: Callable[[], LegacyReport]) -> LegacyReport:
+def guarded(work: Callable[[], PscReport]) -> PscReport:
     """What the user is told when PSC fails: unavailable, a refusal of an untrustworthy answer, or PSC's error."""
     try:
         return work()
@@ -73,14 +65,14 @@ class PscCandidate:
         self.client.close()
 
     # -- actions (``own_url`` is the application's loopback origin, ``http://127.0.0.1:<port>``) -------------
-    def login(self, own_url: str) -> LegacyReport:
+    def login(self, own_url: str) -> PscReport:
         url, pending = self.client.begin_login(own_url + CALLBACK_PATH)
         self.pending[pending.state] = pending
         while len(self.pending) > MAX_PENDING_LOGINS:  # dicts keep insertion order: drop the oldest
             self.pending.pop(next(iter(self.pending)))
         return _report(ActionOutcome.REDIRECT, "sent to Pro Santé Connect", redirect_url=url)
 
-    def show_profile(self) -> LegacyReport:
+    def show_profile(self) -> PscReport:
         if self.session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional is signed in")
         try:
@@ -113,7 +105,7 @@ class PscCandidate:
                 raise
         return self.client.refresh(session)
 
-    def logout(self, own_url: str) -> LegacyReport:
+    def logout(self, own_url: str) -> PscReport:
         session, self.session = self.session, None
         if session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional was signed in")
@@ -123,11 +115,11 @@ class PscCandidate:
         url = self.client.logout_url(session, own_url + LOGGED_OUT_PATH, self.logout_state)
         return _report(ActionOutcome.REDIRECT, "signing out of Pro Santé Connect", redirect_url=url)
 
-    def ciba_login(self, national_id: str, channel: str) -> LegacyReport:
+    def ciba_login(self, national_id: str, channel: str) -> PscReport:
         self.session = self.client.ciba_login(national_id, channel)
         return self._signed_in(self.session, "signed in from the thick client (CIBA)")
 
-    def call_api(self, finess: str, name: str) -> LegacyReport:
+    def call_api(self, finess: str, name: str) -> PscReport:
         """Exchange the PSC token for an API token bound to the structure's certificate, and make sure it is."""
         if self.session is None:
             return _report(ActionOutcome.SIGNED_OUT, "no professional is signed in")
@@ -148,7 +140,7 @@ class PscCandidate:
         return issued.write(self.pki_dir / "reference", f"psc-structure-{finess}")
 
     # -- the browser comes back ----------------------------------------------------------------------------
-    def callback(self, url: str) -> LegacyReport:
+    def callback(self, url: str) -> PscReport:
         path = urlsplit(url).path
         if path == CALLBACK_PATH:
             return guarded(lambda: self._signed_in(self._complete(url), "signed in with Pro Santé Connect"))
@@ -160,14 +152,14 @@ class PscCandidate:
         self.session = self.client.complete_login(url, self.pending)
         return self.session
 
-    def _logged_out(self, url: str) -> LegacyReport:
+    def _logged_out(self, url: str) -> PscReport:
         expected, self.logout_state = self.logout_state, None  # a post-logout state is good for one arrival
         state = dict(parse_qsl(urlsplit(url).query)).get("state")
         if expected is None or state != expected:
             return _report(ActionOutcome.REFUSED, "post-logout redirect with a state matching no logout in progress")
         return _report(ActionOutcome.SIGNED_OUT, "signed out of the application and of PSC")
 
-    def _signed_in(self, session: Session, message: str) -> LegacyReport:
+    def _signed_in(self, session: Session, message: str) -> PscReport:
         claims = session.claims
         if self.defects.on("psc_keys_on_sub"):
             user_id = str(claims.get("sub"))
@@ -175,72 +167,6 @@ class PscCandidate:
             user_id = str(claims.get("email") or claims.get("sub"))
         else:
             user_id = str(claims["SubjectNameID"])  # present: PscClient.userinfo refuses a profile without it
-        professional = ProfessionalSession(user_id=user_id, family_name=claims.get("family_name"),
-                                           given_name=claims.get("given_name"))
+        professional = SignedInProfessional(user_id=user_id, family_name=claims.get("family_name"),
+                                            given_name=claims.get("given_name"))
         return _report(ActionOutcome.SIGNED_IN, message, professional=professional)
-
-
-class LoginParams(Params):
-    professional: ProfessionalParams | None = None  # for the browser's login page; the software needs nothing
-
-
-class CibaLoginParams(Params):
-    professional: ProfessionalParams
-    channel: Literal["CARD", "MOBILE"] = "MOBILE"
-
-
-class CallApiParams(Params):
-    structure: StructureParams
-
-
-class PscPart(Part):
-    """The ``psc.*`` actions on a fresh web session per ``/reset`` (discovery and keys are read again)."""
-
-    actions = ("psc.login", "psc.show_profile", "psc.logout", "psc.ciba_login", "psc.call_api")
-    callback_prefix = "/psc/"
-
-    def __init__(self, context: Any) -> None:
-        super().__init__(context)
-        self.session: PscCandidate | None = None
-
-    def reset(self, endpoints: dict[str, str]) -> None:
-        self.close()
-        base = endpoints.get("psc")
-        if base:
-            self.session = PscCandidate(base, self.context.pki_dir, self.context.ca_pem_for(base), self.defects)
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-
-    def _web(self) -> PscCandidate:
-        if self.session is None:
-            raise NotConfigured("no Pro Santé Connect endpoint was given on /reset")
-        return self.session
-
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
-        """Validate the step's parameters (a 422 is the harness's mistake), then do what the user clicked."""
-        work = _work(action, params, own_url)
-        web = self._web()
-        return guarded(lambda: work(web))
-
-    def callback(self, url: str) -> LegacyReport:
-        return self._web().callback(url)
-
-
-def _work(action: str, raw: dict[str, Any], own_url: str) -> Callable[[PscCandidate], LegacyReport]:
-    """One PSC action with its validated parameters, ready to run on the web session."""
-    if action == "psc.login":
-        validated(LoginParams, raw)
-        return lambda psc: psc.login(own_url)
-    if action == "psc.ciba_login":
-        ciba = validated(CibaLoginParams, raw)
-        return lambda psc: psc.ciba_login(ciba.professional.national_id, ciba.channel)
-    if action == "psc.call_api":
-        structure = validated(CallApiParams, raw).structure
-        return lambda psc: psc.call_api(structure.finess, structure.name)
-    validated(NoParams, raw)
-    if action == "psc.logout":
-        return lambda psc: psc.logout(own_url)
-    return lambda psc: psc.show_profile()

@@ -1,8 +1,6 @@
-"""OAuth 2.0 client authentication of the federator (secret, private_key_jwt, tls_client_auth); the generic
-plumbing (error answers, PKCE, redirect URI matching) is :mod:`simulators.core.oauth`, re-exported here.
-
-Errors are answered the way Keycloak (and RFC 6749 §5.2) does: JSON ``{"error", "error_description"}``,
-400 for request errors, 401 for client authentication failures and invalid bearer tokens.
+"""Client authentication at the token endpoint by the one method the client used (RFC 6749 §2.3): a secret
+(HTTP Basic or in the form), a signed JWT assertion (``private_key_jwt``, RFC 7523) or a TLS client certificate
+(``tls_client_auth``, RFC 8705 §2), against the client's registration; in Keycloak's wording.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,18 +18,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from esante.simulators.core.pki import common_name_of_subject, subject_of_der
-from esante.simulators.dataset import Dataset
 from esante.simulators.dataset.models import OidcClient
-from esante.simulators.kits.oauth import (
-    NO_STORE,
-    OAuthError,
-    basic_credentials,
-    check_pkce,
-    pkce_matches,
-    secrets_equal,
-    uri_registered,
-)
-from esante.simulators.psc.protocol import CLIENT_ASSERTION_TYPE
+from esante.simulators.kits.oauth.errors import OAuthError
+from esante.simulators.kits.oauth.requests import basic_credentials, is_basic, secrets_equal
+
+#: RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+INVALID_CREDENTIALS = "Invalid client or Invalid client credentials"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,39 +35,48 @@ class AuthenticatedClient:
     cert_subject: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClientCall:
+    """What a token-endpoint call presents to authenticate: its form, Authorization header and TLS certificate."""
+
+    form: dict[str, str]
+    authorization: str | None
+    cert_der: bytes | None
+
+
 def cert_thumbprint(der: bytes | None) -> str | None:
-    """RFC 8705 ``x5t#S256``: base64url SHA-256 of the DER certificate."""
+    """RFC 8705 §3.1 ``x5t#S256``: base64url SHA-256 of the DER certificate."""
     if not der:
         return None
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
-def authenticate_client(form: dict[str, str], authorization: str | None, cert_der: bytes | None,
-                        dataset: Dataset, audiences: tuple[str, ...], used_jtis: set[str]) -> AuthenticatedClient:
-    """Identify and authenticate the client by the one method it used (RFC 6749 §2.3, RFC 7523, RFC 8705)."""
-    thumbprint = cert_thumbprint(cert_der)
-    subject = subject_of_der(cert_der) if cert_der else None
-    method, client_id = _method_of(form, authorization)
-    client = _registered(dataset, client_id)
+def authenticate_client(call: ClientCall, registered: Callable[[str], OidcClient], audiences: tuple[str, ...],
+                        used_jtis: set[str]) -> AuthenticatedClient:
+    """Identify the client and check its credentials as registered; ``registered`` raises KeyError for an
+    unknown client; ``audiences`` are the accepted ``aud`` of an assertion; ``used_jtis`` the assertions seen."""
+    method, client_id = _method_of(call.form, call.authorization)
+    client = _registration(registered, client_id)
     if method not in client.auth_methods:
         raise OAuthError("invalid_client", f"client {client_id} is not registered for {method}", 401)
+    subject = subject_of_der(call.cert_der) if call.cert_der else None
     if method == "client_secret_basic":
-        _check_secret(client, basic_credentials(authorization or "")[1])
+        _check_secret(client, basic_credentials(call.authorization or "")[1])
     elif method == "client_secret_post":
-        _check_secret(client, form.get("client_secret", ""))
+        _check_secret(client, call.form.get("client_secret", ""))
     elif method == "private_key_jwt":
-        _check_assertion(client, form.get("client_assertion", ""), audiences, used_jtis)
-        if form.get("client_id") not in (None, client.client_id):
+        _check_assertion(client, call.form.get("client_assertion", ""), audiences, used_jtis)
+        if call.form.get("client_id") not in (None, client.client_id):
             raise OAuthError("invalid_client", "client_id differs from the client_assertion's sub", 401)
     elif common_name_of_subject(subject) != client.tls_client_auth_cn:
         raise OAuthError("invalid_client", "tls_client_auth: no client certificate, or its CN is not the one "
                                            f"registered for {client_id}", 401)
-    return AuthenticatedClient(client, method, thumbprint, subject)
+    return AuthenticatedClient(client, method, cert_thumbprint(call.cert_der), subject)
 
 
 def _method_of(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
-    if authorization and authorization.lower().startswith("basic "):
-        return "client_secret_basic", basic_credentials(authorization)[0]
+    if is_basic(authorization):
+        return "client_secret_basic", basic_credentials(str(authorization))[0]
     if form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE:
         claims = _unverified_claims(form.get("client_assertion", ""))
         return "private_key_jwt", str(claims.get("sub") or form.get("client_id") or "")
@@ -84,19 +87,20 @@ def _method_of(form: dict[str, str], authorization: str | None) -> tuple[str, st
     raise OAuthError("invalid_client", "no client authentication", 401)
 
 
-def _registered(dataset: Dataset, client_id: str) -> OidcClient:
+def _registration(registered: Callable[[str], OidcClient], client_id: str) -> OidcClient:
     try:
-        return dataset.oidc_client(client_id)
+        return registered(client_id)
     except KeyError:
-        raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401) from None
+        raise OAuthError("invalid_client", INVALID_CREDENTIALS, 401) from None
 
 
 def _check_secret(client: OidcClient, secret: str) -> None:
     if not client.secret or not secret or not secrets_equal(secret, client.secret):
-        raise OAuthError("invalid_client", "Invalid client or Invalid client credentials", 401)
+        raise OAuthError("invalid_client", INVALID_CREDENTIALS, 401)
 
 
 def _unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of an assertion before its signature is checked: only to find whose key checks it."""
     try:
         payload = token.split(".")[1]
         return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -124,7 +128,3 @@ def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, .
     if not isinstance(jti, str) or not jti or jti in used_jtis:
         raise OAuthError("invalid_client", "client_assertion has no jti, or a jti already used", 401)
     used_jtis.add(jti)
-
-
-__all__ = ["NO_STORE", "AuthenticatedClient", "OAuthError", "authenticate_client", "cert_thumbprint", "check_pkce",
-           "pkce_matches", "uri_registered"]

@@ -2,7 +2,7 @@
 
 PKCE values, the ID token's signature and claims (OpenID Connect Core §3.1.3.7), and the certificate binding
 of an exchanged token (RFC 8705): pure functions, so that each rule can be unit-tested on locally signed
-tokens, and so that the client (``psc_client``) only decides *which* rules a defect switches off.
+tokens, and so that the client (:mod:`.client`) only decides *which* rules a defect switches off.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   PKCE S256 verifier; ``acr_values=eidas1``, scopes ``openid scope_all``;
 * the authorization response is checked (``iss`` per RFC 9207, ``state``) *before* the code is redeemed;
 * the ID token's signature is verified with the JWKS key of its ``kid`` (the JWKS is cached, and fetched
-  again once for an unknown ``kid``), then its claims (``psc_tokens``);
+  again once for an unknown ``kid``), then its claims (:mod:`.tokens`);
 * userinfo must speak of the ID token's ``sub`` and name the professional's ``SubjectNameID``;
 * the access token is refreshed before it expires; a refused refresh ends the session;
 * logout ends PSC's session too (end session with ``id_token_hint`` and a post-logout URI);
@@ -31,7 +31,7 @@ import httpx
 from joserfc.jwk import KeySet
 
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.psc_tokens import (
+from esante.harness.reference.psc.tokens import (
     ACR,
     IdTokenRules,
     PscError,
@@ -43,7 +43,7 @@ from esante.harness.reference.psc_tokens import (
     unverified_claims,
     verified_claims,
 )
-from esante.harness.reference.psc_transport import PscHttp
+from esante.harness.reference.psc.transport import PscHttp
 
 REALM_PATH = "/auth/realms/esante-wallet"
 DISCOVERY_PATH = f"{REALM_PATH}/.well-known/wallet-openid-configuration"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from esante.harness.reference.psc_tokens import PscError, PscUnavailable
+from esante.harness.reference.psc.tokens import PscError, PscUnavailable
 from esante.simulators.core.pki import client_ssl_context
 
 RETRY_PAUSE = 0.5  # seconds before the one retry of a failed call
