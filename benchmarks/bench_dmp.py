@@ -32,7 +32,9 @@ from esante.harness.reference.dmp_vihf import signed_vihf
 from esante.harness.reference.pdf import minimal_pdf
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import Dataset, load_dataset
-from esante.simulators.dmp.protocol import FIND_DOCUMENTS, QUERY_NS, REGISTRY_PATH, REPOSITORY_PATH, RIM_NS, XDSB_NS
+from esante.simulators.dmp.protocol import REGISTRY_PATH, REPOSITORY_PATH
+from esante.simulators.kits.ihe_xds.ebrim import RIM
+from esante.simulators.kits.ihe_xds.ebrs import FIND_DOCUMENTS, QUERY, XDSB
 from esante.simulators.kits.soap import WSA_NS, WSSE_NS, envelope
 
 LPS = {"id": "ESANTE-REF", "name": "esante-reference-candidate", "version": "1.0.0", "homologation": "ESANTE-REF-0001"}
@@ -92,24 +94,24 @@ def _feed(parties: dict[str, Any], kind: str, pdf: bytes | None = None) -> Any:
 def feed_request(parties: dict[str, Any], pdf: bytes) -> tuple[bytes, int]:
     """One ITI-41 request (documents inline, base64) and the size of its CDA."""
     feed = _feed(parties, "N1", pdf)
-    body = etree.Element(f"{{{XDSB_NS}}}ProvideAndRegisterDocumentSetRequest", nsmap={None: XDSB_NS})
+    body = etree.Element(f"{{{XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={None: XDSB})
     body.append(feed.metadata_element)
     for entry_id, data in feed.documents.items():
-        etree.SubElement(body, f"{{{XDSB_NS}}}Document", id=entry_id).text = base64.b64encode(data).decode()
+        etree.SubElement(body, f"{{{XDSB}}}Document", id=entry_id).text = base64.b64encode(data).decode()
     return (_envelope("urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", body, _vihf(parties)),
             len(feed.documents[feed.document_entry_id]))
 
 
 def search_request(parties: dict[str, Any]) -> bytes:
     patient = parties["patient"]
-    query = etree.Element(f"{{{QUERY_NS}}}AdhocQueryRequest", nsmap={None: RIM_NS, "q": QUERY_NS})
-    etree.SubElement(query, f"{{{QUERY_NS}}}ResponseOption", returnComposedObjects="true", returnType="LeafClass")
-    adhoc = etree.SubElement(query, f"{{{RIM_NS}}}AdhocQuery", id=FIND_DOCUMENTS)
+    query = etree.Element(f"{{{QUERY}}}AdhocQueryRequest", nsmap={None: RIM, "q": QUERY})
+    etree.SubElement(query, f"{{{QUERY}}}ResponseOption", returnComposedObjects="true", returnType="LeafClass")
+    adhoc = etree.SubElement(query, f"{{{RIM}}}AdhocQuery", id=FIND_DOCUMENTS)
     patient_cx = f"{patient.ins.nir}{patient.ins.key}^^^&{patient.ins.oid}&ISO^NH"
     for name, value in (("$XDSDocumentEntryPatientId", f"'{patient_cx}'"),
                         ("$XDSDocumentEntryStatus", "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')")):
-        slot = etree.SubElement(adhoc, f"{{{RIM_NS}}}Slot", name=name)
-        etree.SubElement(etree.SubElement(slot, f"{{{RIM_NS}}}ValueList"), f"{{{RIM_NS}}}Value").text = value
+        slot = etree.SubElement(adhoc, f"{{{RIM}}}Slot", name=name)
+        etree.SubElement(etree.SubElement(slot, f"{{{RIM}}}ValueList"), f"{{{RIM}}}Value").text = value
     return _envelope("urn:ihe:iti:2007:RegistryStoredQuery", query, _vihf(parties))
 
 
@@ -176,7 +178,7 @@ def bench_search(tmp: Path) -> dict[str, Any]:
     from esante.simulators.core.evidence import EvidenceStore
     from esante.simulators.core.runtime import SimulatorSettings
     from esante.simulators.dmp import DmpSimulator
-    from esante.simulators.dmp.ebrim import parse_submission
+    from esante.simulators.kits.ihe_xds.ebrim import parse_submission
 
     pki = tmp / "dmp-pki"
     dataset = load_dataset()
@@ -211,8 +213,8 @@ def bench_search(tmp: Path) -> dict[str, Any]:
 
 
 def bench_memory() -> dict[str, Any]:
-    from esante.simulators.dmp.ebrim import document_entry_element, parse_document_entry, parse_submission
-    from esante.simulators.dmp.registry import DocumentRegistry
+    from esante.simulators.dmp.documents.registry import DocumentRegistry
+    from esante.simulators.kits.ihe_xds.ebrim import document_entry_element, parse_document_entry, parse_submission
 
     feed = _feed(_parties(TestCA.create(), load_dataset()), "N3")
     xml = etree.tostring(document_entry_element(parse_submission(feed.metadata_element).documents[0]))

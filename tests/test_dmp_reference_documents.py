@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,16 @@ from lxml import etree
 
 from esante.harness.reference import dmp_cda, dmp_documents, dmp_xades
 from esante.harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
+from esante.simulators.core.findings import Finding, errors
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import load_dataset
-from esante.simulators.dmp.cda import Ii, parse_cda, read_header
-from esante.simulators.dmp.cda_rules import check_header
-from esante.simulators.dmp.ebrim import parse_submission
-from esante.simulators.dmp.metadata_rules import check_metadata
-from esante.simulators.dmp.submission import Finding, check_submission, errors
-from esante.simulators.dmp.xmldsig import verify_signature
+from esante.simulators.dmp.documents.value_sets import dmp_value_sets
+from esante.simulators.kits.ihe_xds.cda import Ii, parse_cda, read_header
+from esante.simulators.kits.ihe_xds.cda_rules import check_header
+from esante.simulators.kits.ihe_xds.ebrim import parse_submission
+from esante.simulators.kits.ihe_xds.metadata_rules import check_metadata
+from esante.simulators.kits.ihe_xds.submission import check_submission
+from esante.simulators.kits.xmldsig import SignatureRejected, verify
 from tests.dmp_official import dataset_with_official_patient, td21
 
 DATASET = load_dataset()
@@ -51,8 +54,9 @@ def _feed(actors: dict[str, Any], **options: Any) -> Feed:
                       certificate=actors["certificate"], **options)
 
 
-def _check(feed: Feed) -> list[Finding]:
-    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET, CA)
+def _check(feed: Feed, *, now: datetime | None = None) -> list[Finding]:
+    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET,
+                            value_sets=dmp_value_sets(), cas=[CA.cert], now=now or datetime.now(UTC))
 
 
 REPLACED = {"entry_uuid": "urn:uuid:7953af1a-ba1c-11eb-816f-0050569e422e", "unique_id": "2.25.1", "set_id": "2.25.1",
@@ -153,21 +157,43 @@ def _tampered(actors: dict[str, Any], tamper: str) -> etree._Element:
     return signature
 
 
-@pytest.mark.parametrize(("tamper", "reason"), [("none", None), ("signed info", "SignatureValue does not verify"),
-                                                ("signed properties", "digest does not match"),
-                                                ("certificate", "not a DER certificate")])
+def _verify(signature: etree._Element, ca: TestCA = CA, now: datetime | None = None) -> str | None:
+    try:
+        verify(signature, [ca.cert], now=now or datetime.now(UTC))
+    except SignatureRejected as exc:
+        return f"{exc.kind}: {exc.reason}"
+    return None
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [("none", None),
+                                                ("signed info", "invalid: SignatureValue does not verify"),
+                                                ("signed properties", "invalid: a SignedInfo reference's digest "
+                                                                      "does not match"),
+                                                ("certificate", "invalid: X509Certificate is not a DER certificate")])
 def test_signature_verification(actors: dict[str, Any], tamper: str, reason: str | None) -> None:
-    found = verify_signature(_tampered(actors, tamper), CA.cert)
-    assert found == reason if reason is None else reason in (found or "")
+    found = _verify(_tampered(actors, tamper))
+    assert found == reason if reason is None else (found or "").startswith(reason)
 
 
 def test_signature_from_another_ca_is_refused(actors: dict[str, Any]) -> None:
-    assert "not issued by the trusted CA" in (verify_signature(_tampered(actors, "none"), TestCA.create().cert) or "")
+    assert "does not chain to a trusted CA" in (_verify(_tampered(actors, "none"), TestCA.create()) or "")
+
+
+def test_signature_is_judged_at_the_callers_clock(actors: dict[str, Any]) -> None:
+    """The signer's certificate is checked at the clock the caller gives, never the system's."""
+    signature = _tampered(actors, "none")
+    issued = x509.load_pem_x509_certificate(actors["certificate"][0])
+    assert _verify(signature, now=issued.not_valid_after_utc - timedelta(seconds=1)) is None
+    for moment in (issued.not_valid_before_utc - timedelta(days=1), issued.not_valid_after_utc + timedelta(days=1)):
+        assert (_verify(signature, now=moment) or "").startswith("untrusted: certificate")
+    later = issued.not_valid_after_utc + timedelta(days=1)
+    assert [f.requirement for f in _check(_feed(actors), now=later)] == ["DMP-SIG-VALUE"]
 
 
 def test_official_signature_does_not_chain_to_the_test_ca() -> None:
     feed = td21()
-    found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(), CA)
+    found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(),
+                             value_sets=dmp_value_sets(), cas=[CA.cert], now=datetime.now(UTC))
     assert [f.requirement for f in errors(found)] == ["DMP-SIG-VALUE"]
 
 
@@ -186,7 +212,8 @@ def test_metadata_update_keeps_the_lid(actors: dict[str, Any], confidentiality: 
     assert [c.code for c in entry.confidentiality_codes] == ["N", *confidentiality]
     (member,) = submission.associations
     assert member.target == entry.id and member.slot("PreviousVersion") == "1"
-    assert [f.requirement for f in check_metadata(submission, {entry.id: feed.documents["Document01"]})] == []
+    found = check_metadata(submission, {entry.id: feed.documents["Document01"]}, dmp_value_sets())
+    assert [f.requirement for f in found] == []
 
 
 def test_every_data_set_patient_and_professional_feeds_cleanly() -> None:

@@ -22,7 +22,7 @@ from esante.harness.reference.dmp_vihf import VIHF_DEFECTS, professional_from_ps
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import Dataset, load_dataset
 from esante.simulators.dataset.identifiers import nir_key
-from esante.simulators.dmp.vihf import (
+from esante.simulators.dmp.transport.vihf import (
     DS,
     HL7,
     SAML,
@@ -133,7 +133,7 @@ def test_official_examples_are_accepted_as_known_vectors(name: str, ca: TestCA, 
 @pytest.mark.parametrize("name", TD_REQUESTS)
 def test_official_requests_are_unsigned_and_refused_without_the_vector_option(name: str, ca: TestCA) -> None:
     with pytest.raises(VihfError) as error:
-        verify_signature(example(name), TrustStore.from_pem(ca.ca_pem))
+        verify_signature(example(name), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     assert error.value.code == "VIHF_UNSIGNED"
 
 
@@ -141,7 +141,7 @@ def test_an_edited_example_is_no_longer_a_known_vector(ca: TestCA) -> None:
     root = example(TD_REQUESTS[0])
     find_assertion(root).find(f".//{{{SAML}}}NameID").text = "810999900011"
     with pytest.raises(VihfError) as error:
-        verify_signature(root, TrustStore.from_pem(ca.ca_pem, accept_example_vectors=True))
+        verify_signature(root, TrustStore.from_pem(ca.ca_pem, accept_example_vectors=True), now=datetime.now(UTC))
     assert error.value.code == "VIHF_UNSIGNED"
 
 
@@ -415,7 +415,7 @@ def test_a_signature_over_another_element_is_refused(parties: dict, ca: TestCA) 
                             structure=parties["structure"])
     assertion.set("ID", "_another")
     with pytest.raises(VihfError) as error:
-        verify_signature(_reparsed(assertion), TrustStore.from_pem(ca.ca_pem))
+        verify_signature(_reparsed(assertion), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     assert error.value.code == "VIHF_SIGNATURE_INVALID"
 
 
@@ -424,7 +424,7 @@ def test_a_resigned_example_verifies_and_needs_no_vector(parties: dict, ca: Test
     ps = dataset.professional("DMPEX-PS01")
     cps = ca.issue_professional(ps.rpps, ps.family_name, ps.given_name, ps.profession_label)
     root = sign_vihf(example(UNSIGNED), cps.cert_pem, cps.key_pem)
-    signer = verify_signature(_reparsed(root), TrustStore.from_pem(ca.ca_pem))
+    signer = verify_signature(_reparsed(root), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     vihf = check_signer(parse_vihf(root), signer)
     assert vihf.signer is not None and vihf.signer.common_name == "899900063480"
 

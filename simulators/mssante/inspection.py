@@ -13,8 +13,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from esante.simulators.dataset import Dataset
-from esante.simulators.dmp.ebrim import MetadataError, parse_submission
-from esante.simulators.dmp.submission import check_submission
+from esante.simulators.kits.ihe_xds.ebrim import MetadataError, parse_submission
+from esante.simulators.kits.ihe_xds.submission import check_submission
 from esante.simulators.mssante.findings import Finding
 from esante.simulators.mssante.protocol import (
     DNT,

@@ -1,9 +1,10 @@
-"""ITI-18 Registry Stored Query (TD3.1): the query's parameters and which entries match them.
+"""ITI-18 Registry Stored Query: the query's parameters and which entries match them.
 
 FindDocuments (``$XDSDocumentEntryPatientId`` and ``$XDSDocumentEntryStatus`` required; class, type, practice
 setting, facility type, event, confidentiality and format codes; creation and service time ranges; author
 person) and GetDocuments (by entryUUID or uniqueId). Parameter values are written as in ITI TF-2a 3.18.4.1.2.3:
-a quoted string ``'value'`` or a list ``('a','b')``; codes as ``code^^scheme``.
+a quoted string ``'value'`` or a list ``('a','b')``; codes as ``code^^scheme``. A query the registry cannot
+run raises :class:`~.ebrs.RegistryError`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from esante.simulators.dmp.call import DmpError
-from esante.simulators.dmp.ebrim import Coded, DocumentEntry
-from esante.simulators.dmp.protocol import FIND_DOCUMENTS, GET_DOCUMENTS, RIM_NS, STATUSES
+from esante.simulators.kits.ihe_xds.ebrim import RIM, Coded, DocumentEntry
+from esante.simulators.kits.ihe_xds.ebrs import FIND_DOCUMENTS, GET_DOCUMENTS, QUERY, STATUSES, RegistryError
 
 _VALUE = re.compile(r"'((?:[^']|'')*)'")
 _CODE_PARAMS = {
@@ -51,22 +51,22 @@ def values_of(text: str) -> list[str]:
 
 
 def parse_query(request: etree._Element) -> StoredQuery:
-    query = request.find(f"{{{RIM_NS}}}AdhocQuery")
-    option = request.find("{urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0}ResponseOption")
+    query = request.find(f"{{{RIM}}}AdhocQuery")
+    option = request.find(f"{{{QUERY}}}ResponseOption")
     if query is None:
-        raise DmpError("XDSRegistryError", "AdhocQueryRequest without AdhocQuery")
+        raise RegistryError("XDSRegistryError", "AdhocQueryRequest without AdhocQuery")
     stored = StoredQuery(query.get("id", ""), return_type=option.get("returnType", "LeafClass")
                          if option is not None else "LeafClass")
     if stored.query_id not in (FIND_DOCUMENTS, GET_DOCUMENTS):
-        raise DmpError("XDSUnknownStoredQuery", f"stored query {stored.query_id!r} is not supported (FindDocuments "
-                                                f"{FIND_DOCUMENTS}, GetDocuments {GET_DOCUMENTS})")
+        raise RegistryError("XDSUnknownStoredQuery", f"stored query {stored.query_id!r} is not supported "
+                                                     f"(FindDocuments {FIND_DOCUMENTS}, GetDocuments {GET_DOCUMENTS})")
     if stored.return_type not in ("LeafClass", "ObjectRef"):
-        raise DmpError("XDSRegistryError", f"returnType {stored.return_type!r} is neither LeafClass nor ObjectRef")
-    for slot in query.iterfind(f"{{{RIM_NS}}}Slot"):
-        values = [v for el in slot.iterfind(f"{{{RIM_NS}}}ValueList/{{{RIM_NS}}}Value")
+        raise RegistryError("XDSRegistryError", f"returnType {stored.return_type!r} is neither LeafClass nor ObjectRef")
+    for slot in query.iterfind(f"{{{RIM}}}Slot"):
+        values = [v for el in slot.iterfind(f"{{{RIM}}}ValueList/{{{RIM}}}Value")
                   for v in values_of(el.text or "")]
         if len(values) > MAX_VALUES:
-            raise DmpError("XDSRegistryError", f"{slot.get('name')}: more than {MAX_VALUES} values")
+            raise RegistryError("XDSRegistryError", f"{slot.get('name')}: more than {MAX_VALUES} values")
         stored.params.setdefault(slot.get("name", ""), []).extend(values)
     return stored
 
@@ -91,8 +91,8 @@ class Matcher:
         unknown = self.statuses - set(STATUSES)
         if not self.statuses or unknown:
             odd = f" (not {', '.join(sorted(unknown))})" if unknown else ""
-            raise DmpError("XDSRegistryError", f"$XDSDocumentEntryStatus is required, with values among "
-                                               f"{', '.join(STATUSES)}{odd}")
+            raise RegistryError("XDSRegistryError", f"$XDSDocumentEntryStatus is required, with values among "
+                                                    f"{', '.join(STATUSES)}{odd}")
         self.codes = {attr: _codes(query.params[p]) for p, attr in {**_CODE_PARAMS, **_LIST_CODE_PARAMS}.items()
                       if p in query.params}
         self.times = {attr: (query.one(p + "From"), query.one(p + "To")) for p, attr in _TIME_PARAMS.items()

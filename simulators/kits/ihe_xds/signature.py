@@ -1,4 +1,4 @@
-"""The signature document of a DMP feed (IHE DSG, XAdES): rule ``signature``.
+"""The signature document of an XDS submission (IHE DSG, XAdES), as the DMP requires one: rule ``signature``.
 
 Every submission carries one XML signature document (classCode urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1,
 formatCode http://www.w3.org/2000/09/xmldsig#) linked by a ``signs`` association to the SubmissionSet or
@@ -8,22 +8,25 @@ the documents. Its ``Object/Manifest`` lists one ``Reference`` per signed docume
 Each reference naming a document of the submission must carry that document's digest (error). A document
 no reference names gets a warning: the DMP's own TD2.1 example references its CDA by the CDA id (not the
 XDS uniqueId) with a stale digest, and the DMP accepts it, so the DMP does not enforce coverage.
+
+The signature itself (SignatureValue, SignedInfo references, its certificate against given CAs at the caller's
+clock) is verified by :mod:`esante.simulators.kits.xmldsig` when the caller gives CAs.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
 
-from esante.simulators.dmp.ebrim import SIGNS, DocumentEntry, Submission
-from esante.simulators.dmp.findings import SIGNATURE, Finding
-from esante.simulators.dmp.xmldsig import C14N, DIGESTS, DS, canonical, verify_signature
+from esante.simulators.core.findings import Finding, Severity
+from esante.simulators.kits.ihe_xds.ebrim import SIGNS, DocumentEntry, Submission
+from esante.simulators.kits.ihe_xds.rules import SIGNATURE, finding
 from esante.simulators.kits.xml import XmlRejected, parse_xml
+from esante.simulators.kits.xmldsig import DS, SignatureRejected, reference_digest, verify
 
 _D = f"{{{DS}}}"
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
@@ -45,8 +48,8 @@ def is_signature_entry(entry: DocumentEntry) -> bool:
 
 
 def _finding(requirement: str, location: str, message: str, code: str = "XDSRepositoryError",
-             severity: str = "error") -> Finding:
-    return Finding(SIGNATURE, code, requirement, location, message, severity)
+             severity: Severity = "error") -> Finding:
+    return finding(SIGNATURE, code, requirement, location, message, severity)
 
 
 def manifest_references(signature: etree._Element) -> list[ManifestReference]:
@@ -60,17 +63,6 @@ def manifest_references(signature: etree._Element) -> list[ManifestReference]:
                 "" if method is None else method.get("Algorithm", ""),
                 (reference.findtext(f"{_D}DigestValue") or "").strip()))
     return references
-
-
-def document_digest(data: bytes, root: etree._Element | None, reference: ManifestReference) -> str | None:
-    """Base64 digest of a document as ``reference`` describes it, None for an unsupported algorithm."""
-    algorithm = DIGESTS.get(reference.digest_method)
-    if algorithm is None:
-        return None
-    c14n = next((t for t in reference.transforms if t in C14N), None)
-    if c14n is not None and root is not None:
-        data = canonical(root, c14n)
-    return base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
 
 
 def _signature_root(entry: DocumentEntry, data: bytes | None) -> etree._Element | Finding:
@@ -97,7 +89,8 @@ def _references(entry: DocumentEntry, root: etree._Element, submission: Submissi
         if target is None or target.id not in documents:
             continue  # a document of another submission: not ours to verify
         referenced.add(target.id)
-        actual = document_digest(documents[target.id], roots.get(target.id), reference)
+        actual = reference_digest(documents[target.id], roots.get(target.id), reference.transforms,
+                                  reference.digest_method)
         where = f"Document {entry.id} /Signature/Object/Manifest/Reference[{number}]"
         if actual is None:
             yield _finding("DMP-SIG-DIGEST", where, f"unsupported DigestMethod {reference.digest_method!r}")
@@ -112,10 +105,21 @@ def _references(entry: DocumentEntry, root: etree._Element, submission: Submissi
                            severity="warning")
 
 
+def _value(root: etree._Element, cas: Sequence[x509.Certificate], now: datetime | None) -> str | None:
+    """Why the signature itself does not hold or is not from one of ``cas`` at ``now``, None when it is."""
+    if now is None:
+        raise ValueError("verifying a signature needs the caller's clock (now)")
+    try:
+        verify(root, cas, now=now)
+    except SignatureRejected as exc:
+        return exc.reason
+    return None
+
+
 def check_signature(submission: Submission, documents: Mapping[str, bytes], roots: Mapping[str, etree._Element],
-                    ca_cert: x509.Certificate | None = None) -> list[Finding]:
+                    *, cas: Sequence[x509.Certificate] = (), now: datetime | None = None) -> list[Finding]:
     """Findings of rule ``signature``; ``roots`` holds the already parsed CDA documents by entry id. With
-    ``ca_cert``, the signature itself is verified and its certificate must come from that CA."""
+    ``cas``, the signature itself is verified at ``now`` and its certificate must come from one of them."""
     entries = [entry for entry in submission.documents if is_signature_entry(entry)]
     if not entries:
         return [_finding("DMP-SIG-PRESENT", "RegistryObjectList",
@@ -135,7 +139,7 @@ def check_signature(submission: Submission, documents: Mapping[str, bytes], root
             findings.append(root)
             continue
         findings.extend(_references(entry, root, submission, documents, roots))
-        reason = None if ca_cert is None else verify_signature(root, ca_cert)
+        reason = _value(root, cas, now) if cas else None
         if reason:
             findings.append(_finding("DMP-SIG-VALUE", f"Document {entry.id} /Signature", reason))
     return findings

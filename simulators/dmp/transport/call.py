@@ -1,4 +1,8 @@
-"""One DMPi call as the transaction handlers see it, what they answer, and the DMP's business errors."""
+"""One DMPi call as the transaction handlers see it, what they answer, and how the DMP refuses.
+
+A message the DMP cannot process at all is a :class:`DmpFault` (a SOAP fault, ``faults.yaml``); a request it
+processes and refuses is a :class:`DmpError`, answered in the transaction's own form.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,20 @@ from typing import Any
 
 from lxml import etree
 
+from esante.simulators.dmp.notes import DmpNotes
 from esante.simulators.dmp.protocol import Transaction
+from esante.simulators.dmp.transport.vihf import Vihf
 from esante.simulators.kits.mtom import Related
 from esante.simulators.kits.soap import SoapMessage
+
+
+class DmpFault(Exception):
+    """A message the DMP cannot process: answered with the SOAP 1.2 fault ``key`` of ``faults.yaml``;
+    ``subcode`` overrides the catalogue's (the VIHF rule broken)."""
+
+    def __init__(self, key: str, detail: str, *, subcode: str | None = None) -> None:
+        super().__init__(detail)
+        self.key, self.detail, self.subcode = key, detail, subcode
 
 
 class DmpError(Exception):
@@ -28,16 +43,16 @@ class DmpError(Exception):
 
 @dataclass(slots=True)
 class Call:
-    """A parsed, authenticated request: the transaction, its SOAP message and body, the caller's VIHF."""
+    """A parsed request: the transaction, its SOAP message and body, the notes for the judge, and, once
+    accepted, the caller's VIHF."""
 
     transaction: Transaction
     message: SoapMessage
     body: etree._Element
-    vihf: Any  # simulators.dmp.vihf.Vihf
-    notes: dict[str, Any]
+    notes: DmpNotes
     related: Related | None = None
+    vihf: Vihf = field(init=False)
     parsed: Any = None  # the body once read (an ITI-57 Submission, an ITI-18 query), so it is read once
-
 
     @property
     def td(self) -> str:

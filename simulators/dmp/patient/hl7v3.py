@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dataset.identifiers import normalise_name
+from esante.simulators.dmp.patient.records import DmpRecord, Records, hl7_time, now
 from esante.simulators.dmp.protocol import (
+    GDP_NS,
     HL7_NS,
     INS_OIDS,
     OID_ADMIN_OBSERVATION,
@@ -32,8 +34,7 @@ from esante.simulators.dmp.protocol import (
     REASON_NAMES,
     XSI_NS,
 )
-from esante.simulators.dmp.records import DmpRecord, Records, hl7_time, now
-from esante.simulators.insi.matching import normalise_name
+from esante.simulators.dmp.transport.call import Call, DmpError, Reply
 from esante.simulators.kits.xml import text_of
 
 H = f"{{{HL7_NS}}}"
@@ -91,7 +92,7 @@ def _device(parent: etree._Element, role: str, device_id: str, name: str | None)
 def message(interaction: str, request: etree._Element, *,
             wrapper: str | None = None) -> tuple[etree._Element, etree._Element]:
     """An HL7v3 answer to ``request``: returns (the body element to send, the message element to fill)."""
-    outer = etree.Element(f"{{asip:ci-sis:gdp:2010}}{wrapper}", nsmap={None: HL7_NS, "ns2": "asip:ci-sis:gdp:2010"}) \
+    outer = etree.Element(f"{{{GDP_NS}}}{wrapper}", nsmap={None: HL7_NS, "ns2": GDP_NS}) \
         if wrapper else None
     msg = etree.Element(H + interaction, ITSVersion="XML_1.0", nsmap={None: HL7_NS}) if outer is None \
         else _el(outer, interaction, ITSVersion="XML_1.0")
@@ -206,7 +207,7 @@ def existence_test(call: Call, records: Records, record: DmpRecord | None) -> Re
                      record.web_login is not None)
         _observation(patient, "subjectOf", "RATTACHEMENT_ENS", OID_ADMIN_OBSERVATION, True)
     _query_ack(control, request, "OK" if record is not None else "NF")
-    call.notes["dmp_status"] = "absent" if record is None else record.status
+    call.notes.dmp_status = "absent" if record is None else record.status
     return Reply(body)
 
 
@@ -256,7 +257,7 @@ def close(call: Call, records: Records, record: DmpRecord | None) -> Reply:
         raise DmpError("DMPInvalidRequest", f"FERM without a closing reason (detectedIssueEvent code in "
                                             f"{OID_CLOSING_REASON})")
     record.status, record.closing_reason = "closed", reason.get("code")
-    call.notes["dmp_status"] = "closed"
+    call.notes.dmp_status = "closed"
     return _registration_answer(call, record, "FERM")
 
 
@@ -303,7 +304,7 @@ def search_without_ins(call: Call, records: Records) -> Reply:
     for tag, count in (("resultTotalQuantity", len(found)), ("resultCurrentQuantity", min(len(found), 10)),
                        ("resultRemainingQuantity", max(0, len(found) - MAX_SEARCH_RESULTS))):
         _el(ack, tag, value=str(count))
-    call.notes["results"] = len(found)
+    call.notes.patients_found = len(found)
     return Reply(body)
 
 

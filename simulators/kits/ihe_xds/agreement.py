@@ -1,4 +1,4 @@
-"""Agreement between a DocumentEntry, the header of its CDA document and the DMP's patients: rule ``agreement``.
+"""Agreement between a DocumentEntry, the header of its CDA document and the data set's people: rule ``agreement``.
 
 The CI-SIS maps the CDA header onto the XDS metadata (patientId = INS, authorPerson = author ids, typeCode =
 code, confidentialityCode, creationTime = effectiveTime in UTC, service times = documentationOf, uniqueId =
@@ -13,12 +13,13 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
+from esante.simulators.core.findings import Finding, Severity
 from esante.simulators.dataset.models import Dataset
-from esante.simulators.dmp.authorities import INS_OIDS, PS_NATIONAL_ID_OID
-from esante.simulators.dmp.cda import CdaHeader
-from esante.simulators.dmp.ebrim import DocumentEntry
-from esante.simulators.dmp.findings import AGREEMENT, Finding
-from esante.simulators.dmp.hl7v2 import parse_cx, parse_xcn
+from esante.simulators.kits.ihe_xds.authorities import INS_OIDS, PS_NATIONAL_ID_OID
+from esante.simulators.kits.ihe_xds.cda import CdaHeader
+from esante.simulators.kits.ihe_xds.ebrim import DocumentEntry
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_cx, parse_xcn
+from esante.simulators.kits.ihe_xds.rules import AGREEMENT, finding
 
 #: nonXMLBody mediaType -> the XDS-SD formatCode it requires (JDV_J10).
 SD_FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008", "text/plain": "urn:ihe:iti:xds-sd:text:2008",
@@ -27,8 +28,9 @@ SD_FORMATS = {"application/pdf": "urn:ihe:iti:xds-sd:pdf:2008", "text/plain": "u
 _META = "XDSRegistryMetadataError"
 
 
-def _finding(requirement: str, location: str, message: str, code: str = _META, severity: str = "error") -> Finding:
-    return Finding(AGREEMENT, code, requirement, location, message, severity)
+def _finding(requirement: str, location: str, message: str, code: str = _META,
+             severity: Severity = "error") -> Finding:
+    return finding(AGREEMENT, code, requirement, location, message, severity)
 
 
 _TS = re.compile(r"^(\d{4,14})(?:\.\d+)?(?:([+-])(\d{2})(\d{2}))?$")

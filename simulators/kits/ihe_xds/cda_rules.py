@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from esante.simulators.dmp.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
-from esante.simulators.dmp.cda import CdaHeader
-from esante.simulators.dmp.findings import CDA_HEADER, Finding
+from esante.simulators.core.findings import Finding, Severity
+from esante.simulators.kits.ihe_xds.authorities import CONFIDENTIALITY_SYSTEM, INS_OIDS, PS_NATIONAL_ID_OID, is_oid
+from esante.simulators.kits.ihe_xds.cda import CdaHeader
+from esante.simulators.kits.ihe_xds.rules import CDA_HEADER, finding
 
 HL7_FRANCE_TEMPLATE = "2.16.840.1.113883.2.8.2.1"
 CISIS_TEMPLATE = "1.2.250.1.213.1.1.1.1"
@@ -29,7 +30,7 @@ _TS = re.compile(r"^\d{8}(\d{4}(\d{2}(\.\d{1,4})?)?)?([+-]\d{4})?$")
 _COG = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _CODE = "XDSRepositoryError"
 
-Issue = tuple[str, str, str, str]  # requirement, path, message, severity
+Issue = tuple[str, str, str, Severity]  # requirement, path, message, severity
 Rule = Callable[[CdaHeader], Iterator[Issue]]
 
 
@@ -112,7 +113,7 @@ def ins_traits(header: CdaHeader) -> Iterator[Issue]:
     if not header.patient_ids or header.patient_ids[0].root not in INS_OIDS:
         return
     legacy = (header.effective_time or "")[:8] < INS_MANDATORY_SINCE
-    severity = "warning" if legacy else "error"
+    severity: Severity = "warning" if legacy else "error"
     note = " (document older than the INS obligation of 2021-01-01: warning)" if legacy else ""
     patient = "/ClinicalDocument/recordTarget/patientRole/patient"
     checks = [
@@ -173,5 +174,5 @@ RULES: tuple[Rule, ...] = (realm_and_type, templates, document_fields, ins_first
 
 def check_header(header: CdaHeader, label: str) -> list[Finding]:
     """Findings (rule ``cda_header``) for the document whose DocumentEntry id is ``label``."""
-    return [Finding(CDA_HEADER, _CODE, requirement, f"CDA {label} {path}", message, severity)
+    return [finding(CDA_HEADER, _CODE, requirement, f"CDA {label} {path}", message, severity)
             for rule in RULES for requirement, path, message, severity in rule(header)]

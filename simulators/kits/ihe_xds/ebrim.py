@@ -7,7 +7,7 @@ signs, UpdateAvailabilityStatus). Entries are frozen, slotted and hold tuples so
 100,000 of them; whatever the model does not name is kept in ``other_*`` fields so nothing is lost.
 
 Only structural breakage raises :class:`MetadataError` here (no id, a classification without scheme, a
-duplicate id...). Whether values are right is judged by ``submission.py``.
+duplicate id...). Whether values are right is judged by :mod:`.metadata_rules`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from typing import TypeVar
 
 from lxml import etree
 
+from esante.simulators.kits.ihe_xds.ebrs import RegistryError
+
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 _R = f"{{{RIM}}}"
 
 STABLE_ENTRY = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
-APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 SUBMISSION_SET_NODE = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
@@ -62,14 +63,11 @@ Slots = tuple[tuple[str, tuple[str, ...]], ...]
 _T = TypeVar("_T")
 
 
-class MetadataError(ValueError):
-    """Metadata too broken to read; ``code`` is the XDS error code a registry answers with."""
+class MetadataError(RegistryError):
+    """Metadata too broken to read: a registry answers ``XDSRegistryMetadataError``, saying where."""
 
-    def __init__(self, code: str, location: str, message: str) -> None:
-        super().__init__(f"{location}: {message}")
-        self.code = code
-        self.location = location
-        self.message = message
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__("XDSRegistryMetadataError", message, location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +230,7 @@ def _coded(node: etree._Element, where: str) -> Coded:
     scheme = _first(_slots_of(node), "codingScheme")
     code = node.get("nodeRepresentation")
     if not code or not scheme:
-        raise MetadataError("XDSRegistryMetadataError", where,
+        raise MetadataError(where,
                             "a coded classification needs a nodeRepresentation and a codingScheme slot")
     return _shared_coded(code, scheme, _localized(node, "Name") or "")
 
@@ -240,7 +238,7 @@ def _coded(node: etree._Element, where: str) -> Coded:
 def _require(element: etree._Element, attribute: str, where: str) -> str:
     value = element.get(attribute)
     if not value:
-        raise MetadataError("XDSRegistryMetadataError", where, f"the {attribute} attribute is missing or empty")
+        raise MetadataError(where, f"the {attribute} attribute is missing or empty")
     return value
 
 
@@ -262,14 +260,14 @@ class _Reader:
             scheme = _require(child, "identificationScheme", f"{self.where} ExternalIdentifier")
             value = _require(child, "value", f"{self.where} ExternalIdentifier {scheme}")
             if scheme in self.external:
-                raise MetadataError("XDSRegistryMetadataError", self.where, f"ExternalIdentifier {scheme} twice")
+                raise MetadataError(self.where, f"ExternalIdentifier {scheme} twice")
             self.external[scheme] = value
             self.other_external.append(ExternalId(scheme, value, _localized(child, "Name") or ""))
 
     def _classification(self, node: etree._Element) -> None:
         scheme = node.get("classificationScheme", "")
         if not scheme and not node.get("classificationNode"):
-            raise MetadataError("XDSRegistryMetadataError", f"{self.where} Classification",
+            raise MetadataError(f"{self.where} Classification",
                                 "neither classificationScheme nor classificationNode")
         if node.get("classificationNode") == SUBMISSION_SET_NODE:
             return  # what makes a RegistryPackage the SubmissionSet: implied by the model
@@ -285,7 +283,7 @@ class _Reader:
     def single(self, scheme: str) -> Coded | None:
         codes = self.coded.get(scheme, [])
         if len(codes) > 1:
-            raise MetadataError("XDSRegistryMetadataError", self.where, f"classification {scheme} occurs twice")
+            raise MetadataError(self.where, f"classification {scheme} occurs twice")
         return codes[0] if codes else None
 
     def take_external(self, *schemes: str) -> list[str | None]:
@@ -362,11 +360,11 @@ def _is_submission_set(package: etree._Element, classifications: Iterable[etree.
 def parse_submission(element: etree._Element) -> Submission:
     """A ``lcm:SubmitObjectsRequest`` (ITI-41 and ITI-57 bodies) as a :class:`Submission`."""
     if _local(element) != "SubmitObjectsRequest":
-        raise MetadataError("XDSRegistryMetadataError", _local(element) or "body",
+        raise MetadataError(_local(element) or "body",
                             "expected an lcm:SubmitObjectsRequest")
     objects = element.find(f"{_R}RegistryObjectList")
     if objects is None:
-        raise MetadataError("XDSRegistryMetadataError", "SubmitObjectsRequest", "no rim:RegistryObjectList")
+        raise MetadataError("SubmitObjectsRequest", "no rim:RegistryObjectList")
     packages, documents, associations, loose = [], [], [], []
     for child in objects:
         kind = _local(child)
@@ -379,7 +377,7 @@ def parse_submission(element: etree._Element) -> Submission:
         elif kind == "Classification":
             loose.append(child)
         elif kind and kind != "ObjectRef":  # an ObjectRef only names an object already in the registry
-            raise MetadataError("XDSRegistryMetadataError", f"RegistryObjectList {kind}",
+            raise MetadataError(f"RegistryObjectList {kind}",
                                 f"unsupported registry object {kind}")
     submission = Submission(_submission_set(packages, loose), tuple(documents), tuple(associations))
     _check_unique_ids(submission)
@@ -389,10 +387,10 @@ def parse_submission(element: etree._Element) -> Submission:
 def _submission_set(packages: list[etree._Element], loose: list[etree._Element]) -> SubmissionSet | None:
     sets = [p for p in packages if _is_submission_set(p, [*p.iterchildren(f"{_R}Classification"), *loose])]
     if len(packages) != len(sets):
-        raise MetadataError("XDSRegistryMetadataError", "RegistryPackage",
+        raise MetadataError("RegistryPackage",
                             "folders are not supported; every RegistryPackage must be the SubmissionSet")
     if len(sets) > 1:
-        raise MetadataError("XDSRegistryMetadataError", "RegistryPackage", "more than one SubmissionSet")
+        raise MetadataError("RegistryPackage", "more than one SubmissionSet")
     return _parse_submission_set(sets[0]) if sets else None
 
 
@@ -403,7 +401,7 @@ def _check_unique_ids(submission: Submission) -> None:
         ids.append(submission.submission_set.id)
     for object_id in ids:
         if object_id in seen:
-            raise MetadataError("XDSRegistryMetadataError", object_id, "the same id is used by two objects")
+            raise MetadataError(object_id, "the same id is used by two objects")
         seen.add(object_id)
 
 

@@ -1,8 +1,8 @@
 """The HL7 v2 data types XDS metadata carries as strings: CX (patient ids), XCN (persons), XON (organisations).
 
 IHE ITI TF-3 4.2.3.1.7 restricts them: a CX is ``id^^^&oid&ISO`` (optionally ``^type``), an XCN carries an
-id with its assigning authority in XCN.9, an XON carries an organisation id in XON.10. The DMP profile
-(CI-SIS) fixes the authorities: INS OIDs for patients, 1.2.250.1.71.4.2.1 for professionals (``IDNPS``),
+id with its assigning authority in XCN.9, an XON carries an organisation id in XON.10. The CI-SIS fixes
+the authorities: INS OIDs for patients, 1.2.250.1.71.4.2.1 for professionals (``IDNPS``),
 1.2.250.1.71.4.2.2 for structures (``IDNST``).
 """
 

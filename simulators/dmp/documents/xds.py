@@ -12,74 +12,57 @@ import base64
 import hashlib
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from lxml import etree
 
+from esante.simulators.core.findings import Finding
 from esante.simulators.dataset import Dataset
-from esante.simulators.dmp.call import Call, DmpError, Reply
-from esante.simulators.dmp.ebrim import (
+from esante.simulators.dmp.documents.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
+from esante.simulators.dmp.documents.value_sets import dmp_value_sets
+from esante.simulators.dmp.patient.records import DmpRecord, now
+from esante.simulators.dmp.protocol import INVISIBLE_PATIENT, MASQUE_PS, REPOSITORY_UNIQUE_ID
+from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.kits.ihe_xds.ebrim import (
+    LCM,
+    RIM,
     RPLC,
     UPDATE_STATUS,
     Association,
     DocumentEntry,
-    MetadataError,
     Submission,
     document_entry_element,
     parse_submission,
 )
-from esante.simulators.dmp.protocol import (
-    ERROR_SEVERITY,
+from esante.simulators.kits.ihe_xds.ebrs import (
     GET_DOCUMENTS,
-    INVISIBLE_PATIENT,
-    LCM_NS,
-    MASQUE_PS,
-    QUERY_NS,
-    REPOSITORY_UNIQUE_ID,
+    QUERY,
     RESPONSE_FAILURE,
     RESPONSE_PARTIAL,
     RESPONSE_SUCCESS,
-    RIM_NS,
-    RS_NS,
+    RS,
     STATUS_APPROVED,
     STATUS_ARCHIVED,
     STATUS_DELETED,
-    WARNING_SEVERITY,
-    XDSB_NS,
+    XDSB,
+    ErrorEntry,
+    registry_response,
 )
-from esante.simulators.dmp.query import Matcher, parse_query
-from esante.simulators.dmp.records import DmpRecord, now
-from esante.simulators.dmp.registry import DocumentRegistry, StoredDocument, has_code, patient_ins
-from esante.simulators.dmp.submission import Finding, check_submission
+from esante.simulators.kits.ihe_xds.query import Matcher, parse_query
+from esante.simulators.kits.ihe_xds.signature import is_signature_entry
+from esante.simulators.kits.ihe_xds.submission import check_submission
 from esante.simulators.kits.mtom import xop_include
 
-SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).
 STATUS_TD = {STATUS_DELETED: "TD3.3c", STATUS_ARCHIVED: "TD3.3d", STATUS_APPROVED: "TD3.3d"}
 
 
-def registry_response(errors: Iterable[tuple[str, str, str, str]] = (), *, status: str | None = None,
-                      tag: str = "RegistryResponse", ns: str = RS_NS) -> etree._Element:
-    """A RegistryResponse; ``errors`` are (code, context, location, severity) with severity error|warning."""
-    errors = list(errors)
-    failed = any(sev == "error" for *_, sev in errors)
-    response = etree.Element(f"{{{ns}}}{tag}", status=status or (RESPONSE_FAILURE if failed else RESPONSE_SUCCESS),
-                             nsmap={"rs": RS_NS} if ns == RS_NS else {None: ns, "rs": RS_NS})
-    if errors:
-        error_list = etree.SubElement(response, f"{{{RS_NS}}}RegistryErrorList",
-                                      highestSeverity=ERROR_SEVERITY if failed else WARNING_SEVERITY)
-        for code, context, location, severity in errors:
-            etree.SubElement(error_list, f"{{{RS_NS}}}RegistryError", errorCode=code, codeContext=context,
-                             location=location, severity=ERROR_SEVERITY if severity == "error" else WARNING_SEVERITY)
-    return response
-
-
 def error_reply(call: Call, error: DmpError) -> Reply:
-    entry = (error.code, error.message, error.location, "error")
+    entry: ErrorEntry = (error.code, error.message, error.location, "error")
     if call.td == "TD3.1":
-        return Reply(registry_response([entry], tag="AdhocQueryResponse", ns=QUERY_NS))
+        return Reply(registry_response([entry], tag="AdhocQueryResponse", ns=QUERY))
     if call.td == "TD3.2":
-        response = etree.Element(f"{{{XDSB_NS}}}RetrieveDocumentSetResponse", nsmap={None: XDSB_NS, "rs": RS_NS})
+        response = etree.Element(f"{{{XDSB}}}RetrieveDocumentSetResponse", nsmap={None: XDSB, "rs": RS})
         response.append(registry_response([entry]))
         return Reply(response)
     return Reply(registry_response([entry]))
@@ -101,7 +84,7 @@ def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
     Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``.
     """
     out: dict[str, bytes] = {}
-    for element in call.body.iterfind(f"{{{XDSB_NS}}}Document"):
+    for element in call.body.iterfind(f"{{{XDSB}}}Document"):
         data = call.related.include(element) if call.related is not None else None
         if data is None:
             try:
@@ -123,20 +106,17 @@ def _symbolic_ids(submission: Submission) -> dict[str, str]:
 
 def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dataset) -> Reply:
     """TD2.1: check the whole submission in one pass; store it only when no finding is an error."""
-    request = call.body.find(f"{{{LCM_NS}}}SubmitObjectsRequest")
+    request = call.body.find(f"{{{LCM}}}SubmitObjectsRequest")
     if request is None:
         raise DmpError("XDSRegistryMetadataError", "ProvideAndRegisterDocumentSetRequest without SubmitObjectsRequest")
-    try:
-        submission = parse_submission(request)
-    except MetadataError as exc:
-        raise DmpError(exc.code, exc.message, location=exc.location) from None
+    submission = parse_submission(request)
     documents = _documents(call, submission)
     for entry in submission.documents:
         if entry.id not in documents:
             raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
     # The document checks come first: a malformed or disagreeing patient id is reported precisely by them.
-    findings = check_submission(submission, documents, dataset)
-    call.notes["findings"] = [asdict(f) for f in findings]
+    findings = check_submission(submission, documents, dataset, value_sets=dmp_value_sets())
+    call.notes.findings = findings
     if any(f.severity == "error" for f in findings):
         return Reply(registry_response(_as_errors(findings)))
     _entry_patient(submission.documents, record.ins)
@@ -155,13 +135,13 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
             registry.deprecate(old)
             stored.entry = replace(stored.entry, lid=old.entry.lid or old.entry.id)
     record.last_add = now()
-    call.notes["stored"] = [e.unique_id for e in submission.documents]
-    call.notes["replaced"] = [d.entry.unique_id for docs in replaced.values() for d in docs]
+    call.notes.stored = [e.unique_id or "" for e in submission.documents]
+    call.notes.replaced = [d.entry.unique_id or "" for docs in replaced.values() for d in docs]
     return Reply(registry_response(_as_errors(findings)))
 
 
-def _as_errors(findings: list[Finding]) -> list[tuple[str, str, str, str]]:
-    return [(f.code, f"{f.requirement}: {f.message}", f.location, f.severity) for f in findings]
+def _as_errors(findings: list[Finding]) -> list[ErrorEntry]:
+    return [(f.code or "", f"{f.requirement}: {f.message}", f.location, f.severity) for f in findings]
 
 
 def _replacements(associations: Iterable[Association], registry: DocumentRegistry,
@@ -195,23 +175,18 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
         found = [d for d in registry.of_patient(record.ins) if matcher(d.entry)]
     visible = [d for d in found if d.entry.status != STATUS_DELETED and d.visible_to(actor)
                and patient_ins(d.entry.patient_id) == record.ins]
-    call.notes["query"] = "GetDocuments" if query.query_id == GET_DOCUMENTS else "FindDocuments"
-    call.notes["results"] = [d.entry.unique_id for d in visible if not _is_signature(d.entry)]
-    call.notes["signature_results"] = [d.entry.unique_id for d in visible if _is_signature(d.entry)]
-    response = registry_response(tag="AdhocQueryResponse", ns=QUERY_NS)
-    objects = etree.SubElement(response, f"{{{RIM_NS}}}RegistryObjectList", nsmap={"rim": RIM_NS})
+    call.notes.query = "GetDocuments" if query.query_id == GET_DOCUMENTS else "FindDocuments"
+    call.notes.results = [d.entry.unique_id or "" for d in visible if not is_signature_entry(d.entry)]
+    call.notes.signature_results = [d.entry.unique_id or "" for d in visible if is_signature_entry(d.entry)]
+    response = registry_response(tag="AdhocQueryResponse", ns=QUERY)
+    objects = etree.SubElement(response, f"{{{RIM}}}RegistryObjectList", nsmap={"rim": RIM})
     for stored in visible:
         if query.return_type == "ObjectRef":
-            etree.SubElement(objects, f"{{{RIM_NS}}}ObjectRef", id=stored.entry.id)
+            etree.SubElement(objects, f"{{{RIM}}}ObjectRef", id=stored.entry.id)
         else:
             objects.append(document_entry_element(stored.entry))
     record.last_access = now()
     return Reply(response)
-
-
-def _is_signature(entry: DocumentEntry) -> bool:
-    """The XAdES signature document of a submission (IHE DSG classCode): technical, not shown to users."""
-    return entry.class_code is not None and entry.class_code.code == SIGNATURE_CLASS
 
 
 def _get_documents(params: dict[str, list[str]], registry: DocumentRegistry) -> list[StoredDocument]:
@@ -225,14 +200,14 @@ def _get_documents(params: dict[str, list[str]], registry: DocumentRegistry) -> 
 
 # -- TD3.2: ITI-43 Retrieve Document Set -----------------------------------------------------------------
 def retrieve(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dataset) -> Reply:
-    requests = call.body.findall(f"{{{XDSB_NS}}}DocumentRequest")
+    requests = call.body.findall(f"{{{XDSB}}}DocumentRequest")
     if not requests:
         raise DmpError("XDSRepositoryError", "RetrieveDocumentSetRequest without DocumentRequest")
-    errors: list[tuple[str, str, str, str]] = []
+    errors: list[ErrorEntry] = []
     answered: list[tuple[StoredDocument, str]] = []
     for request in requests:
-        repository = (request.findtext(f"{{{XDSB_NS}}}RepositoryUniqueId") or "").strip()
-        unique_id = (request.findtext(f"{{{XDSB_NS}}}DocumentUniqueId") or "").strip()
+        repository = (request.findtext(f"{{{XDSB}}}RepositoryUniqueId") or "").strip()
+        unique_id = (request.findtext(f"{{{XDSB}}}DocumentUniqueId") or "").strip()
         stored = registry.by_unique(unique_id)
         if repository != REPOSITORY_UNIQUE_ID:
             errors.append(("XDSUnknownRepositoryId", f"repository {repository!r} is not the DMP's "
@@ -243,16 +218,16 @@ def retrieve(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset:
         else:
             answered.append((stored, f"{uuid.uuid4()}@urn:ihe:iti:xds-b:2007"))
     status = RESPONSE_SUCCESS if not errors else (RESPONSE_PARTIAL if answered else RESPONSE_FAILURE)
-    response = etree.Element(f"{{{XDSB_NS}}}RetrieveDocumentSetResponse", nsmap={None: XDSB_NS, "rs": RS_NS})
+    response = etree.Element(f"{{{XDSB}}}RetrieveDocumentSetResponse", nsmap={None: XDSB, "rs": RS})
     response.append(registry_response(errors, status=status))
     for stored, cid in answered:
-        item = etree.SubElement(response, f"{{{XDSB_NS}}}DocumentResponse")
-        etree.SubElement(item, f"{{{XDSB_NS}}}RepositoryUniqueId").text = REPOSITORY_UNIQUE_ID
-        etree.SubElement(item, f"{{{XDSB_NS}}}DocumentUniqueId").text = stored.entry.unique_id
-        etree.SubElement(item, f"{{{XDSB_NS}}}mimeType").text = stored.entry.mime_type or "text/xml"
-        xop_include(etree.SubElement(item, f"{{{XDSB_NS}}}Document"), cid)
-    call.notes["retrieved"] = [s.entry.unique_id for s, _ in answered]
-    call.notes["sha1"] = {s.entry.unique_id: hashlib.sha1(s.content).hexdigest() for s, _ in answered}
+        item = etree.SubElement(response, f"{{{XDSB}}}DocumentResponse")
+        etree.SubElement(item, f"{{{XDSB}}}RepositoryUniqueId").text = REPOSITORY_UNIQUE_ID
+        etree.SubElement(item, f"{{{XDSB}}}DocumentUniqueId").text = stored.entry.unique_id
+        etree.SubElement(item, f"{{{XDSB}}}mimeType").text = stored.entry.mime_type or "text/xml"
+        xop_include(etree.SubElement(item, f"{{{XDSB}}}Document"), cid)
+    call.notes.retrieved = [s.entry.unique_id or "" for s, _ in answered]
+    call.notes.sha1 = {s.entry.unique_id or "": hashlib.sha1(s.content).hexdigest() for s, _ in answered}
     record.last_access = now()
     return Reply(response, [(cid, s.entry.mime_type or "text/xml", s.content) for s, cid in answered])
 
@@ -262,10 +237,7 @@ def update_submission(call: Call) -> Submission:
     if call.parsed is None:
         if etree.QName(call.body).localname != "SubmitObjectsRequest":
             raise DmpError("XDSMetadataUpdateError", "UpdateDocumentSet body is not a SubmitObjectsRequest")
-        try:
-            call.parsed = parse_submission(call.body)
-        except MetadataError as exc:
-            raise DmpError(exc.code, exc.message, location=exc.location) from None
+        call.parsed = parse_submission(call.body)
     return call.parsed
 
 
@@ -308,7 +280,7 @@ def update(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
         changed.append(_new_version(entry, record, registry))
     if not changed:
         raise DmpError("XDSMetadataUpdateError", "the update changes nothing (no new version, no status change)")
-    call.notes["updated"] = changed
+    call.notes.updated = changed
     return Reply(registry_response())
 
 

@@ -5,8 +5,9 @@ data set.
 Four steps, each a function the DMP simulator calls in this order (``validate_vihf`` chains them):
 
 1. :func:`parse_vihf` reads the assertion into a :class:`Vihf`, refusing any missing or malformed field;
-2. :func:`verify_signature` checks the enveloped XML-DSig signature (exclusive c14n, signxml) and that the
-   signer certificate chains to a trusted CA (the run's test PKI); :func:`check_signer` checks that the
+2. :func:`verify_signature` checks the enveloped XML-DSig signature (exclusive c14n, one reference to the
+   assertion) and that the signer certificate chains to a trusted CA (the run's test PKI) at the caller's
+   clock, with :mod:`esante.simulators.kits.xmldsig`; :func:`check_signer` checks that the
    signer fits the authentication mode (DIRECTE: the professional's CPS, CN = NameID; INDIRECTE and
    INDIRECTE_RENFORCEE: a structure certificate, OU = the structure identifier);
 3. :func:`check_freshness` compares IssueInstant / Conditions with a clock the caller pins (``now``), so a
@@ -16,9 +17,9 @@ Four steps, each a function the DMP simulator calls in this order (``validate_vi
 
 Every refusal is a :class:`VihfError` carrying a stable ``code``, a sentence and the ``location`` of the
 faulty field. No public catalogue of the DMP's VIHF error codes was found (the DMP's documented vocabulary
-has ``DMPAccessDeniedByRightsService`` for rights, used by :mod:`simulators.dmp.rights`); the codes below
-are ours, one per rule, so a report says exactly which rule a request broke. The lead maps them to the SOAP
-fault / HL7 acknowledgement of the transaction.
+has ``DMPAccessDeniedByRightsService`` for rights, used by :mod:`..patient.rights`); the codes below are
+ours, one per rule, so a report says exactly which rule a request broke. The simulator answers them as the
+subcode of its ``vihf`` SOAP fault.
 
 =============================  =====================================================================
 code                           meaning
@@ -63,7 +64,6 @@ returned :class:`Signer` names the vector so the journal shows it. Anything else
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
@@ -72,22 +72,19 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
-from signxml.exceptions import InvalidInput
-from signxml.exceptions import InvalidSignature as XmlInvalidSignature
 
 from esante.simulators.core.pki import CA_CERT_FILE, subject_of_der
 from esante.simulators.dataset import Dataset
 from esante.simulators.dataset.identifiers import is_valid_nir
+from esante.simulators.dmp.protocol import AUTH_MODES, HL7_NS, INS_OIDS, PURPOSES
+from esante.simulators.kits import xmldsig
 from esante.simulators.kits.xml import XmlRejected, parse_xml
+from esante.simulators.kits.xmldsig import DS, EXCLUSIVE_C14N, SignatureRejected
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-HL7 = "urn:hl7-org:v3"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+HL7 = HL7_NS
 
 ATTR_STRUCTURE = "Identifiant_Structure"
 ATTR_SECTOR = "Secteur_Activite"
@@ -105,10 +102,6 @@ PROFESSION_SYSTEM = "1.2.250.1.71.1.2.7"  # TRE_G15 profession
 SAVOIR_FAIRE_SYSTEM = "1.2.250.1.71.4.2.5"  # TRE_R38 savoir-faire (spécialité ordinale)
 SECTOR_SYSTEM = "1.2.250.1.71.4.2.4"  # TRE_R02 secteur d'activité
 PURPOSE_SYSTEM = "1.2.250.1.213.1.1.4.248"  # TRE_R248 mode d'accès
-PURPOSES = ("normal", "centre_15", "bris_de_glace")
-#: INS-NIR, INS-NIA, INS-NIR de test, INS-NIR de démonstration.
-INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11")
-AUTH_MODES = ("DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE")
 SUPPORTED_VERSIONS = ("3.0",)
 RESOURCE_URN = "urn:dmp"
 #: Professions whose VIHF must carry a savoir-faire role (médecin, pharmacien).
@@ -126,16 +119,9 @@ ERROR_CODES = frozenset({
 
 _CX_INS = re.compile(r"^(\d{13})(\d{2})\^\^\^&([0-9.]+)&ISO\^NH$")
 _SECTOR = re.compile(rf"^(SA\d{{2}})\^{re.escape(SECTOR_SYSTEM)}$")
-_DATA = Path(__file__).parent / "data"
+_DATA = Path(__file__).parent.parent / "data"
 _ASSERTION = f"{{{SAML}}}Assertion"
 _ATTRIBUTE_LOCATION = "Assertion/AttributeStatement/Attribute[@Name='{}']"
-_ALGORITHMS = SignatureConfiguration(
-    require_x509=True, location="./",
-    signature_methods=frozenset({SignatureMethod.RSA_SHA1, SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384,
-                                 SignatureMethod.RSA_SHA512, SignatureMethod.ECDSA_SHA256,
-                                 SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512}),
-    digest_algorithms=frozenset({DigestAlgorithm.SHA1, DigestAlgorithm.SHA256, DigestAlgorithm.SHA384,
-                                 DigestAlgorithm.SHA512}))
 
 
 class VihfError(ValueError):
@@ -490,79 +476,58 @@ class TrustStore:
         return next((vector for vector in self.vectors if vector.sha256 == digest), None)
 
 
-def _key_info_certificate(signature: etree._Element) -> bytes:
-    texts = signature.findall(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
-    if len(texts) != 1 or not (texts[0].text or "").strip():
-        raise VihfError("VIHF_SIGNATURE_INVALID", "KeyInfo must carry exactly one X509Certificate",
-                        "Assertion/Signature/KeyInfo")
-    try:
-        return base64.b64decode("".join(texts[0].text.split()), validate=True)
-    except ValueError:
-        raise VihfError("VIHF_SIGNATURE_INVALID", "X509Certificate is not base64",
-                        "Assertion/Signature/KeyInfo") from None
+#: How a refused signature is answered: unreadable or not holding, or signed by a certificate not trusted now.
+_SIGNATURE_CODES = {"invalid": "VIHF_SIGNATURE_INVALID", "untrusted": "VIHF_SIGNER_UNTRUSTED"}
 
 
-def _check_chain(certificate: x509.Certificate, trust: TrustStore, now: datetime) -> None:
-    location = "Assertion/Signature/KeyInfo"
-    subject = certificate.subject.rfc4514_string()
-    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-        raise VihfError("VIHF_SIGNER_UNTRUSTED", f"certificate {subject} is not valid at {now.isoformat()}", location)
-    for ca in trust.cas:
-        if ca.subject != certificate.issuer:
-            continue
-        try:
-            certificate.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return
-    raise VihfError("VIHF_SIGNER_UNTRUSTED", f"certificate {subject} (issuer {certificate.issuer.rfc4514_string()}) "
-                    "does not chain to a trusted CA", location)
+def _refused(rejection: SignatureRejected) -> VihfError:
+    return VihfError(_SIGNATURE_CODES[rejection.kind], rejection.reason, f"Assertion/{rejection.location}")
 
 
 def _check_signed_info(signature: etree._Element, assertion_id: str) -> None:
     location = "Assertion/Signature/SignedInfo"
     c14n = signature.find(f"{{{DS}}}SignedInfo/{{{DS}}}CanonicalizationMethod")
-    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
+    if c14n is None or c14n.get("Algorithm") != EXCLUSIVE_C14N:
         raise VihfError("VIHF_SIGNATURE_INVALID", "SignedInfo must use exclusive c14n", location)
     references = signature.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
     if len(references) != 1 or references[0].get("URI") != f"#{assertion_id}":
         raise VihfError("VIHF_SIGNATURE_INVALID", f"one Reference to #{assertion_id} expected", location)
 
 
-def verify_signature(assertion: etree._Element, trust: TrustStore, *, now: datetime | None = None) -> Signer:
-    """Check the VIHF's enveloped signature and its signer's chain; return the signer. ``assertion`` may be
-    the security header. The signature covers exactly the assertion (one Reference to its ID)."""
+def _example_signer(assertion: etree._Element, der: bytes, vector: ExampleVector) -> Signer:
+    """The signer of a known official example: excused the listed codes, nothing else is relaxed."""
+    if not {"VIHF_SIGNATURE_INVALID", "VIHF_SIGNER_UNTRUSTED"} <= vector.waives:
+        raise VihfError("VIHF_SIGNATURE_INVALID", f"example vector {vector.name} excuses no signature failure")
+    try:
+        certificate: x509.Certificate | None = xmldsig.load_certificate(der)
+    except SignatureRejected:
+        certificate = None  # one official sample's certificate is not even DER
+    subject = subject_of_der(der) if certificate else assertion.findtext(f"{{{SAML}}}Issuer", "")
+    return Signer(certificate, subject, vector.name, vector.waives)
+
+
+def verify_signature(assertion: etree._Element, trust: TrustStore, *, now: datetime) -> Signer:
+    """Check the VIHF's enveloped signature and that its signer chains to the trust store at ``now`` (the
+    simulator's clock); return the signer. ``assertion`` may be the security header. The signature covers
+    exactly the assertion (one Reference to its ID)."""
     assertion = find_assertion(assertion)
-    moment = now or datetime.now(UTC)
     vector = trust.vector_for(assertion)
     signature = assertion.find(f"{{{DS}}}Signature")
     if signature is None:
         if vector and "VIHF_UNSIGNED" in vector.waives:
             return Signer(None, "", vector.name, vector.waives)
         raise VihfError("VIHF_UNSIGNED", "the VIHF carries no enveloped ds:Signature", "Assertion/Signature")
-    der = _key_info_certificate(signature)
     try:
-        certificate: x509.Certificate | None = x509.load_der_x509_certificate(der)
-    except ValueError:
-        certificate = None
-    if vector:  # a known official example: excused the listed codes, nothing else is relaxed
-        excused = {"VIHF_SIGNATURE_INVALID", "VIHF_SIGNER_UNTRUSTED"}
-        if not excused <= vector.waives:
-            raise VihfError("VIHF_SIGNATURE_INVALID", f"example vector {vector.name} excuses no signature failure")
-        subject = subject_of_der(der) if certificate else assertion.findtext(f"{{{SAML}}}Issuer", "")
-        return Signer(certificate, subject, vector.name, vector.waives)
-    if certificate is None:
-        raise VihfError("VIHF_SIGNATURE_INVALID", "X509Certificate is not a DER certificate",
-                        "Assertion/Signature/KeyInfo")
-    _check_signed_info(signature, assertion.get("ID", ""))
-    _check_chain(certificate, trust, moment)
-    try:
-        result = XMLVerifier().verify(etree.fromstring(etree.tostring(assertion)), x509_cert=certificate,
-                                      expect_config=_ALGORITHMS, ignore_ambiguous_key_info=True)
-    except (XmlInvalidSignature, InvalidInput) as exc:
-        raise VihfError("VIHF_SIGNATURE_INVALID", f"the signature does not verify: {exc}",
-                        "Assertion/Signature") from None
-    if result.signed_xml is None or result.signed_xml.get("ID") != assertion.get("ID"):  # type: ignore[union-attr]
+        der = xmldsig.signer_der(signature)
+        if vector:
+            return _example_signer(assertion, der, vector)
+        certificate = xmldsig.load_certificate(der)
+        _check_signed_info(signature, assertion.get("ID", ""))
+        xmldsig.check_issued(certificate, trust.cas, now)
+        (signed,) = xmldsig.verify_signed_info(assertion, certificate, now=now, references=1)
+    except SignatureRejected as exc:
+        raise _refused(exc) from None
+    if signed.signed_xml is None or signed.signed_xml.get("ID") != assertion.get("ID"):
         raise VihfError("VIHF_SIGNATURE_INVALID", "the signature does not cover the assertion", "Assertion/Signature")
     return Signer(certificate, subject_of_der(der))
 

@@ -1,6 +1,6 @@
-"""XDS metadata rules of a DMP feed (IHE ITI TF-3 4.2.3 as profiled by the CI-SIS / DMP): rule ``xds_metadata``.
+"""XDS metadata rules of a submission (IHE ITI TF-3 4.2.3 as the CI-SIS profiles it): rule ``xds_metadata``.
 
-Required attributes, coded values against ``data/value_sets.yaml``, HL7 v2 forms with the French
+Required attributes, coded values against the value sets (:mod:`.value_sets`), HL7 v2 forms with the French
 authorities (patient CX with an INS OID, authorPerson XCN with 1.2.250.1.71.4.2.1, authorInstitution XON),
 hash/size against the received bytes, and the submission's wiring (HasMember per document, bytes per entry).
 """
@@ -11,17 +11,18 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 
-from esante.simulators.dmp.authorities import (
+from esante.simulators.core.findings import Finding
+from esante.simulators.kits.ihe_xds.authorities import (
     CONFIDENTIALITY_SYSTEM,
     INS_OIDS,
     PS_NATIONAL_ID_OID,
     STRUCTURE_OID,
     is_oid,
 )
-from esante.simulators.dmp.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
-from esante.simulators.dmp.findings import XDS_METADATA, Finding
-from esante.simulators.dmp.hl7v2 import parse_cx, parse_xcn, parse_xon
-from esante.simulators.dmp.value_sets import value_sets
+from esante.simulators.kits.ihe_xds.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_cx, parse_xcn, parse_xon
+from esante.simulators.kits.ihe_xds.rules import XDS_METADATA, finding
+from esante.simulators.kits.ihe_xds.value_sets import ValueSets, cisis_value_sets
 
 _DTM = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2})?)?)?)?)?$")
 _META = "XDSRegistryMetadataError"
@@ -39,7 +40,7 @@ _TIMES = {"creation_time": "creationTime", "service_start_time": "serviceStartTi
 
 
 def _finding(requirement: str, location: str, message: str, code: str = _META) -> Finding:
-    return Finding(XDS_METADATA, code, requirement, location, message)
+    return finding(XDS_METADATA, code, requirement, location, message)
 
 
 def patient_id_problem(value: str | None) -> str | None:
@@ -54,11 +55,12 @@ def patient_id_problem(value: str | None) -> str | None:
     return None
 
 
-def _coded(where: str, attribute: str, name: str, requirement: str, coded: Coded | None) -> Iterator[Finding]:
+def _coded(sets: ValueSets, where: str, attribute: str, name: str, requirement: str,
+           coded: Coded | None) -> Iterator[Finding]:
     if coded is None:
         yield _finding(requirement, f"{where} classification {name}", f"{name} is missing")
         return
-    problem = value_sets().problem(attribute, coded)
+    problem = sets.problem(attribute, coded)
     if problem:
         yield _finding(requirement, f"{where} classification {name}", f"{name} {problem}")
 
@@ -80,7 +82,7 @@ def _authors(where: str, authors: tuple[Author, ...]) -> Iterator[Finding]:
                                f"name^^^^^&{STRUCTURE_OID}&ISO^IDNST^^^<national structure id>")
 
 
-def _document_entry(entry: DocumentEntry) -> Iterator[Finding]:
+def _document_entry(entry: DocumentEntry, sets: ValueSets) -> Iterator[Finding]:
     where = f"ExtrinsicObject {entry.id}"
     problem = patient_id_problem(entry.patient_id)
     if problem:
@@ -97,21 +99,21 @@ def _document_entry(entry: DocumentEntry) -> Iterator[Finding]:
         if value and not _DTM.match(value):
             yield _finding("DMP-XDS-DTM", f"{where} slot {slot}",
                            f"{slot} {value!r} is not an HL7 DTM (YYYY[MM[DD[hh[mm[ss]]]]], UTC)")
-    mime = value_sets().problem("mime_type", Coded(entry.mime_type or "", "mimeType"))
+    mime = sets.problem("mime_type", Coded(entry.mime_type or "", "mimeType"))
     if mime:
         yield _finding("DMP-XDS-MIMETYPE", f"{where} mimeType", f"mimeType {entry.mime_type!r}: {mime}")
     for attribute, (name, requirement) in _CODED_FIELDS.items():
-        yield from _coded(where, attribute, name, requirement, getattr(entry, attribute))
-    yield from _confidentiality(where, entry.confidentiality_codes)
+        yield from _coded(sets, where, attribute, name, requirement, getattr(entry, attribute))
+    yield from _confidentiality(sets, where, entry.confidentiality_codes)
     for coded in entry.event_codes:
-        yield from _coded(where, "event_code", "eventCodeList", "DMP-XDS-EVENTCODE", coded)
+        yield from _coded(sets, where, "event_code", "eventCodeList", "DMP-XDS-EVENTCODE", coded)
     yield from _authors(where, entry.authors)
 
 
-def _confidentiality(where: str, codes: tuple[Coded, ...]) -> Iterator[Finding]:
+def _confidentiality(sets: ValueSets, where: str, codes: tuple[Coded, ...]) -> Iterator[Finding]:
     location = f"{where} classification confidentialityCode"
     for coded in codes:
-        yield from _coded(where, "confidentiality_code", "confidentialityCode", "DMP-XDS-CONFIDENTIALITY", coded)
+        yield from _coded(sets, where, "confidentiality_code", "confidentialityCode", "DMP-XDS-CONFIDENTIALITY", coded)
     levels = [coded for coded in codes if coded.scheme == CONFIDENTIALITY_SYSTEM]
     if len(levels) != 1:
         yield _finding("DMP-XDS-CONFIDENTIALITY", location,
@@ -119,7 +121,7 @@ def _confidentiality(where: str, codes: tuple[Coded, ...]) -> Iterator[Finding]:
                        f"found {len(levels)}")
 
 
-def _submission_set(submission_set: SubmissionSet | None) -> Iterator[Finding]:
+def _submission_set(submission_set: SubmissionSet | None, sets: ValueSets) -> Iterator[Finding]:
     if submission_set is None:
         yield _finding("DMP-XDS-SUBMISSIONSET", "RegistryObjectList", "the submission has no SubmissionSet")
         return
@@ -132,7 +134,7 @@ def _submission_set(submission_set: SubmissionSet | None) -> Iterator[Finding]:
                         (submission_set.submission_time, "slot submissionTime")):
         if not value:
             yield _finding("DMP-XDS-SUBMISSIONSET", f"{where} {name}", f"{name.split()[-1]} is missing")
-    yield from _coded(where, "content_type_code", "contentTypeCode", "DMP-XDS-CONTENTTYPECODE",
+    yield from _coded(sets, where, "content_type_code", "contentTypeCode", "DMP-XDS-CONTENTTYPECODE",
                       submission_set.content_type_code)
     yield from _authors(where, submission_set.authors)
 
@@ -183,10 +185,13 @@ def _hash_and_size(where: str, entry: DocumentEntry, data: bytes) -> Iterator[Fi
                        f"size {entry.size!r} is not the document's {len(data)} bytes", "XDSRepositoryMetadataError")
 
 
-def check_metadata(submission: Submission, documents: Mapping[str, bytes]) -> list[Finding]:
-    """Every ``xds_metadata`` finding of one ITI-41 submission."""
-    findings = list(_submission_set(submission.submission_set))
+def check_metadata(submission: Submission, documents: Mapping[str, bytes],
+                   value_sets: ValueSets | None = None) -> list[Finding]:
+    """Every ``xds_metadata`` finding of one submission, its codes judged by ``value_sets`` (the CI-SIS ones
+    unless a service gives its own)."""
+    sets = value_sets or cisis_value_sets()
+    findings = list(_submission_set(submission.submission_set, sets))
     for entry in submission.documents:
-        findings.extend(_document_entry(entry))
+        findings.extend(_document_entry(entry, sets))
     findings.extend(_wiring(submission, documents))
     return findings

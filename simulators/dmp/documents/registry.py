@@ -2,7 +2,7 @@
 
 Documents are indexed by entryUUID, by uniqueId and by patient INS, so that a FindDocuments query costs what
 the patient's own documents cost, whatever the registry's size. Entries are the frozen
-:class:`~simulators.dmp.ebrim.DocumentEntry` of the metadata model; a status or confidentiality change
+:class:`~esante.simulators.kits.ihe_xds.ebrim.DocumentEntry` of the metadata model; a status or confidentiality change
 stores a new entry (``dataclasses.replace``), so a query never sees half an update.
 
 Versions (ITI-57 metadata update, used by TD3.3a/b): a new version keeps the ``lid``, gets a new entryUUID,
@@ -15,16 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from esante.simulators.dmp.ebrim import Coded, DocumentEntry
-from esante.simulators.dmp.hl7v2 import parse_cx
-from esante.simulators.dmp.protocol import (
-    INVISIBLE_PATIENT,
-    MASQUE_PS,
-    STATUS_APPROVED,
-    STATUS_DELETED,
-    STATUS_DEPRECATED,
-)
-from esante.simulators.dmp.records import now
+from esante.simulators.dmp.patient.records import now
+from esante.simulators.dmp.protocol import INVISIBLE_PATIENT, MASQUE_PS
+from esante.simulators.kits.ihe_xds.ebrim import Coded, DocumentEntry
+from esante.simulators.kits.ihe_xds.ebrs import STATUS_APPROVED, STATUS_DELETED, STATUS_DEPRECATED
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_cx
 
 
 @dataclass(slots=True)

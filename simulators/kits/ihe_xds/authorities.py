@@ -1,11 +1,11 @@
-"""The French identifier authorities (OIDs) the DMP documents and their metadata use."""
+"""The French identifier authorities (OIDs) that CI-SIS documents and their XDS metadata use."""
 
 from __future__ import annotations
 
 import re
 
 #: INS authorities (ANS "Liste des OID des autorités d'affectation des INS"): NIR, NIA, and their test
-#: counterparts, which the test DMP (and this simulator) accepts.
+#: counterparts, which the national services' test platforms (and these simulators) accept.
 INS_OIDS = {"1.2.250.1.213.1.4.8": "INS-NIR", "1.2.250.1.213.1.4.9": "INS-NIA",
             "1.2.250.1.213.1.4.10": "INS-NIR de test", "1.2.250.1.213.1.4.11": "INS-NIA de test"}
 #: National professional identifiers (idNat_PS: "8" + RPPS...).

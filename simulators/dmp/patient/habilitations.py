@@ -13,9 +13,9 @@ from datetime import datetime
 
 from lxml import etree
 
-from esante.simulators.dmp.call import Call, DmpError, Reply
+from esante.simulators.dmp.patient.records import Authorisation, DmpRecord, Records, hl7_time, now
 from esante.simulators.dmp.protocol import HABILITATIONS_NS, OID_DMP_INTERNAL_ID, OID_PS_NATIONAL_ID, PATIENTS_NS
-from esante.simulators.dmp.records import Authorisation, DmpRecord, Records, hl7_time, now
+from esante.simulators.dmp.transport.call import Call, DmpError, Reply
 from esante.simulators.kits.xml import text_of
 
 OTP_TYPES = ("SMS", "EMAIL")
@@ -68,7 +68,7 @@ def set_authorisation(call: Call, records: Records, record: DmpRecord) -> Reply:
         context = "Autorisation supprimée"
     else:
         raise DmpError("DMPInvalidRequest", f"action {action!r} is neither AJOUT nor SUPPRESSION")
-    call.notes["authorisation"] = record.authorisation_of(actor)
+    call.notes.authorisation = record.authorisation_of(actor)
     response, out = output(call)
     finish(out, context=context)
     return Reply(response)

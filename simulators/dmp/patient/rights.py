@@ -21,10 +21,10 @@ from typing import Any
 import yaml
 
 from esante.simulators.dataset import Dataset
-from esante.simulators.dmp.vihf import PROFESSION_SYSTEM, Vihf
+from esante.simulators.dmp.transport.vihf import PROFESSION_SYSTEM, Vihf
 
 ACCESS_DENIED = "DMPAccessDeniedByRightsService"
-_RIGHTS_FILE = Path(__file__).parent / "data" / "rights.yaml"
+_RIGHTS_FILE = Path(__file__).parent.parent / "data" / "rights.yaml"
 
 
 @dataclass(frozen=True)
