@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from esante.simulators.core.findings import Finding
 from esante.simulators.core.notes import Notes
@@ -74,14 +74,16 @@ class DmpNotes(Notes):
     # TD3.3
     updated: list[str] | None = None          # what changed, one line per document
 
-    @field_serializer("vihf", "error")
-    def _whole(self, part: BaseModel | None) -> dict[str, Any] | None:
-        """Nested parts are recorded whole (the journal drops defaults at the top level only)."""
-        return part.model_dump(mode="json") if part is not None else None
-
-    @field_serializer("findings")
-    def _findings(self, findings: list[Finding] | None) -> list[dict[str, Any]] | None:
-        return [finding.to_json() for finding in findings] if findings is not None else None
+    def to_json(self) -> dict[str, Any]:
+        """The notes as journaled; the VIHF, the error and the findings whole (the base drops default values,
+        which inside them are meaningful: a finding's ``severity``, a VIHF without ``ins``)."""
+        data = super().to_json()
+        for name, part in (("vihf", self.vihf), ("error", self.error)):
+            if part is not None:
+                data[name] = part.model_dump(mode="json")
+        if self.findings is not None:
+            data["findings"] = [finding.to_json() for finding in self.findings]
+        return data
 
     @property
     def error_code(self) -> str | None:
