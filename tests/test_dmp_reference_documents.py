@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from esante.harness.reference import dmp_cda, dmp_documents, dmp_xades
-from esante.harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
+from esante.harness.kits import defects
+from esante.harness.reference.dmp import cda, documents, xades
+from esante.harness.reference.dmp.documents import Feed, build_feed, build_metadata_update
 from esante.simulators.core.findings import Finding, errors
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import load_dataset
@@ -26,12 +27,18 @@ from esante.simulators.kits.ihe_xds.cda import Ii, parse_cda, read_header
 from esante.simulators.kits.ihe_xds.cda_rules import check_header
 from esante.simulators.kits.ihe_xds.ebrim import parse_submission
 from esante.simulators.kits.ihe_xds.metadata_rules import check_metadata
+from esante.simulators.kits.ihe_xds.rules import AGREEMENT, CDA_HEADER, SIGNATURE, XDS_METADATA
 from esante.simulators.kits.ihe_xds.submission import check_submission
 from esante.simulators.kits.xmldsig import SignatureRejected, verify
 from tests.dmp_official import dataset_with_official_patient, td21
 
 DATASET = load_dataset()
 DS = "http://www.w3.org/2000/09/xmldsig#"
+#: The document checks' rule behind each check of the DMP kit that judges documents.
+CHECK_RULES = {"dmp.cda_header": CDA_HEADER, "dmp.xds_metadata": XDS_METADATA, "dmp.metadata_agreement": AGREEMENT,
+               "dmp.signature_document": SIGNATURE}
+#: The catalogue's document defects, with the rule of the document checks each breaks.
+DOCUMENT_DEFECTS = {name: CHECK_RULES[defect.rule] for name, defect in defects().items() if defect.rule in CHECK_RULES}
 
 
 CA = TestCA.create()
@@ -50,8 +57,9 @@ def actors() -> dict[str, Any]:
 
 def _feed(actors: dict[str, Any], **options: Any) -> Feed:
     options.setdefault("kind", "N3")
+    options.setdefault("certificate", actors["certificate"])
     return build_feed(actors["patient"], actors["professional"], actors["structure"], title="CR de consultation",
-                      certificate=actors["certificate"], **options)
+                      **options)
 
 
 def _check(feed: Feed, *, now: datetime | None = None) -> list[Finding]:
@@ -95,10 +103,27 @@ def test_cda_carries_the_patient_traits(actors: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("defect", DOCUMENT_DEFECTS)
 def test_each_document_defect_fails_exactly_its_rule(actors: dict[str, Any], defect: str) -> None:
-    rule, _ = DOCUMENT_DEFECTS[defect]
     found = _check(_feed(actors, kind="N1", defects=frozenset({defect})))
-    assert found and {f.rule for f in found} == {rule}, found
+    assert found and {f.rule for f in found} == {DOCUMENT_DEFECTS[defect]}, found
     assert errors(found) == found
+
+
+def _self_signed(common_name: str) -> tuple[bytes, bytes]:
+    """A certificate no CA issued (cert PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_a_signature_by_a_certificate_no_ca_issued_fails_the_signature_rule(actors: dict[str, Any]) -> None:
+    feed = _feed(actors, kind="N1", certificate=_self_signed("SIGNATAIRE INCONNU"))
+    assert [(f.rule, f.requirement) for f in _check(feed)] == [(SIGNATURE, "DMP-SIG-VALUE")]
 
 
 @pytest.mark.parametrize(("path", "requirement"), [("patient/administrativeGenderCode", "CISIS-HDR-PATIENT-GENDER"),
@@ -142,7 +167,7 @@ def test_feed_needs_a_known_kind_and_a_certificate(actors: dict[str, Any]) -> No
 
 
 def test_reference_modules_do_not_import_the_checks() -> None:
-    for module in (dmp_cda, dmp_documents, dmp_xades):
+    for module in (cda, documents, xades):
         assert "simulators.dmp" not in Path(module.__file__).read_text(encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ purpose of use, the software), :func:`sign_vihf` signs it (XML-DSig enveloped, e
 professional's CPS in DIRECTE, the structure's certificate in INDIRECTE / INDIRECTE_RENFORCEE (the mode a
 Pro Santé Connect identity uses: :func:`professional_from_psc` turns PSC's userinfo into the professional).
 
-Named defects (in the ``defects`` set) break one rule each; see ``VIHF_DEFECTS``.
+Named defects (in the ``defects`` set: the ``vihf_*`` of ``scenarios/dmp/defects.yaml``) break one rule each.
 """
 
 from __future__ import annotations
@@ -37,18 +37,6 @@ _PURPOSE_DISPLAY = {"normal": "Accès normal", "centre_15": "Accès par un centr
 _PROFESSION_DISPLAY = {"10": "Médecin", "21": "Pharmacien", "40": "Chirurgien-dentiste", "50": "Sage-femme",
                        "60": "Infirmier", "70": "Masseur-kinésithérapeute"}
 
-#: Each defect and what it breaks (the simulator's refusal code is asserted in tests/test_dmp_vihf.py).
-VIHF_DEFECTS = {
-    "vihf_unsigned": "the VIHF is sent without its XML signature",
-    "vihf_missing_role": "the subject:role attribute (profession) is left out",
-    "vihf_missing_savoir_faire": "a doctor's or pharmacist's savoir-faire role is left out",
-    "vihf_wrong_ins": "the resource-id carries the 13-character NIR without its key, not the 15-character INS",
-    "vihf_wrong_mode": "a DIRECTE VIHF is signed with the structure certificate instead of the CPS",
-    "vihf_bad_signature": "the VIHF is modified (LPS_Version) after it was signed",
-    "vihf_no_lps_homologation": "LPS_ID_HOMOLOGATION_DMP (the DMP homologation number) is left out",
-    "vihf_purpose_not_declared": "the purposeofuse attribute (normal / centre_15 / bris_de_glace) is left out",
-    "vihf_stale": "the VIHF is issued two hours before it is sent (a cached assertion)",
-}
 
 
 def _attribute(statement: etree._Element, name: str, value: str | None = None) -> etree._Element:

@@ -2,7 +2,7 @@
 (XDS-SD) one wrapping a PDF, with the CI-SIS header (volet Structuration minimale).
 
 This is the candidate's own code: it must not import the simulator's checks. Named defects switch off one
-rule each (see ``harness/reference/dmp_documents.py``).
+rule each (see :mod:`.documents`).
 """
 
 from __future__ import annotations

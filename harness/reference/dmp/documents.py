@@ -2,7 +2,8 @@
 ``SubmitObjectsRequest`` describing both, built from plain dicts as a driver action sends them.
 
 The candidate's own code (it must not import the simulator's checks): XDS constants are its own copies.
-Named defects (``DOCUMENT_DEFECTS``) each break one rule of the feed on purpose.
+Named defects (``scenarios/dmp/defects.yaml``: ``cda_*``, ``xds_*``, ``agreement_*``, ``*signature*``) each
+break one rule of the feed on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from esante.harness.reference.dmp_cda import (
+from esante.harness.reference.dmp.cda import (
     CONFIDENTIALITY_OID,
     LOINC,
     PS_OID,
@@ -25,7 +26,7 @@ from esante.harness.reference.dmp_cda import (
     professional_national_id,
     structure_national_id,
 )
-from esante.harness.reference.dmp_xades import PURPOSE_OF_SIGNATURE, build_signature, self_signed
+from esante.harness.reference.dmp.xades import PURPOSE_OF_SIGNATURE, build_signature
 from esante.harness.reference.pdf import minimal_pdf
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
@@ -61,21 +62,6 @@ FORMATS = {"N1": ("urn:ihe:iti:xds-sd:pdf:2008", "Document à corps non structur
            "N3": ("urn:asip:ci-sis:2010", "Document à corps structuré CI-SIS")}
 DMP_CONFIDENTIALITY = {"MASQUE_PS": "Masqué aux professionnels de santé",
                        "INVISIBLE_PATIENT": "Non visible par le patient"}
-
-#: name -> (rule it breaks, what it does)
-DOCUMENT_DEFECTS = {
-    "cda_ins_not_first": ("cda_header", "the CDA lists the local patient id before the INS"),
-    "cda_missing_birthplace": ("cda_header", "the CDA omits the patient's birth place (COG) despite the INS"),
-    "cda_missing_template": ("cda_header", "the CDA omits the CI-SIS templateId 1.2.250.1.213.1.1.1.1"),
-    "xds_wrong_format_code": ("xds_metadata", "formatCode sent with a coding scheme outside its value set"),
-    "xds_patient_id_not_cx": ("xds_metadata", "patientId sent as a bare INS instead of a CX with its OID"),
-    "xds_bad_hash": ("xds_metadata", "the hash slot is not the SHA-1 of the document"),
-    "agreement_type_code": ("agreement", "metadata typeCode differs from the CDA code"),
-    "agreement_patient": ("agreement", "metadata patientId names another INS than the CDA's recordTarget"),
-    "no_signature_document": ("signature", "the feed carries no XAdES signature document"),
-    "signature_digest_mismatch": ("signature", "the signature manifest digest does not match the CDA"),
-    "signature_untrusted_certificate": ("signature", "the signature is made with a self-signed certificate"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +247,6 @@ def _signature_entry(rim: _Rim, submission_set: str, document: _Entry, patient_c
                      sector: str, certificate: tuple[bytes, bytes] | None, defects: frozenset[str]) -> bytes:
     if certificate is None:
         raise ValueError("a DMP feed needs a signing certificate and key (PEM)")
-    if "signature_untrusted_certificate" in defects:
-        certificate = self_signed("SIGNATAIRE INCONNU")
     data = build_signature({document.unique_id: document.data}, *certificate,
                            tamper="signature_digest_mismatch" in defects)
     entry = _Entry("Signature01", new_oid(), data, "Signature",

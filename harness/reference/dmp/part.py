@@ -10,11 +10,11 @@ What a correct software does, and the campaign judges:
 * a feed that the DMP refuses is reported as the DMP's error, never as a success; a replacement carries the
   RPLC association; metadata updates (ITI-57) start from the entry's current metadata (GetDocuments);
 * errors: a SOAP fault → ``error`` with its subcode, a business refusal → ``error`` with the DMP's code, no
-  answer → ``unavailable`` (after at most two retries, see :mod:`dmp_client`).
+  answer → ``unavailable`` (after at most two retries, see :mod:`.client`).
 
 Per-case state (reset on ``/reset``): the existence test results and the last document fed / found, per INS.
-Named defects: ``DMP_DEFECTS`` here, the wire ones in :mod:`dmp_client`, and the VIHF and document defects of
-:mod:`dmp_vihf` and :mod:`dmp_documents`, which flow through.
+Named defects (``scenarios/dmp/defects.yaml`` says what each breaks): the software's own here, the wire ones
+in :mod:`.client`, and the VIHF and document ones of :mod:`.vihf` and :mod:`.documents`, which flow through.
 """
 
 from __future__ import annotations
@@ -29,16 +29,30 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from pydantic import Field
 
-from esante.harness.driver import ActionOutcome, DocumentSummary, LegacyReport, RecordSummary
-from esante.harness.reference import dmp_client as wire
-from esante.harness.reference import dmp_messages as msg
-from esante.harness.reference.dmp_client import DmpConnection, DmpFault, DmpUnavailable
-from esante.harness.reference.dmp_documents import build_feed
-from esante.harness.reference.dmp_messages import DmpRefusal, Entry, Existence, Submitter
-from esante.harness.reference.dmp_vihf import SAML, build_vihf, sign_vihf
-from esante.harness.reference.parts import NotConfigured, Params, Part, ReferenceContext, validated
+from esante.harness.driver import ActionOutcome
+from esante.harness.reference.dmp import client as wire
+from esante.harness.reference.dmp import messages as msg
+from esante.harness.reference.dmp.client import DmpConnection, DmpFault, DmpUnavailable
+from esante.harness.reference.dmp.documents import build_feed
+from esante.harness.reference.dmp.messages import DmpRefusal, Entry, Existence, Submitter
+from esante.harness.reference.dmp.models import (
+    CommonParams,
+    DmpReport,
+    DocumentParams,
+    DocumentSummary,
+    FeedParams,
+    InsParams,
+    ProfessionalParams,
+    RecordSummary,
+    SearchParams,
+    SearchPatientParams,
+    StructureParams,
+    UpdateParams,
+    report,
+)
+from esante.harness.reference.dmp.vihf import SAML, build_vihf, sign_vihf
+from esante.harness.reference.parts import NotConfigured, Part, ReferenceContext, validated
 from esante.simulators.core.pki import IssuedCert, TestCA
 from esante.simulators.dataset import load_dataset
 
@@ -48,93 +62,7 @@ CONFIDENTIALITY_CHANGE = {"mask": ("MASQUE_PS", True), "unmask": ("MASQUE_PS", F
                           "hide_from_patient": ("INVISIBLE_PATIENT", True),
                           "show_to_patient": ("INVISIBLE_PATIENT", False)}
 RESOURCE_ID = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
-
-DMP_DEFECTS = {
-    "dmp_no_existence_test": "feeds and searches without the existence test (TD0.2) first",
-    "dmp_feeds_provisional_identity": "feeds a provisional identity, with the INS it must not use yet",
-    "dmp_search_without_status": "FindDocuments without $XDSDocumentEntryStatus",
-    "dmp_soap11": "SOAP 1.1 envelope and text/xml for the non-MTOM transactions",
-    "dmp_no_reply_to": "no wsa:ReplyTo header",
-    "dmp_wrong_action": "ITI-18 queries sent with the ITI-41 action",
-    "dmp_ignores_closed": "feeds a DMP the existence test found closed",
-    "dmp_claims_success_on_error": "reports a feed completed when the DMP answered a Failure",
-    "dmp_retries_forever": "retries an unanswered call six times",
-    "dmp_normal_mode_in_emergency": "declares the normal access mode when the user chose bris de glace or centre 15",
-    "dmp_no_rplc": "sends a replacement as a new document, without the RPLC association",
-    "dmp_update_wrong_version": "ITI-57 with a PreviousVersion that is not the entry's current version",
-    "dmp_retrieve_wrong_repository": "ITI-43 with the DMP's system OID as RepositoryUniqueId",
-    "dmp_lists_cached_documents": "lists the document it fed earlier even when the DMP no longer returns it",
-}
 WRONG_REPOSITORY = msg.OID_DMP  # the DMP's own system OID, not its repository's
-
-
-# -- action parameters (as simulators/dmp/actions.py sends them) ---------------------------------------------
-class InsParams(Params):
-    nir: str
-    key: str
-    oid: str
-
-
-class PatientParams(Params):
-    id: str
-    identity_status: str = "QUAL"
-    ins: InsParams | None = None
-    birth_name: str
-    used_name: str | None = None
-    first_names: list[str] = Field(min_length=1)
-    sex: str
-    birth_date: str
-    birth_place: str | None = None
-
-
-class DmpStructureParams(Params):
-    id: str | None = None
-    finess: str = Field(pattern=r"^\d{9}$")
-    name: str = Field(min_length=1)
-    sector: str = "SA01"
-
-
-class DmpProfessionalParams(Params):
-    id: str
-    national_id: str = Field(pattern=r"^8\d{11}$|^\d{6,}$")
-    family_name: str
-    given_name: str
-    profession_code: str
-    profession_label: str | None = None
-    specialty_code: str | None = None
-    structure: DmpStructureParams
-
-
-class CommonParams(Params):
-    patient: PatientParams
-    professional: DmpProfessionalParams
-    mode: str = Field(default="normal", pattern="^(normal|centre_15|bris_de_glace)$")
-    auth: str = Field(default="INDIRECTE", pattern="^(INDIRECTE|DIRECTE|INDIRECTE_RENFORCEE)$")
-
-
-class FeedParams(CommonParams):
-    kind: str = Field(default="N3", pattern="^N[13]$")
-    title: str = Field(min_length=1, max_length=256)
-    confidentiality: list[str] = Field(default_factory=list)
-    replaces: str | None = None
-
-
-class SearchParams(CommonParams):
-    statuses: list[str] = Field(default_factory=lambda: ["approved"], min_length=1)
-
-
-class DocumentParams(CommonParams):
-    document: str = "last"
-
-
-class UpdateParams(DocumentParams):
-    operation: str = Field(pattern="^(mask|unmask|hide_from_patient|show_to_patient|archive|unarchive|delete)$")
-
-
-class SearchPatientParams(CommonParams):
-    family_name: str = Field(min_length=1)
-    given_name: str | None = None
-    birth_date: str | None = None
 
 
 # -- state ---------------------------------------------------------------------------------------------------
@@ -182,10 +110,6 @@ def _issued(pki_dir: Path, kind: str, ident: str, issue: Callable[[TestCA], Issu
         return _certificates[key]
 
 
-def _report(outcome: ActionOutcome, message: str = "", **fields: Any) -> LegacyReport:
-    return LegacyReport(outcome=outcome, message=message, **fields)
-
-
 class DmpPart(Part):
     actions = ("dmp.test_existence", "dmp.authorise", "dmp.read_admin", "dmp.feed", "dmp.search", "dmp.retrieve",
                "dmp.update", "dmp.search_patient")
@@ -215,7 +139,7 @@ class DmpPart(Part):
             self.connection.close()
             self.connection = None
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> DmpReport:
         model, handler = {
             "dmp.test_existence": (CommonParams, self.test_existence), "dmp.authorise": (CommonParams, self.authorise),
             "dmp.read_admin": (CommonParams, self.read_admin), "dmp.feed": (FeedParams, self.feed),
@@ -228,13 +152,13 @@ class DmpPart(Part):
         try:
             return handler(p)
         except Refused as exc:
-            return _report(ActionOutcome.REFUSED, str(exc))
+            return report(ActionOutcome.REFUSED, str(exc))
         except DmpUnavailable as exc:
-            return _report(ActionOutcome.UNAVAILABLE, str(exc))
+            return report(ActionOutcome.UNAVAILABLE, str(exc))
         except DmpFault as exc:
-            return _report(ActionOutcome.ERROR, str(exc), error_code=exc.subcode or exc.code)
+            return report(ActionOutcome.ERROR, str(exc), error_code=exc.subcode or exc.code)
         except DmpRefusal as exc:
-            return _report(ActionOutcome.ERROR, f"the DMP refused: {exc}", error_code=exc.code)
+            return report(ActionOutcome.ERROR, f"the DMP refused: {exc}", error_code=exc.code)
 
     # -- identity, VIHF, calls -------------------------------------------------------------------------------
     def _ins(self, p: CommonParams, *, provisional_ok: bool = False) -> InsParams:
@@ -248,11 +172,11 @@ class DmpPart(Part):
         raise Refused(f"patient {p.patient.id}'s identity is {p.patient.identity_status} (no qualified INS): "
                       "nothing is sent to the DMP")
 
-    def _structure_cert(self, structure: DmpStructureParams) -> IssuedCert:
+    def _structure_cert(self, structure: StructureParams) -> IssuedCert:
         return _issued(self.context.pki_dir, "structure", structure.finess,
                        lambda ca: ca.issue_structure(structure.finess, structure.name))
 
-    def _cps(self, professional: DmpProfessionalParams) -> IssuedCert:
+    def _cps(self, professional: ProfessionalParams) -> IssuedCert:
         rpps = professional.national_id[1:]
         return _issued(self.context.pki_dir, "cps", rpps, lambda ca: ca.issue_professional(
             rpps, professional.family_name, professional.given_name, professional.profession_label or
@@ -310,46 +234,46 @@ class DmpPart(Part):
             return
         raise Refused(f"the DMP of patient {p.patient.id} is {existence.status}: nothing is sent")
 
-    def test_existence(self, p: CommonParams) -> LegacyReport:
+    def test_existence(self, p: CommonParams) -> DmpReport:
         existence = self._existence(p, self._ins(p))
         record = RecordSummary(status=existence.status, authorisation=existence.authorisation,
                                treating_doctor=existence.treating_doctor)
         if existence.status == "absent":
-            return _report(ActionOutcome.NOT_FOUND, f"patient {p.patient.id} has no DMP", record=record)
-        return _report(ActionOutcome.FOUND, f"patient {p.patient.id}'s DMP is {existence.status} (authorisation "
+            return report(ActionOutcome.NOT_FOUND, f"patient {p.patient.id} has no DMP", record=record)
+        return report(ActionOutcome.FOUND, f"patient {p.patient.id}'s DMP is {existence.status} (authorisation "
                                             f"{existence.authorisation})", record=record)
 
     # -- TD0.3, TD1.3a, TD0.5 --------------------------------------------------------------------------------
-    def authorise(self, p: CommonParams) -> LegacyReport:
+    def authorise(self, p: CommonParams) -> DmpReport:
         ins = self._ins(p)
         answer = self._call(p, ins, wire.HABILITATION, wire.ACTION_SET_AUTHORIZATION, msg.set_authorization("AJOUT"))
         context = msg.read_status(answer.body)
         key = ins.nir + ins.key
         existence = replace(self.state.records.get(key) or Existence("open"), authorisation="VALIDE")
         self.state.records[key] = existence
-        return _report(ActionOutcome.COMPLETED, context or "authorisation recorded",
+        return report(ActionOutcome.COMPLETED, context or "authorisation recorded",
                        record=RecordSummary(status=existence.status, authorisation="VALIDE",
                                             treating_doctor=existence.treating_doctor))
 
-    def read_admin(self, p: CommonParams) -> LegacyReport:
+    def read_admin(self, p: CommonParams) -> DmpReport:
         ins = self._ins(p)
         body = msg.patient_query("CNSLT_DATA", ins.nir + ins.key, ins.oid, self.context.name)
         observations = msg.read_admin(self._call(p, ins, wire.PATIENT, wire.ACTION_PATIENT_QUERY, body).body)
         text = ", ".join(f"{code}={'oui' if value else 'non'}" for code, value in observations.items())
-        return _report(ActionOutcome.COMPLETED, text or "no administrative observation",
+        return report(ActionOutcome.COMPLETED, text or "no administrative observation",
                        record=RecordSummary(status="open"))
 
-    def search_patient(self, p: CommonParams) -> LegacyReport:
+    def search_patient(self, p: CommonParams) -> DmpReport:
         assert isinstance(p, SearchPatientParams)
         body = msg.patient_search(p.family_name, p.given_name, p.birth_date, self.context.name)
         found = msg.read_patients(self._call(p, None, wire.PATIENT, wire.ACTION_PATIENT_SEARCH, body).body)
         if not found:
-            return _report(ActionOutcome.NOT_FOUND, f"no DMP patient named {p.family_name}")
+            return report(ActionOutcome.NOT_FOUND, f"no DMP patient named {p.family_name}")
         lines = [f"{f.family_name} {' '.join(f.given_names)} born {f.birth_date} INS {f.ins}" for f in found]
-        return _report(ActionOutcome.FOUND, "; ".join(lines))
+        return report(ActionOutcome.FOUND, "; ".join(lines))
 
     # -- TD2.1 -----------------------------------------------------------------------------------------------
-    def feed(self, p: CommonParams) -> LegacyReport:
+    def feed(self, p: CommonParams) -> DmpReport:
         assert isinstance(p, FeedParams)
         ins = self._ins(p, provisional_ok=True)
         key = ins.nir + ins.key
@@ -386,11 +310,11 @@ class DmpPart(Part):
         self.state.last_fed[key] = fed
         if replaced is not None and replaces is not None:
             replaced.status = "deprecated"
-        return _report(ActionOutcome.COMPLETED, f"document {fed.unique_id} sent to the DMP",
+        return report(ActionOutcome.COMPLETED, f"document {fed.unique_id} sent to the DMP",
                        documents=[fed.summary()])
 
     # -- TD3.1, TD3.2 ----------------------------------------------------------------------------------------
-    def search(self, p: CommonParams) -> LegacyReport:
+    def search(self, p: CommonParams) -> DmpReport:
         assert isinstance(p, SearchParams)
         ins = self._ins(p)
         self._record(p, ins)
@@ -403,8 +327,8 @@ class DmpPart(Part):
             if fed is not None and fed.unique_id not in shown:
                 summaries.append(fed.summary())
         if not summaries:
-            return _report(ActionOutcome.NOT_FOUND, "no document", documents=[])
-        return _report(ActionOutcome.FOUND, f"{len(summaries)} document(s)", documents=summaries)
+            return report(ActionOutcome.NOT_FOUND, "no document", documents=[])
+        return report(ActionOutcome.FOUND, f"{len(summaries)} document(s)", documents=summaries)
 
     def _find(self, p: CommonParams, ins: InsParams, statuses: list[str]) -> list[Entry]:
         wanted = None if "dmp_search_without_status" in self.defects else statuses
@@ -429,7 +353,7 @@ class DmpPart(Part):
             raise Refused(f"patient {p.patient.id} has no document in the DMP to act on")
         return known
 
-    def retrieve(self, p: CommonParams) -> LegacyReport:
+    def retrieve(self, p: CommonParams) -> DmpReport:
         ins = self._ins(p)
         self._record(p, ins)
         target = self._target(p, ins)
@@ -446,12 +370,12 @@ class DmpPart(Part):
             data = answer.include(document)
             if data is None:
                 data = _base64(document)
-            return _report(ActionOutcome.COMPLETED, f"document {target.unique_id} opened ({len(data)} bytes)",
+            return report(ActionOutcome.COMPLETED, f"document {target.unique_id} opened ({len(data)} bytes)",
                            documents=[target.summary(sha1=hashlib.sha1(data).hexdigest())])
         raise DmpRefusal("XDSDocumentUniqueIdError", f"the answer carries no document {target.unique_id}")
 
     # -- TD3.3 -----------------------------------------------------------------------------------------------
-    def update(self, p: CommonParams) -> LegacyReport:
+    def update(self, p: CommonParams) -> DmpReport:
         assert isinstance(p, UpdateParams)
         ins = self._ins(p)
         self._record(p, ins)
@@ -473,7 +397,7 @@ class DmpPart(Part):
             target.entry_uuid, target.status = new_id, current.status
             target.confidentiality = [c for c in current.confidentiality if c not in msg.CONFIDENTIALITY_NAMES] + codes
         msg.read_registry(self._call(p, ins, wire.REGISTRY, wire.ACTION_ITI57, body).body)
-        return _report(ActionOutcome.COMPLETED, f"{p.operation} of document {target.unique_id} done",
+        return report(ActionOutcome.COMPLETED, f"{p.operation} of document {target.unique_id} done",
                        documents=[target.summary()])
 
 
