@@ -302,3 +302,12 @@ def test_identifiers_must_be_oids(mutation: Mutation, requirement: str) -> None:
     feed = td21()
     mutation(feed)
     assert [f.requirement for f in errors(_run(feed))] == [requirement]
+
+
+def test_the_dmp_judges_with_its_own_confidentiality_codes() -> None:
+    """The CI-SIS value sets alone do not know MASQUE_PS: the DMP adds its codes (JDV_J58) to judge its feeds."""
+    feed = td21()
+    submission = parse_submission(feed.request)
+    cisis_only = errors(check_submission(submission, feed.documents, DATASET))
+    assert {(f.requirement, f.code) for f in cisis_only} == {("DMP-XDS-CONFIDENTIALITY", "XDSRegistryMetadataError")}
+    assert errors(_run(feed)) == []

@@ -1,4 +1,4 @@
-"""The DMP's VIHF checks (simulators/dmp/vihf.py) against the official examples, one broken field at a time,
+"""The DMP's VIHF checks (simulators/dmp/transport/vihf.py) against the official examples, one broken field at a time,
 signatures made by the reference candidate's independent signer, and hostile XML."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ class InsParams(Params):
     oid: str
 
     @property
-    def ins(self) -> str:
+    def value(self) -> str:
         """The 15-character INS: matricule and key."""
         return self.nir + self.key
 

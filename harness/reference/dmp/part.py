@@ -197,7 +197,7 @@ class DmpPart(Part):
                "sector": structure.sector, "issuer": signer.subject}
         purpose = "normal" if "dmp_normal_mode_in_emergency" in self.defects else p.mode
         defects = frozenset(self.defects)
-        assertion = build_vihf(who, ins.nir + ins.key if ins else "000000000000000", mode=p.auth, lps=self.lps,
+        assertion = build_vihf(who, ins.value if ins else "000000000000000", mode=p.auth, lps=self.lps,
                                purpose=purpose, ins_oid=ins.oid if ins else msg.OID_DMP, defects=defects)
         if ins is None:  # a transaction about no one patient (TD0.5): no resource-id
             statement = assertion.find(f"{{{SAML}}}AttributeStatement")
@@ -215,15 +215,15 @@ class DmpPart(Part):
 
     # -- TD0.2 -----------------------------------------------------------------------------------------------
     def _existence(self, p: CommonParams, ins: InsParams) -> Existence:
-        body = msg.patient_query("TEST_EXST", ins.nir + ins.key, ins.oid, self.context.name)
+        body = msg.patient_query("TEST_EXST", ins.value, ins.oid, self.context.name)
         existence = msg.read_existence(self._call(p, ins, wire.PATIENT, wire.ACTION_PATIENT_QUERY, body).body)
-        self.state.records[ins.nir + ins.key] = existence
+        self.state.records[ins.value] = existence
         return existence
 
     def _record(self, p: CommonParams, ins: InsParams, *, feeding: bool = False) -> None:
         """The existence test, once per patient and case, before the first document transaction; refuses a
         closed or absent DMP."""
-        key = ins.nir + ins.key
+        key = ins.value
         existence = self.state.records.get(key)
         if existence is None:
             if "dmp_no_existence_test" in self.defects:
@@ -248,7 +248,7 @@ class DmpPart(Part):
         ins = self._ins(p)
         answer = self._call(p, ins, wire.HABILITATION, wire.ACTION_SET_AUTHORIZATION, msg.set_authorization("AJOUT"))
         context = msg.read_status(answer.body)
-        key = ins.nir + ins.key
+        key = ins.value
         existence = replace(self.state.records.get(key) or Existence("open"), authorisation="VALIDE")
         self.state.records[key] = existence
         return report(ActionOutcome.COMPLETED, context or "authorisation recorded",
@@ -257,7 +257,7 @@ class DmpPart(Part):
 
     def read_admin(self, p: CommonParams) -> DmpReport:
         ins = self._ins(p)
-        body = msg.patient_query("CNSLT_DATA", ins.nir + ins.key, ins.oid, self.context.name)
+        body = msg.patient_query("CNSLT_DATA", ins.value, ins.oid, self.context.name)
         observations = msg.read_admin(self._call(p, ins, wire.PATIENT, wire.ACTION_PATIENT_QUERY, body).body)
         text = ", ".join(f"{code}={'oui' if value else 'non'}" for code, value in observations.items())
         return report(ActionOutcome.COMPLETED, text or "no administrative observation",
@@ -276,7 +276,7 @@ class DmpPart(Part):
     def feed(self, p: CommonParams) -> DmpReport:
         assert isinstance(p, FeedParams)
         ins = self._ins(p, provisional_ok=True)
-        key = ins.nir + ins.key
+        key = ins.value
         replaced = None
         if p.replaces == "last":
             replaced = self.state.last_fed.get(key) or self.state.last_found.get(key)
@@ -323,7 +323,7 @@ class DmpPart(Part):
                                      confidentiality=e.confidentiality) for e in found]
         if "dmp_lists_cached_documents" in self.defects:  # what it fed earlier, whatever the DMP says now
             shown = {s.unique_id for s in summaries}
-            fed = self.state.last_fed.get(ins.nir + ins.key)
+            fed = self.state.last_fed.get(ins.value)
             if fed is not None and fed.unique_id not in shown:
                 summaries.append(fed.summary())
         if not summaries:
@@ -336,7 +336,7 @@ class DmpPart(Part):
                  if not e.is_signature]
         if found:
             last = found[-1]
-            self.state.last_found[ins.nir + ins.key] = Known(last.unique_id, last.title, last.entry_uuid,
+            self.state.last_found[ins.value] = Known(last.unique_id, last.title, last.entry_uuid,
                                                              version=int(last.version or 1),
                                                              repository=last.repository, status=last.status,
                                                              confidentiality=last.confidentiality)
@@ -344,7 +344,7 @@ class DmpPart(Part):
 
     def _target(self, p: CommonParams, ins: InsParams) -> Known:
         """``document: last``: the last fed in this case, else the last found (searching when none is known)."""
-        key = ins.nir + ins.key
+        key = ins.value
         known = self.state.last_fed.get(key) or self.state.last_found.get(key)
         if known is None:
             self._find(p, ins, ["approved"])
