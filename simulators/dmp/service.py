@@ -6,7 +6,8 @@
    the authentication mode, fresh at the simulator's clock, and coherent with the data set;
 3. who may (:mod:`.patient.access`): the rights matrix PDT-INF-526, a DMP that exists and is open, the
    patient's authorisation, blocking and oppositions;
-4. the transaction itself, on state that lasts across calls (:mod:`.patient`, :mod:`.documents`).
+4. the transaction itself (:mod:`.transactions`), on state that lasts across calls (:mod:`.patient`,
+   :mod:`.documents`).
 
 A message failing 1 or 2 is answered with a SOAP 1.2 fault (``faults.yaml``; a refused VIHF's subcode is the
 VIHF rule broken); a refusal at 3 or 4 in the transaction's own form. Each call's TD, VIHF summary, decision
@@ -19,7 +20,6 @@ test vectors (see :mod:`.transport.vihf`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
@@ -30,22 +30,16 @@ from esante.simulators.core.journal import behaviours_of
 from esante.simulators.core.notes import Notes
 from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
-from esante.simulators.dmp.documents import xds
 from esante.simulators.dmp.documents.peer import PeerDocument, file_peer_document
 from esante.simulators.dmp.documents.registry import DocumentRegistry
-from esante.simulators.dmp.notes import DmpErrorNote, DmpNotes, VihfSummary
-from esante.simulators.dmp.patient import habilitations, hl7v3
-from esante.simulators.dmp.patient.access import NO_PATIENT_TDS, XDS_TDS, check_access
-from esante.simulators.dmp.patient.records import DmpRecord, Records, now
+from esante.simulators.dmp.notes import DmpNotes
+from esante.simulators.dmp.patient.records import Records, now
 from esante.simulators.dmp.protocol import SERVICE_PATHS
-from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
-from esante.simulators.dmp.transport.envelope import body_of, read_message, respond, transaction_of
-from esante.simulators.dmp.transport.vihf import TrustStore, Vihf, VihfError, validate_vihf
-from esante.simulators.kits.ihe_xds.ebrs import RegistryError
-from esante.simulators.kits.soap import WSSE_NS, SoapMessage
+from esante.simulators.dmp.transactions import perform
+from esante.simulators.dmp.transport.call import Call, DmpFault
+from esante.simulators.dmp.transport.envelope import body_of, caller_vihf, read_message, respond, transaction_of
+from esante.simulators.dmp.transport.vihf import TrustStore
 from esante.simulators.kits.soap import fault_response as soap_fault
-
-HL7_TDS = frozenset({"TD0.2", "TD0.5", "TD1.3a", "TD1.3b", "TD1.4"})
 
 
 def fault_response(key: str, detail: str = "", subcode: str | None = None) -> Response:
@@ -107,79 +101,12 @@ class DmpSimulator(Simulator):
             notes.td = notes.operation = transaction.td
             notes.action, notes.message_id, notes.mtom = message.action, message.message_id, related is not None
             call = Call(transaction, message, body_of(message, transaction), notes, related)
-            call.vihf = self._vihf(message, call)
-            return respond(call, self._perform(call, behaviours_of(request)))
+            call.vihf = caller_vihf(message, call, trust=self.trust(), dataset=self.dataset, now=self.now())
+            return respond(call, perform(call, self.records, self.registry, self.dataset, behaviours_of(request)))
         except DmpFault as exc:
             notes.fault, notes.fault_detail = exc.key, exc.detail
             notes.vihf_error = exc.subcode if exc.key == "vihf" else None
             return fault_response(exc.key, exc.detail, exc.subcode)
-
-    def _vihf(self, message: SoapMessage, call: Call) -> Vihf:
-        security = message.header(WSSE_NS, "Security")
-        if security is None:
-            raise DmpFault("vihf", "no wsse:Security header carrying the VIHF", subcode="VIHF_NOT_FOUND")
-        try:
-            vihf = validate_vihf(security, trust=self.trust(), dataset=self.dataset, now=self.now(),
-                                 require_resource=call.td not in NO_PATIENT_TDS)
-        except VihfError as exc:
-            raise DmpFault("vihf", f"{exc.message} ({exc.location})", subcode=exc.code) from None
-        signer = vihf.signer
-        call.notes.vihf = VihfSummary(
-            national_id=vihf.national_id, mode=vihf.auth_mode, purpose=vihf.purpose.code,
-            profession=vihf.profession.code, structure=vihf.structure_id, ins=vihf.ins, lps=vihf.lps_name,
-            signed=vihf.signed, signer=signer.subject if signer else None,
-            example_vector=signer.example_vector if signer else None)
-        return vihf
-
-    def _perform(self, call: Call, behaviours: set[str]) -> Reply:
-        try:
-            if "registry_unavailable" in behaviours:
-                code = "XDSRegistryNotAvailable" if call.td in XDS_TDS else "DMPServiceUnavailable"
-                raise DmpError(code, "the DMP's document registry is unavailable, try again later")
-            record = self.records.get(call.vihf.ins) if call.vihf.ins else None
-            if "dmp_closed" in behaviours and record is not None:
-                record.status = "closed"
-            check_access(call, record, self._rights_row(call))
-            return self._dispatch(call, record)
-        except RegistryError as exc:  # an XDS request the registry cannot read or run: refused like any other
-            return self._refuse(call, DmpError(exc.code, exc.message, location=exc.location))
-        except DmpError as exc:
-            return self._refuse(call, exc)
-
-    def _rights_row(self, call: Call) -> str | None:
-        """The row of the rights matrix, for the transactions with several: which TD3.3 an update is (decided
-        from the registry before the rights are checked), which kind of search a TD3.1 is."""
-        if call.td == "TD3.3":
-            td, row = xds.update_td(xds.update_submission(call), self.registry)
-            call.transaction = replace(call.transaction, td=td)
-            call.notes.td = td
-            return row
-        return xds.search_rights_row(call) if call.td == "TD3.1" else None
-
-    def _dispatch(self, call: Call, record: DmpRecord | None) -> Reply:
-        td = call.td
-        if td in hl7v3.BY_TD:
-            if hl7v3.requested_ins(call.body) != call.vihf.ins:
-                raise DmpError("DMPPatientIdDoesNotMatch", "the patient of the request is not the VIHF's resource-id")
-            return hl7v3.BY_TD[td](call, self.records, record)
-        if td == "TD0.5":
-            return hl7v3.search_without_ins(call, self.records)
-        if td == "TD0.4":
-            return habilitations.patient_list(call, self.records, record)
-        assert record is not None  # check_access refused the other transactions without a DMP
-        if td in habilitations.BY_TD:
-            return habilitations.BY_TD[td](call, self.records, record)
-        handler = {"TD2.1": xds.feed, "TD3.1": xds.search, "TD3.2": xds.retrieve}.get(td, xds.update)
-        return handler(call, record, self.registry, self.dataset)
-
-    def _refuse(self, call: Call, error: DmpError) -> Reply:
-        """The refusal in the transaction's own form."""
-        call.notes.error = DmpErrorNote(code=error.code, message=error.message, location=error.location)
-        if call.td in HL7_TDS:
-            return hl7v3.error_reply(call, error)
-        if call.td in XDS_TDS:
-            return xds.error_reply(call, error)
-        return habilitations.error_reply(call, error)
 
     # -- the private link of Mon espace santé ------------------------------------------------------------
     def file_peer_document(self, document: PeerDocument) -> JSONResponse:

@@ -5,6 +5,8 @@
   ``ReplyTo`` headers;
 * the transaction: the ``Action`` on the service path serving it (HL7v3 interactions several TDs share are
   told apart by their reasonCode), and a body of the right kind;
+* the caller: the VIHF in ``wsse:Security``, accepted by :func:`~.vihf.validate_vihf` at the simulator's clock
+  (a refused VIHF is the ``vihf`` fault, its subcode the rule broken);
 * the answer: the transaction's response action, ``RelatesTo`` the request, MTOM when the request was MTOM
   or the answer carries documents (ITI-43).
 
@@ -14,15 +16,28 @@ A message that fails here is a :class:`~.call.DmpFault` (a SOAP fault).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from lxml import etree
 from starlette.responses import Response
 
+from esante.simulators.dataset import Dataset
+from esante.simulators.dmp.notes import VihfSummary
+from esante.simulators.dmp.patient.access import NO_PATIENT_TDS
 from esante.simulators.dmp.patient.hl7v3 import reason_code
 from esante.simulators.dmp.protocol import REASONS, TRANSACTIONS, WSA_ANONYMOUS, Transaction
 from esante.simulators.dmp.transport.call import Call, DmpFault, Reply
+from esante.simulators.dmp.transport.vihf import TrustStore, Vihf, VihfError, validate_vihf
 from esante.simulators.kits.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
-from esante.simulators.kits.soap import SOAP12_CONTENT_TYPE, WSA_NS, SoapMessage, SoapRejected, envelope, parse_envelope
+from esante.simulators.kits.soap import (
+    SOAP12_CONTENT_TYPE,
+    WSA_NS,
+    WSSE_NS,
+    SoapMessage,
+    SoapRejected,
+    envelope,
+    parse_envelope,
+)
 
 BY_ACTION: dict[str, list[Transaction]] = {}
 for _transaction in TRANSACTIONS.values():
@@ -85,6 +100,25 @@ def body_of(message: SoapMessage, transaction: Transaction) -> etree._Element:
         raise DmpFault("body_invalid", f"{transaction.td} expects {expected}, the body is "
                                        f"{etree.QName(body).localname}")
     return body
+
+
+def caller_vihf(message: SoapMessage, call: Call, *, trust: TrustStore, dataset: Dataset, now: datetime) -> Vihf:
+    """The VIHF of the message, accepted at ``now``; its summary goes into the call's notes."""
+    security = message.header(WSSE_NS, "Security")
+    if security is None:
+        raise DmpFault("vihf", "no wsse:Security header carrying the VIHF", subcode="VIHF_NOT_FOUND")
+    try:
+        vihf = validate_vihf(security, trust=trust, dataset=dataset, now=now,
+                             require_resource=call.td not in NO_PATIENT_TDS)
+    except VihfError as exc:
+        raise DmpFault("vihf", f"{exc.message} ({exc.location})", subcode=exc.code) from None
+    signer = vihf.signer
+    call.notes.vihf = VihfSummary(
+        national_id=vihf.national_id, mode=vihf.auth_mode, purpose=vihf.purpose.code,
+        profession=vihf.profession.code, structure=vihf.structure_id, ins=vihf.ins, lps=vihf.lps_name,
+        signed=vihf.signed, signer=signer.subject if signer else None,
+        example_vector=signer.example_vector if signer else None)
+    return vihf
 
 
 def respond(call: Call, reply: Reply) -> Response:
