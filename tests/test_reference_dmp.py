@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from lxml import etree
 from pydantic import BaseModel
 
+from esante.harness.actions import load_actions
 from esante.harness.campaign import Step
-from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
+from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport, read_report
 from esante.harness.environment import SimulatorClient
 from esante.harness.kits import defects
 from esante.harness.reference import create_reference_app
@@ -448,3 +449,18 @@ def test_document_defects_flow_through(lab: Lab, software: Callable[..., Softwar
     report = software(defect).act("dmp.feed", "P001", title="CR")
     assert report.outcome == ActionOutcome.ERROR and report.error_code, report.message
     assert any(f["severity"] == "error" for f in lab.exchanges()[-1].notes["findings"])
+
+
+# -- operator mode ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("action", "answers", "expected"), [
+    ("dmp.test_existence", ["closed", "VALIDE"], {"record": {"status": "closed", "authorisation": "VALIDE"}}),
+    ("dmp.retrieve", ["2.25.1", "ab12"], {"documents": [{"unique_id": "2.25.1", "sha1": "ab12"}]}),
+])
+def test_a_person_reports_what_a_driver_would(action: str, answers: list[str], expected: dict[str, Any]) -> None:
+    spec = load_actions()[action]
+    step = Step.model_validate({"action": action, "patient": "P001", "professional": "PS001"})
+    asked = iter(answers)
+    assert spec.operator_questions is not None
+    fields = spec.operator_questions(lambda question, default: next(asked), spec.parameters(step, DS), "found")
+    report = read_report({"outcome": "found", **fields}, spec.report, action)
+    assert report.model_dump(include=set(expected), exclude_defaults=True) == expected
