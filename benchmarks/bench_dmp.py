@@ -27,34 +27,20 @@ from typing import Any
 
 from lxml import etree
 
-from esante.harness.reference.dmp_documents import build_feed
-from esante.harness.reference.dmp_vihf import signed_vihf
+from esante.harness.reference.dmp.documents import Feed, build_feed
+from esante.harness.reference.dmp.parties import Parties, lab_parties
+from esante.harness.reference.dmp.vihf import signed_vihf
 from esante.harness.reference.pdf import minimal_pdf
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import Dataset, load_dataset
-from esante.simulators.dmp.protocol import FIND_DOCUMENTS, QUERY_NS, REGISTRY_PATH, REPOSITORY_PATH, RIM_NS, XDSB_NS
+from esante.simulators.dmp.protocol import REGISTRY_PATH, REPOSITORY_PATH
+from esante.simulators.kits.ihe_xds.ebrim import RIM
+from esante.simulators.kits.ihe_xds.ebrs import FIND_DOCUMENTS, QUERY, XDSB
 from esante.simulators.kits.soap import WSA_NS, WSSE_NS, envelope
 
 LPS = {"id": "ESANTE-REF", "name": "esante-reference-candidate", "version": "1.0.0", "homologation": "ESANTE-REF-0001"}
 FEEDS = 240
 LOAD_THREADS = 2
-
-
-def _parties(ca: TestCA, dataset: Dataset) -> dict[str, Any]:
-    professional = dataset.professional("PS002")
-    structure = dataset.structure(professional.structure_ids[0])
-    certificate = ca.issue_structure(structure.finess, structure.name)
-    patient = dataset.patient("P001")
-    return {
-        "professional": {"national_id": professional.national_id, "family_name": professional.family_name,
-                         "given_name": professional.given_name, "profession_code": professional.profession_code,
-                         "profession_display": professional.profession_label,
-                         "savoir_faire_code": professional.specialty_code, "structure_id": f"1{structure.finess}",
-                         "sector": structure.sector_code},
-        "structure_params": {"finess": structure.finess, "name": structure.name, "sector_code": structure.sector_code},
-        "certificate": certificate,
-        "patient": patient,
-    }
 
 
 def _envelope(action: str, body: etree._Element, vihf: etree._Element) -> bytes:
@@ -70,46 +56,46 @@ def _envelope(action: str, body: etree._Element, vihf: etree._Element) -> bytes:
     return envelope(body, [*headers, reply_to, security])
 
 
-def _vihf(parties: dict[str, Any]) -> etree._Element:
-    cert = parties["certificate"]
-    patient = parties["patient"]
-    return signed_vihf(parties["professional"], patient.ins.nir + patient.ins.key, mode="INDIRECTE_RENFORCEE", lps=LPS,
-                       cps=None, structure=(cert.cert_pem, cert.key_pem, cert.subject))
+def _parties(ca: TestCA, dataset: Dataset) -> Parties:
+    """A professional acting for their structure (INDIRECTE_RENFORCEE), and a patient."""
+    return lab_parties(ca, dataset, professional_id="PS002")
 
 
-def _patient_params(patient: Any) -> dict[str, Any]:
-    return {"ins": {"nir": patient.ins.nir, "key": patient.ins.key, "oid": patient.ins.oid},
-            "birth_name": patient.birth_name, "used_name": patient.used_name, "first_names": list(patient.first_names),
-            "sex": patient.sex, "birth_date": patient.birth_date, "birth_place": patient.birth_place}
+def _vihf(parties: Parties) -> etree._Element:
+    return signed_vihf(parties.professional, parties.ins, mode="INDIRECTE_RENFORCEE", lps=LPS, cps=None,
+                       structure=parties.structure_signer)
 
 
-def _feed(parties: dict[str, Any], kind: str, pdf: bytes | None = None) -> Any:
-    cert = parties["certificate"]
-    return build_feed(_patient_params(parties["patient"]), parties["professional"], parties["structure_params"],
-                      kind=kind, title="Compte rendu (benchmark)", pdf=pdf, certificate=(cert.cert_pem, cert.key_pem))
+def _feed(parties: Parties, kind: str, pdf: bytes | None = None) -> Feed:
+    signer = parties.structure_certificate
+    return build_feed(parties.patient, parties.professional, parties.structure, kind=kind,
+                      title="Compte rendu (benchmark)", pdf=pdf, certificate=(signer.cert_pem, signer.key_pem))
 
 
-def feed_request(parties: dict[str, Any], pdf: bytes) -> tuple[bytes, int]:
+def _patient_cx(parties: Parties) -> str:
+    ins = parties.patient["ins"]
+    return f"{ins['nir']}{ins['key']}^^^&{ins['oid']}&ISO^NH"
+
+
+def feed_request(parties: Parties, pdf: bytes) -> tuple[bytes, int]:
     """One ITI-41 request (documents inline, base64) and the size of its CDA."""
     feed = _feed(parties, "N1", pdf)
-    body = etree.Element(f"{{{XDSB_NS}}}ProvideAndRegisterDocumentSetRequest", nsmap={None: XDSB_NS})
+    body = etree.Element(f"{{{XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={None: XDSB})
     body.append(feed.metadata_element)
     for entry_id, data in feed.documents.items():
-        etree.SubElement(body, f"{{{XDSB_NS}}}Document", id=entry_id).text = base64.b64encode(data).decode()
+        etree.SubElement(body, f"{{{XDSB}}}Document", id=entry_id).text = base64.b64encode(data).decode()
     return (_envelope("urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", body, _vihf(parties)),
             len(feed.documents[feed.document_entry_id]))
 
 
-def search_request(parties: dict[str, Any]) -> bytes:
-    patient = parties["patient"]
-    query = etree.Element(f"{{{QUERY_NS}}}AdhocQueryRequest", nsmap={None: RIM_NS, "q": QUERY_NS})
-    etree.SubElement(query, f"{{{QUERY_NS}}}ResponseOption", returnComposedObjects="true", returnType="LeafClass")
-    adhoc = etree.SubElement(query, f"{{{RIM_NS}}}AdhocQuery", id=FIND_DOCUMENTS)
-    patient_cx = f"{patient.ins.nir}{patient.ins.key}^^^&{patient.ins.oid}&ISO^NH"
-    for name, value in (("$XDSDocumentEntryPatientId", f"'{patient_cx}'"),
+def search_request(parties: Parties) -> bytes:
+    query = etree.Element(f"{{{QUERY}}}AdhocQueryRequest", nsmap={None: RIM, "q": QUERY})
+    etree.SubElement(query, f"{{{QUERY}}}ResponseOption", returnComposedObjects="true", returnType="LeafClass")
+    adhoc = etree.SubElement(query, f"{{{RIM}}}AdhocQuery", id=FIND_DOCUMENTS)
+    for name, value in (("$XDSDocumentEntryPatientId", f"'{_patient_cx(parties)}'"),
                         ("$XDSDocumentEntryStatus", "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')")):
-        slot = etree.SubElement(adhoc, f"{{{RIM_NS}}}Slot", name=name)
-        etree.SubElement(etree.SubElement(slot, f"{{{RIM_NS}}}ValueList"), f"{{{RIM_NS}}}Value").text = value
+        slot = etree.SubElement(adhoc, f"{{{RIM}}}Slot", name=name)
+        etree.SubElement(etree.SubElement(slot, f"{{{RIM}}}ValueList"), f"{{{RIM}}}Value").text = value
     return _envelope("urn:ihe:iti:2007:RegistryStoredQuery", query, _vihf(parties))
 
 
@@ -176,13 +162,12 @@ def bench_search(tmp: Path) -> dict[str, Any]:
     from esante.simulators.core.evidence import EvidenceStore
     from esante.simulators.core.runtime import SimulatorSettings
     from esante.simulators.dmp import DmpSimulator
-    from esante.simulators.dmp.ebrim import parse_submission
+    from esante.simulators.kits.ihe_xds.ebrim import parse_submission
 
     pki = tmp / "dmp-pki"
     dataset = load_dataset()
     parties = _parties(TestCA.load_or_create(pki), dataset)
-    patient = parties["patient"]
-    patient_cx = f"{patient.ins.nir}{patient.ins.key}^^^&{patient.ins.oid}&ISO^NH"
+    patient_cx = _patient_cx(parties)
     template = parse_submission(_feed(parties, "N3").metadata_element).documents[0]
     body = search_request(parties)
     rates: dict[str, float] = {}
@@ -211,8 +196,8 @@ def bench_search(tmp: Path) -> dict[str, Any]:
 
 
 def bench_memory() -> dict[str, Any]:
-    from esante.simulators.dmp.ebrim import document_entry_element, parse_document_entry, parse_submission
-    from esante.simulators.dmp.registry import DocumentRegistry
+    from esante.simulators.dmp.documents.registry import DocumentRegistry
+    from esante.simulators.kits.ihe_xds.ebrim import document_entry_element, parse_document_entry, parse_submission
 
     feed = _feed(_parties(TestCA.create(), load_dataset()), "N3")
     xml = etree.tostring(document_entry_element(parse_submission(feed.metadata_element).documents[0]))

@@ -108,31 +108,11 @@ class ProfessionalSession(Model):
     given_name: str | None = None
 
 
-class DocumentSummary(Model):
-    """A document of a patient's shared record as the software lists, feeds or opens it."""
-
-    unique_id: str = Field(description="the document's uniqueId (XDS), the reference the software keeps")
-    title: str | None = None
-    status: str | None = Field(default=None, description="approved, archived, deprecated or deleted")
-    confidentiality: list[str] = Field(default_factory=list, description="e.g. N, MASQUE_PS, INVISIBLE_PATIENT")
-    sha1: str | None = Field(default=None, description="SHA-1 (hex) of the bytes retrieved, for an opened document")
-
-
-class RecordSummary(Model):
-    """What the software learnt of a patient's shared record (DMP) from the existence test."""
-
-    status: str = Field(description="open, closed or absent")
-    authorisation: str | None = Field(default=None, description="VALIDE, NON_EXISTANTE, INTERDITE...")
-    treating_doctor: bool | None = None
-
-
 class LegacyReport(ActionReport):
     """Every domain's fields at once: the report of an action whose kit has not declared its own (transitional)."""
 
     identity: PatientIdentity | None = None
     professional: ProfessionalSession | None = None
-    record: RecordSummary | None = Field(default=None, description="a DMP existence test's result")
-    documents: list[DocumentSummary] | None = Field(default=None, description="documents fed, found or opened")
 
 
 class CallbackRequest(Model):

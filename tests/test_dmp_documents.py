@@ -10,10 +10,12 @@ from collections.abc import Callable
 import pytest
 from lxml import etree
 
-from esante.simulators.dmp.cda import HL7
-from esante.simulators.dmp.ebrim import RIM, parse_submission
-from esante.simulators.dmp.signature import DS
-from esante.simulators.dmp.submission import Finding, check_submission, errors
+from esante.simulators.core.findings import Finding, errors
+from esante.simulators.dmp.documents.value_sets import dmp_value_sets
+from esante.simulators.kits.ihe_xds.cda import HL7
+from esante.simulators.kits.ihe_xds.ebrim import RIM, parse_submission
+from esante.simulators.kits.ihe_xds.submission import check_submission
+from esante.simulators.kits.xmldsig import DS
 from tests.dmp_official import OfficialFeed, dataset_with_official_patient, td21
 
 DATASET = dataset_with_official_patient()
@@ -27,7 +29,7 @@ Mutation = Callable[[OfficialFeed], None]
 
 
 def _run(feed: OfficialFeed) -> list[Finding]:
-    return check_submission(parse_submission(feed.request), feed.documents, DATASET)
+    return check_submission(parse_submission(feed.request), feed.documents, DATASET, value_sets=dmp_value_sets())
 
 
 def test_official_td21_has_no_error() -> None:
@@ -228,7 +230,8 @@ def test_unknown_patient() -> None:
     data["patients"] = [p for p in data["patients"] if p["id"] != "DMPEX01"]
     data["dmp_records"] = [r for r in data["dmp_records"] if r["patient_id"] != "DMPEX01"]
     feed = td21()
-    found = errors(check_submission(parse_submission(feed.request), feed.documents, dataset_from_mapping(data)))
+    found = errors(check_submission(parse_submission(feed.request), feed.documents, dataset_from_mapping(data),
+                                    value_sets=dmp_value_sets()))
     assert [(f.requirement, f.code) for f in found] == [("DMP-AGR-PATIENT-KNOWN", "XDSUnknownPatientId")]
 
 
@@ -299,3 +302,12 @@ def test_identifiers_must_be_oids(mutation: Mutation, requirement: str) -> None:
     feed = td21()
     mutation(feed)
     assert [f.requirement for f in errors(_run(feed))] == [requirement]
+
+
+def test_the_dmp_judges_with_its_own_confidentiality_codes() -> None:
+    """The CI-SIS value sets alone do not know MASQUE_PS: the DMP adds its codes (JDV_J58) to judge its feeds."""
+    feed = td21()
+    submission = parse_submission(feed.request)
+    cisis_only = errors(check_submission(submission, feed.documents, DATASET))
+    assert {(f.requirement, f.code) for f in cisis_only} == {("DMP-XDS-CONFIDENTIALITY", "XDSRegistryMetadataError")}
+    assert errors(_run(feed)) == []

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from lxml import etree
 
-from esante.simulators.dmp.ebrim import (
+from esante.simulators.kits.ihe_xds.ebrim import (
     RIM,
     UPDATE_STATUS,
     Coded,
@@ -16,7 +16,7 @@ from esante.simulators.dmp.ebrim import (
     parse_document_entry,
     parse_submission,
 )
-from esante.simulators.dmp.hl7v2 import format_cx, format_xcn, format_xon, parse_cx, parse_xcn, parse_xon
+from esante.simulators.kits.ihe_xds.hl7v2 import format_cx, format_xcn, format_xon, parse_cx, parse_xcn, parse_xon
 from esante.simulators.kits.xml import parse_xml
 from tests.dmp_official import VECTORS, submit_objects_request, td21
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +16,29 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
-from esante.harness.reference import dmp_cda, dmp_documents, dmp_xades
-from esante.harness.reference.dmp_documents import DOCUMENT_DEFECTS, Feed, build_feed, build_metadata_update
+from esante.harness.kits import defects
+from esante.harness.reference.dmp import cda, documents, xades
+from esante.harness.reference.dmp.documents import Feed, build_feed, build_metadata_update
+from esante.simulators.core.findings import Finding, errors
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import load_dataset
-from esante.simulators.dmp.cda import Ii, parse_cda, read_header
-from esante.simulators.dmp.cda_rules import check_header
-from esante.simulators.dmp.ebrim import parse_submission
-from esante.simulators.dmp.metadata_rules import check_metadata
-from esante.simulators.dmp.submission import Finding, check_submission, errors
-from esante.simulators.dmp.xmldsig import verify_signature
+from esante.simulators.dmp.documents.value_sets import dmp_value_sets
+from esante.simulators.kits.ihe_xds.cda import Ii, parse_cda, read_header
+from esante.simulators.kits.ihe_xds.cda_rules import check_header
+from esante.simulators.kits.ihe_xds.ebrim import parse_submission
+from esante.simulators.kits.ihe_xds.metadata_rules import check_metadata
+from esante.simulators.kits.ihe_xds.rules import AGREEMENT, CDA_HEADER, SIGNATURE, XDS_METADATA
+from esante.simulators.kits.ihe_xds.submission import check_submission
+from esante.simulators.kits.xmldsig import SignatureRejected, verify
 from tests.dmp_official import dataset_with_official_patient, td21
 
 DATASET = load_dataset()
 DS = "http://www.w3.org/2000/09/xmldsig#"
+#: The document checks' rule behind each check of the DMP kit that judges documents.
+CHECK_RULES = {"dmp.cda_header": CDA_HEADER, "dmp.xds_metadata": XDS_METADATA, "dmp.metadata_agreement": AGREEMENT,
+               "dmp.signature_document": SIGNATURE}
+#: The catalogue's document defects, with the rule of the document checks each breaks.
+DOCUMENT_DEFECTS = {name: CHECK_RULES[defect.rule] for name, defect in defects().items() if defect.rule in CHECK_RULES}
 
 
 CA = TestCA.create()
@@ -47,12 +57,14 @@ def actors() -> dict[str, Any]:
 
 def _feed(actors: dict[str, Any], **options: Any) -> Feed:
     options.setdefault("kind", "N3")
+    options.setdefault("certificate", actors["certificate"])
     return build_feed(actors["patient"], actors["professional"], actors["structure"], title="CR de consultation",
-                      certificate=actors["certificate"], **options)
+                      **options)
 
 
-def _check(feed: Feed) -> list[Finding]:
-    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET, CA)
+def _check(feed: Feed, *, now: datetime | None = None) -> list[Finding]:
+    return check_submission(parse_submission(feed.metadata_element), feed.documents, DATASET,
+                            value_sets=dmp_value_sets(), cas=[CA.cert], now=now or datetime.now(UTC))
 
 
 REPLACED = {"entry_uuid": "urn:uuid:7953af1a-ba1c-11eb-816f-0050569e422e", "unique_id": "2.25.1", "set_id": "2.25.1",
@@ -91,10 +103,27 @@ def test_cda_carries_the_patient_traits(actors: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("defect", DOCUMENT_DEFECTS)
 def test_each_document_defect_fails_exactly_its_rule(actors: dict[str, Any], defect: str) -> None:
-    rule, _ = DOCUMENT_DEFECTS[defect]
     found = _check(_feed(actors, kind="N1", defects=frozenset({defect})))
-    assert found and {f.rule for f in found} == {rule}, found
+    assert found and {f.rule for f in found} == {DOCUMENT_DEFECTS[defect]}, found
     assert errors(found) == found
+
+
+def _self_signed(common_name: str) -> tuple[bytes, bytes]:
+    """A certificate no CA issued (cert PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_a_signature_by_a_certificate_no_ca_issued_fails_the_signature_rule(actors: dict[str, Any]) -> None:
+    feed = _feed(actors, kind="N1", certificate=_self_signed("SIGNATAIRE INCONNU"))
+    assert [(f.rule, f.requirement) for f in _check(feed)] == [(SIGNATURE, "DMP-SIG-VALUE")]
 
 
 @pytest.mark.parametrize(("path", "requirement"), [("patient/administrativeGenderCode", "CISIS-HDR-PATIENT-GENDER"),
@@ -138,7 +167,7 @@ def test_feed_needs_a_known_kind_and_a_certificate(actors: dict[str, Any]) -> No
 
 
 def test_reference_modules_do_not_import_the_checks() -> None:
-    for module in (dmp_cda, dmp_documents, dmp_xades):
+    for module in (cda, documents, xades):
         assert "simulators.dmp" not in Path(module.__file__).read_text(encoding="utf-8")
 
 
@@ -153,21 +182,43 @@ def _tampered(actors: dict[str, Any], tamper: str) -> etree._Element:
     return signature
 
 
-@pytest.mark.parametrize(("tamper", "reason"), [("none", None), ("signed info", "SignatureValue does not verify"),
-                                                ("signed properties", "digest does not match"),
-                                                ("certificate", "not a DER certificate")])
+def _verify(signature: etree._Element, ca: TestCA = CA, now: datetime | None = None) -> str | None:
+    try:
+        verify(signature, [ca.cert], now=now or datetime.now(UTC))
+    except SignatureRejected as exc:
+        return f"{exc.kind}: {exc.reason}"
+    return None
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [("none", None),
+                                                ("signed info", "invalid: SignatureValue does not verify"),
+                                                ("signed properties", "invalid: a SignedInfo reference's digest "
+                                                                      "does not match"),
+                                                ("certificate", "invalid: X509Certificate is not a DER certificate")])
 def test_signature_verification(actors: dict[str, Any], tamper: str, reason: str | None) -> None:
-    found = verify_signature(_tampered(actors, tamper), CA.cert)
-    assert found == reason if reason is None else reason in (found or "")
+    found = _verify(_tampered(actors, tamper))
+    assert found == reason if reason is None else (found or "").startswith(reason)
 
 
 def test_signature_from_another_ca_is_refused(actors: dict[str, Any]) -> None:
-    assert "not issued by the trusted CA" in (verify_signature(_tampered(actors, "none"), TestCA.create().cert) or "")
+    assert "does not chain to a trusted CA" in (_verify(_tampered(actors, "none"), TestCA.create()) or "")
+
+
+def test_signature_is_judged_at_the_callers_clock(actors: dict[str, Any]) -> None:
+    """The signer's certificate is checked at the clock the caller gives, never the system's."""
+    signature = _tampered(actors, "none")
+    issued = x509.load_pem_x509_certificate(actors["certificate"][0])
+    assert _verify(signature, now=issued.not_valid_after_utc - timedelta(seconds=1)) is None
+    for moment in (issued.not_valid_before_utc - timedelta(days=1), issued.not_valid_after_utc + timedelta(days=1)):
+        assert (_verify(signature, now=moment) or "").startswith("untrusted: certificate")
+    later = issued.not_valid_after_utc + timedelta(days=1)
+    assert [f.requirement for f in _check(_feed(actors), now=later)] == ["DMP-SIG-VALUE"]
 
 
 def test_official_signature_does_not_chain_to_the_test_ca() -> None:
     feed = td21()
-    found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(), CA)
+    found = check_submission(parse_submission(feed.request), feed.documents, dataset_with_official_patient(),
+                             value_sets=dmp_value_sets(), cas=[CA.cert], now=datetime.now(UTC))
     assert [f.requirement for f in errors(found)] == ["DMP-SIG-VALUE"]
 
 
@@ -186,7 +237,8 @@ def test_metadata_update_keeps_the_lid(actors: dict[str, Any], confidentiality: 
     assert [c.code for c in entry.confidentiality_codes] == ["N", *confidentiality]
     (member,) = submission.associations
     assert member.target == entry.id and member.slot("PreviousVersion") == "1"
-    assert [f.requirement for f in check_metadata(submission, {entry.id: feed.documents["Document01"]})] == []
+    found = check_metadata(submission, {entry.id: feed.documents["Document01"]}, dmp_value_sets())
+    assert [f.requirement for f in found] == []
 
 
 def test_every_data_set_patient_and_professional_feeds_cleanly() -> None:

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from esante.simulators.dataset import load_dataset
-from esante.simulators.dmp.rights import ACCESS_DENIED, actor_of, decide, matrix
-from esante.simulators.dmp.vihf import Code, Vihf, parse_vihf
+from esante.simulators.dmp.patient.rights import ACCESS_DENIED, actor_of, decide, matrix
+from esante.simulators.dmp.transport.vihf import Code, Vihf, parse_vihf
 from tests.dmp_examples import TD_REQUESTS, example
 
 DOCTOR = parse_vihf(example("VIHF_DIRECTE_non signe.xml"))  # 899900063480, Médecin SM26, DIRECTE, normal

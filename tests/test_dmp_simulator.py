@@ -24,8 +24,9 @@ from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
-from esante.simulators.dmp.ebrim import parse_document_entry
-from esante.simulators.dmp.protocol import RIM_NS, TRANSACTIONS
+from esante.simulators.dmp.notes import DmpNotes
+from esante.simulators.dmp.protocol import TRANSACTIONS
+from esante.simulators.kits.ihe_xds.ebrim import RIM, parse_document_entry
 from esante.simulators.kits.mtom import parse_related
 from esante.simulators.kits.soap import SOAP11_NS, SOAP12_NS
 from tests.dmp_examples import EXAMPLES, TD_REQUESTS
@@ -78,7 +79,7 @@ def _answer_body(content: bytes, content_type: str) -> etree._Element:
 def _seed(simulator: DmpSimulator) -> None:
     """The official TD3.1 answer's documents, as the DMP that answered the TD3.x examples held them."""
     response = etree.parse(str(EXAMPLES / "td31_response.xml")).getroot()
-    for element in response.iter(f"{{{RIM_NS}}}ExtrinsicObject"):
+    for element in response.iter(f"{{{RIM}}}ExtrinsicObject"):
         simulator.registry.add(parse_document_entry(element), b"<ClinicalDocument/>", "899900063480")
 
 
@@ -134,13 +135,13 @@ def test_every_official_example_request_is_answered_like_the_official_answer(dmp
 
 def test_the_official_feed_is_stored_then_found_and_retrieved(dmp: Dmp) -> None:
     dmp.post((EXAMPLES / "TD2.1 - Alimentation_requete.xml").read_bytes())
-    feed = [e for e in dmp.journal() if e.notes.get("td") == "TD2.1"][-1]
-    assert not feed.notes.get("error") and feed.notes["stored"]
-    assert all(f["severity"] != "error" for f in feed.notes["findings"])
-    stored = dmp.simulator.registry.by_unique(feed.notes["stored"][0])
+    feed = [notes for e in dmp.journal() if (notes := DmpNotes.read(e)).td == "TD2.1"][-1]
+    assert feed.error is None and feed.stored and feed.findings is not None
+    assert all(f.severity != "error" for f in feed.findings)
+    stored = dmp.simulator.registry.by_unique(feed.stored[0])
     assert stored is not None and b"ClinicalDocument" in stored.content
     found = dmp.post((EXAMPLES / "TD3.1 - Recherche de document_requete.xml").read_bytes())
-    ids = [e.get("id") for e in found.iter(f"{{{RIM_NS}}}ExtrinsicObject")]
+    ids = [e.get("id") for e in found.iter(f"{{{RIM}}}ExtrinsicObject")]
     assert stored.entry.id in ids
 
 

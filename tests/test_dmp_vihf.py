@@ -1,4 +1,4 @@
-"""The DMP's VIHF checks (simulators/dmp/vihf.py) against the official examples, one broken field at a time,
+"""The DMP's VIHF checks (simulators/dmp/transport/vihf.py) against the official examples, one broken field at a time,
 signatures made by the reference candidate's independent signer, and hostile XML."""
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from lxml import etree
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 from signxml.exceptions import InvalidDigest
 
-from esante.harness.reference.dmp_vihf import VIHF_DEFECTS, professional_from_psc, sign_vihf, signed_vihf
+from esante.harness.kits import defects
+from esante.harness.reference.dmp.parties import Parties, lab_parties
+from esante.harness.reference.dmp.vihf import professional_from_psc, sign_vihf, signed_vihf
 from esante.simulators.core.pki import TestCA
 from esante.simulators.dataset import Dataset, load_dataset
 from esante.simulators.dataset.identifiers import nir_key
-from esante.simulators.dmp.vihf import (
+from esante.simulators.dmp.transport.vihf import (
     DS,
     HL7,
     SAML,
@@ -71,24 +73,9 @@ def ca() -> TestCA:
 
 
 @pytest.fixture(scope="module")
-def parties(ca: TestCA, dataset: Dataset) -> dict:
+def parties(ca: TestCA, dataset: Dataset) -> Parties:
     """A doctor of the data set with a CPS, their structure's certificate, and a patient."""
-    professional = dataset.professional("PS001")
-    structure = dataset.structure(professional.structure_ids[0])
-    cps = ca.issue_professional(professional.rpps, professional.family_name, professional.given_name,
-                                professional.profession_label)
-    certificate = ca.issue_structure(structure.finess, structure.name)
-    patient = dataset.patient("P001")
-    return {
-        "professional": {"national_id": professional.national_id, "family_name": professional.family_name,
-                         "given_name": professional.given_name, "profession_code": professional.profession_code,
-                         "profession_display": professional.profession_label,
-                         "savoir_faire_code": professional.specialty_code, "structure_id": f"1{structure.finess}",
-                         "sector": structure.sector_code},
-        "cps": (cps.cert_pem, cps.key_pem, cps.subject),
-        "structure": (certificate.cert_pem, certificate.key_pem, certificate.subject),
-        "ins": patient.ins.nir + patient.ins.key,
-    }
+    return lab_parties(ca, dataset)
 
 
 def _reparsed(element: etree._Element) -> etree._Element:
@@ -133,7 +120,7 @@ def test_official_examples_are_accepted_as_known_vectors(name: str, ca: TestCA, 
 @pytest.mark.parametrize("name", TD_REQUESTS)
 def test_official_requests_are_unsigned_and_refused_without_the_vector_option(name: str, ca: TestCA) -> None:
     with pytest.raises(VihfError) as error:
-        verify_signature(example(name), TrustStore.from_pem(ca.ca_pem))
+        verify_signature(example(name), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     assert error.value.code == "VIHF_UNSIGNED"
 
 
@@ -141,7 +128,7 @@ def test_an_edited_example_is_no_longer_a_known_vector(ca: TestCA) -> None:
     root = example(TD_REQUESTS[0])
     find_assertion(root).find(f".//{{{SAML}}}NameID").text = "810999900011"
     with pytest.raises(VihfError) as error:
-        verify_signature(root, TrustStore.from_pem(ca.ca_pem, accept_example_vectors=True))
+        verify_signature(root, TrustStore.from_pem(ca.ca_pem, accept_example_vectors=True), now=datetime.now(UTC))
     assert error.value.code == "VIHF_UNSIGNED"
 
 
@@ -357,85 +344,91 @@ def test_data_set_checks(broken: str, dataset: Dataset) -> None:
 
 
 @pytest.mark.parametrize("mode", ["DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE"])
-def test_the_reference_vihf_is_accepted(mode: str, parties: dict, ca: TestCA, dataset: Dataset) -> None:
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode=mode, lps=LPS, cps=parties["cps"],
-                            structure=parties["structure"])
+def test_the_reference_vihf_is_accepted(mode: str, parties: Parties, ca: TestCA, dataset: Dataset) -> None:
+    assertion = signed_vihf(parties.professional, parties.ins, mode=mode, lps=LPS, cps=parties.cps_signer,
+                            structure=parties.structure_signer)
     vihf = _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset)
     assert vihf.signer is not None and vihf.signer.example_vector is None
-    assert vihf.signer.subject == (parties["cps"] if mode == "DIRECTE" else parties["structure"])[2]
+    assert vihf.signer.subject == (parties.cps if mode == "DIRECTE" else parties.structure_certificate).subject
 
 
-@pytest.mark.parametrize("defect", sorted(VIHF_DEFECTS))
-def test_each_reference_defect_is_refused_with_exactly_its_code(defect: str, parties: dict, ca: TestCA,
-                                                                dataset: Dataset) -> None:
+VIHF_DEFECTS = sorted(name for name, defect in defects().items() if defect.rule == "dmp.vihf_accepted")
+
+
+def test_every_vihf_defect_of_the_catalogue_has_its_code() -> None:
     assert set(DEFECT_CODES) == set(VIHF_DEFECTS)
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=parties["cps"],
-                            structure=parties["structure"], defects=frozenset({defect}))
+
+
+@pytest.mark.parametrize("defect", VIHF_DEFECTS)
+def test_each_reference_defect_is_refused_with_exactly_its_code(defect: str, parties: Parties, ca: TestCA,
+                                                                dataset: Dataset) -> None:
+    assertion = signed_vihf(parties.professional, parties.ins, mode="DIRECTE", lps=LPS, cps=parties.cps_signer,
+                            structure=parties.structure_signer, defects=frozenset({defect}))
     with pytest.raises(VihfError) as error:
         _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset)
     assert error.value.code == DEFECT_CODES[defect], error.value
 
 
-def test_the_trust_store_reads_the_shared_pki_folder(tmp_path: Path, parties: dict, ca: TestCA,
+def test_the_trust_store_reads_the_shared_pki_folder(tmp_path: Path, parties: Parties, ca: TestCA,
                                                      dataset: Dataset) -> None:
     ca.save(tmp_path)
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="INDIRECTE", lps=LPS, cps=None,
-                            structure=parties["structure"])
+    assertion = signed_vihf(parties.professional, parties.ins, mode="INDIRECTE", lps=LPS, cps=None,
+                            structure=parties.structure_signer)
     assert _validate(assertion, TrustStore.from_pki_dir(tmp_path), dataset).auth_mode == "INDIRECTE"
 
 
-def test_a_signer_from_another_ca_is_untrusted(parties: dict, dataset: Dataset) -> None:
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=parties["cps"],
-                            structure=parties["structure"])
+def test_a_signer_from_another_ca_is_untrusted(parties: Parties, dataset: Dataset) -> None:
+    assertion = signed_vihf(parties.professional, parties.ins, mode="DIRECTE", lps=LPS, cps=parties.cps_signer,
+                            structure=parties.structure_signer)
     with pytest.raises(VihfError) as error:
         _validate(assertion, TrustStore.from_pem(TestCA.create().ca_pem), dataset)
     assert error.value.code == "VIHF_SIGNER_UNTRUSTED"
 
 
-def test_an_expired_signer_is_untrusted(parties: dict, ca: TestCA, dataset: Dataset) -> None:
-    later = x509.load_pem_x509_certificate(parties["cps"][0]).not_valid_after_utc + timedelta(days=1)
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=parties["cps"],
-                            structure=parties["structure"], issue_instant=later)
+def test_an_expired_signer_is_untrusted(parties: Parties, ca: TestCA, dataset: Dataset) -> None:
+    later = parties.cps.certificate.not_valid_after_utc + timedelta(days=1)
+    assertion = signed_vihf(parties.professional, parties.ins, mode="DIRECTE", lps=LPS, cps=parties.cps_signer,
+                            structure=parties.structure_signer, issue_instant=later)
     with pytest.raises(VihfError) as error:
         _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset, now=later)
     assert error.value.code == "VIHF_SIGNER_UNTRUSTED"
 
 
-def test_indirect_mode_signed_with_a_cps_is_a_mismatch(parties: dict, ca: TestCA, dataset: Dataset) -> None:
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="INDIRECTE", lps=LPS, cps=parties["cps"],
-                            structure=parties["cps"])
+def test_indirect_mode_signed_with_a_cps_is_a_mismatch(parties: Parties, ca: TestCA, dataset: Dataset) -> None:
+    assertion = signed_vihf(parties.professional, parties.ins, mode="INDIRECTE", lps=LPS, cps=parties.cps_signer,
+                            structure=parties.cps_signer)
     with pytest.raises(VihfError) as error:
         _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset)
     assert error.value.code == "VIHF_SIGNER_MISMATCH"
 
 
-def test_a_signature_over_another_element_is_refused(parties: dict, ca: TestCA) -> None:
+def test_a_signature_over_another_element_is_refused(parties: Parties, ca: TestCA) -> None:
     """A signature whose reference is not the assertion's ID (signature wrapping) is refused."""
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=parties["cps"],
-                            structure=parties["structure"])
+    assertion = signed_vihf(parties.professional, parties.ins, mode="DIRECTE", lps=LPS, cps=parties.cps_signer,
+                            structure=parties.structure_signer)
     assertion.set("ID", "_another")
     with pytest.raises(VihfError) as error:
-        verify_signature(_reparsed(assertion), TrustStore.from_pem(ca.ca_pem))
+        verify_signature(_reparsed(assertion), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     assert error.value.code == "VIHF_SIGNATURE_INVALID"
 
 
-def test_a_resigned_example_verifies_and_needs_no_vector(parties: dict, ca: TestCA, dataset: Dataset) -> None:
+def test_a_resigned_example_verifies_and_needs_no_vector(parties: Parties, ca: TestCA, dataset: Dataset) -> None:
     """The official unsigned sample signed by a CPS of the test PKI passes the full signature path."""
     ps = dataset.professional("DMPEX-PS01")
     cps = ca.issue_professional(ps.rpps, ps.family_name, ps.given_name, ps.profession_label)
     root = sign_vihf(example(UNSIGNED), cps.cert_pem, cps.key_pem)
-    signer = verify_signature(_reparsed(root), TrustStore.from_pem(ca.ca_pem))
+    signer = verify_signature(_reparsed(root), TrustStore.from_pem(ca.ca_pem), now=datetime.now(UTC))
     vihf = check_signer(parse_vihf(root), signer)
     assert vihf.signer is not None and vihf.signer.common_name == "899900063480"
 
 
-def test_a_pro_sante_connect_identity_makes_an_accepted_vihf(parties: dict, ca: TestCA, dataset: Dataset) -> None:
+def test_a_pro_sante_connect_identity_makes_an_accepted_vihf(parties: Parties, ca: TestCA, dataset: Dataset) -> None:
     professional = dataset.professional("PS002")
     structure = dataset.structure(professional.structure_ids[0])
     certificate = ca.issue_structure(structure.finess, structure.name)
     who = professional_from_psc(userinfo_claims(dataset, professional), structure_id=f"1{structure.finess}",
                                 sector=structure.sector_code)
-    assertion = signed_vihf(who, parties["ins"], mode="INDIRECTE", lps=LPS, cps=None,
+    assertion = signed_vihf(who, parties.ins, mode="INDIRECTE", lps=LPS, cps=None,
                             structure=(certificate.cert_pem, certificate.key_pem, certificate.subject))
     vihf = _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset)
     assert (vihf.national_id, vihf.auth_mode, vihf.savoir_faire.code) == (professional.national_id, "INDIRECTE", "SM04")
@@ -461,20 +454,20 @@ def test_bytes_entry_point_reads_a_real_request() -> None:
     assert parse_vihf_bytes(example_bytes(TD_REQUESTS[0]), max_bytes=1_000_000).ins == "207058575627097"
 
 
-def test_an_rsa_cps_signs_with_rsa_sha256(parties: dict, ca: TestCA, dataset: Dataset) -> None:
+def test_an_rsa_cps_signs_with_rsa_sha256(parties: Parties, ca: TestCA, dataset: Dataset) -> None:
     """Real CPS keys are RSA: the reference signs RSA-SHA256 with them, the simulator verifies it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, parties["professional"]["national_id"])])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, parties.professional["national_id"])])
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(ca.cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
                    .sign(ca.key, hashes.SHA256()))
     cps = (certificate.public_bytes(serialization.Encoding.PEM),
            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()), f"CN={parties['professional']['national_id']}")
-    assertion = signed_vihf(parties["professional"], parties["ins"], mode="DIRECTE", lps=LPS, cps=cps,
-                            structure=parties["structure"])
+                             serialization.NoEncryption()), f"CN={parties.professional['national_id']}")
+    assertion = signed_vihf(parties.professional, parties.ins, mode="DIRECTE", lps=LPS, cps=cps,
+                            structure=parties.structure_signer)
     method = assertion.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod").get("Algorithm")
     assert method == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
     assert _validate(assertion, TrustStore.from_pem(ca.ca_pem), dataset).signer.common_name == cps[2][3:]

@@ -19,13 +19,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
+from pydantic import BaseModel
 
+from esante.harness.actions import load_actions
 from esante.harness.campaign import Step
-from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
+from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport, read_report
 from esante.harness.environment import SimulatorClient
+from esante.harness.kits import defects
 from esante.harness.reference import create_reference_app
-from esante.harness.reference import dmp_client as wire
-from esante.harness.reference.dmp import DMP_DEFECTS, DmpPart
+from esante.harness.reference.dmp import DmpPart
+from esante.harness.reference.dmp import client as wire
 from esante.harness.reference.parts import ReferenceContext
 from esante.scenarios.dmp import actions as dmp_actions
 from esante.simulators.core.app import create_app
@@ -39,7 +42,7 @@ from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
 
 DS = load_dataset()
-BUILDERS: dict[str, Callable[[Step, Any], dict[str, Any]]] = {
+BUILDERS: dict[str, Callable[[Step, Any], BaseModel]] = {
     "dmp.test_existence": dmp_actions.test_existence, "dmp.authorise": dmp_actions.authorise,
     "dmp.read_admin": dmp_actions.read_admin, "dmp.feed": dmp_actions.feed, "dmp.search": dmp_actions.search,
     "dmp.retrieve": dmp_actions.retrieve, "dmp.update": dmp_actions.update,
@@ -98,7 +101,7 @@ class Software:
     def act(self, action: str, patient: str, professional: str = "PS001", **with_: Any) -> ActionReport:
         step = Step.model_validate({"action": action, "patient": patient, "professional": professional,
                                     "with": with_})
-        return self.part.act(action, BUILDERS[action](step, DS), "http://127.0.0.1")
+        return self.part.act(action, BUILDERS[action](step, DS).model_dump(mode="json"), "http://127.0.0.1")
 
 
 @pytest.fixture
@@ -286,7 +289,7 @@ def test_dmp_errors_are_reported_with_their_code(lab: Lab, software: Callable[..
     if professional == "PS019":  # a professional the DMP does not know: take one and change their number
         s = software()
         step = Step.model_validate({"action": action, "patient": patient, "professional": "PS001", "with": {}})
-        params = BUILDERS[action](step, DS)
+        params = BUILDERS[action](step, DS).model_dump(mode="json")
         params["professional"]["national_id"] = "899999999999"
         report = s.part.act(action, params, "http://127.0.0.1")
     else:
@@ -323,19 +326,18 @@ def test_the_reference_app_serves_the_dmp_actions(lab: Lab) -> None:
     client.post(f"{API_PREFIX}/reset", json={"endpoints": {"dmp": lab.url}})
     step = Step.model_validate({"action": "dmp.test_existence", "patient": "P002", "professional": "PS001"})
     answer = client.post(f"{API_PREFIX}/actions/dmp.test_existence",
-                         json={"params": dmp_actions.test_existence(step, DS)}).json()
+                         json={"params": dmp_actions.test_existence(step, DS).model_dump(mode="json")}).json()
     assert answer["outcome"] == "found" and answer["record"]["treating_doctor"] is True
     app.state.reference.close()
 
 
 # -- named defects ------------------------------------------------------------------------------------------
-def test_every_defect_is_in_the_catalogue_of_the_dmp_campaign() -> None:
-    from esante.harness.kits import defects
-
-    DEFECTS = defects()
-
-    assert all(description for description in DMP_DEFECTS.values())
-    assert {name for name in DMP_DEFECTS if DEFECTS[name].campaign == "dmp"} == set(DMP_DEFECTS)
+def test_every_defect_of_the_dmp_catalogue_is_one_the_software_knows() -> None:
+    """The catalogue (``scenarios/dmp/defects.yaml``) is the one list; the software refers to each by name."""
+    package = Path(wire.__file__).parent
+    source = "".join(path.read_text(encoding="utf-8") for path in package.glob("*.py"))
+    names = [name for name, defect in defects().items() if defect.campaign == "dmp"]
+    assert names and [name for name in names if f'"{name}"' not in source] == []
 
 
 def test_dmp_no_existence_test(lab: Lab, software: Callable[..., Software]) -> None:
@@ -447,3 +449,18 @@ def test_document_defects_flow_through(lab: Lab, software: Callable[..., Softwar
     report = software(defect).act("dmp.feed", "P001", title="CR")
     assert report.outcome == ActionOutcome.ERROR and report.error_code, report.message
     assert any(f["severity"] == "error" for f in lab.exchanges()[-1].notes["findings"])
+
+
+# -- operator mode ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("action", "answers", "expected"), [
+    ("dmp.test_existence", ["closed", "VALIDE"], {"record": {"status": "closed", "authorisation": "VALIDE"}}),
+    ("dmp.retrieve", ["2.25.1", "ab12"], {"documents": [{"unique_id": "2.25.1", "sha1": "ab12"}]}),
+])
+def test_a_person_reports_what_a_driver_would(action: str, answers: list[str], expected: dict[str, Any]) -> None:
+    spec = load_actions()[action]
+    step = Step.model_validate({"action": action, "patient": "P001", "professional": "PS001"})
+    asked = iter(answers)
+    assert spec.operator_questions is not None
+    fields = spec.operator_questions(lambda question, default: next(asked), spec.parameters(step, DS), "found")
+    report = read_report({"outcome": "found", **fields}, spec.report, action)
+    assert report.model_dump(include=set(expected), exclude_defaults=True) == expected

@@ -19,19 +19,12 @@ PATIENT_CERTIF_PATH = f"{SERVICES_BASE}/patientCertif"
 SERVICE_PATHS = (REGISTRY_PATH, REPOSITORY_PATH, PATIENT_PATH, HABILITATION_PATH, PATIENT_SPECIFIC_PATH,
                  PATIENT_CERTIF_PATH)
 
-# -- namespaces ------------------------------------------------------------------------------------------
+# -- namespaces (the XDS ones are IHE's: esante.simulators.kits.ihe_xds) ----------------------------------
 HL7_NS = "urn:hl7-org:v3"
 GDP_NS = "asip:ci-sis:gdp:2010"
 HABILITATIONS_NS = "urn:si-dmp-habilitations"
 PATIENTS_NS = "urn:si-dmp-patients"
-RIM_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
-RS_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
-QUERY_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
-LCM_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
-XDSB_NS = "urn:ihe:iti:xds-b:2007"
-XOP_NS = "http://www.w3.org/2004/08/xop/include"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 WSA_ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 
 # -- identifiers -----------------------------------------------------------------------------------------
@@ -52,22 +45,21 @@ OID_WEB_ACCOUNT_OBSERVATION = "1.2.250.1.213.4.1.2.9"
 OID_CLOSING_REASON = "1.2.250.1.213.4.1.2.4"
 OID_INTERACTION = "2.16.840.1.113883.1.6"
 
-# -- XDS -------------------------------------------------------------------------------------------------
-FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
-GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
-STATUS_APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
-STATUS_ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"
-STATUS_DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
-STATUS_DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
-STATUSES = (STATUS_APPROVED, STATUS_ARCHIVED, STATUS_DELETED, STATUS_DEPRECATED)
-RESPONSE_SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
-RESPONSE_FAILURE = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
-RESPONSE_PARTIAL = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
-ERROR_SEVERITY = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
-WARNING_SEVERITY = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Warning"
+# -- the DMP's documents ---------------------------------------------------------------------------------
+#: The DMP's own confidentiality codes (JDV_J58, ``OID_DMP_CONFIDENTIALITY``): masked to professionals (but
+#: the author), hidden from the patient.
 MASQUE_PS = "MASQUE_PS"
 INVISIBLE_PATIENT = "INVISIBLE_PATIENT"
 OID_DMP_CONFIDENTIALITY = "1.2.250.1.213.1.1.4.13"
+#: The DMP's answers meaning "try again later": a software may retry them (at most twice), like no answer.
+TRANSIENT_ERRORS = ("XDSRegistryNotAvailable", "DMPServiceUnavailable")
+
+# -- the VIHF --------------------------------------------------------------------------------------------
+#: Access modes (purpose of use, TRE_R248): normal, régulation (centre 15), bris de glace.
+PURPOSES = ("normal", "centre_15", "bris_de_glace")
+#: Authentication modes: the professional's CPS (DIRECTE), the structure's certificate (INDIRECTE), the
+#: structure's certificate with the professional authenticated individually (INDIRECTE_RENFORCEE).
+AUTH_MODES = ("DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE")
 
 
 @dataclass(frozen=True, slots=True)

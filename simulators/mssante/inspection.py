@@ -15,8 +15,8 @@ from typing import Any
 
 from esante.simulators.core.findings import Finding
 from esante.simulators.dataset import Dataset
-from esante.simulators.dmp.ebrim import MetadataError, parse_submission
-from esante.simulators.dmp.submission import check_submission
+from esante.simulators.kits.ihe_xds.ebrim import MetadataError, parse_submission
+from esante.simulators.kits.ihe_xds.submission import check_submission
 from esante.simulators.mssante.notes import MessageNotes
 from esante.simulators.mssante.protocol import MES_FIN, Header, Mdn, Xdm
 from esante.simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
@@ -38,11 +38,11 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def dmp_document_checks(metadata: Any, documents: dict[str, bytes], dataset: Dataset) -> list[Finding]:
-    """THE SEAM to the DMP simulator's document checks: the XDM's SubmitObjectsRequest and its CDA documents
-    (DocumentEntry id → bytes) judged as the DMP judges a submission (CDA header, XDS metadata and value sets,
-    their agreement). They are kept apart, in the message's ``dmp_findings`` notes, as ``dmp.<rule>``: evidence,
-    not yet verdicts, because the seeded and reference documents are minimal CDA (no CI-SIS volet); judging them
-    in ``mss.xdm_archive`` is one line once those documents are full DMP-conformant CDA."""
+    """The XDM's SubmitObjectsRequest and its CDA documents (DocumentEntry id → bytes) judged by the IHE XDS kit,
+    as the DMP judges a submission (CDA header, XDS metadata and the CI-SIS value sets, their agreement). They are
+    kept apart, in the message's ``dmp_findings`` notes, as ``dmp.<rule>``: evidence, not yet verdicts, because
+    the seeded and reference documents are minimal CDA (no CI-SIS volet); judging them in ``mss.xdm_archive`` is
+    one line once those documents are full DMP-conformant CDA."""
     try:
         submission = parse_submission(metadata)
     except MetadataError as exc:
