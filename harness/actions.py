@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
 from esante.harness.campaign import Step
-from esante.harness.driver import API_PREFIX, ActionReport, LegacyReport
+from esante.harness.driver import API_PREFIX, ActionReport
 from esante.harness.driver import contract_app as base_contract
 from esante.harness.kits import load_kits
 from esante.simulators.dataset import Dataset
@@ -45,7 +45,7 @@ class ActionSpec:
     #: The parameters' model (the driver receives them as JSON); None: the builder's dict as it is.
     params: type[BaseModel] | None = None
     #: The report's model: the candidate's answer is read as it.
-    report: type[ActionReport] = LegacyReport
+    report: type[ActionReport] = ActionReport
     #: For actions that go through the user's browser: the fields the harness fills on simulators' pages.
     browser_form: FormFiller | None = None
     #: For operator mode: the questions that fill the report's own fields.
@@ -63,7 +63,7 @@ ACTIONS: dict[str, ActionSpec] = {}
 
 
 def action(name: str, *, title: str, instruction: str, params: type[BaseModel] | None = None,
-           report: type[ActionReport] = LegacyReport, browser_form: FormFiller | None = None,
+           report: type[ActionReport] = ActionReport, browser_form: FormFiller | None = None,
            operator_questions: OperatorQuestions | None = None) -> Callable[[Builder], Builder]:
     """Register the builder of the driver action ``name`` (names are unique across kits)."""
 

@@ -92,20 +92,6 @@ def stop(outcome: Outcome) -> NoReturn:
     raise Judged(outcome)
 
 
-def longest_failure_run(exchanges: list[Exchange], failed: Callable[[Exchange], bool]) -> list[Exchange]:
-    """The longest run of consecutive failed calls to one path: how many times a software tried the same call
-    while the service failed (the retry-storm checks of every protocol judge it)."""
-    longest: list[Exchange] = []
-    run: list[Exchange] = []
-    for exchange in exchanges:
-        if not failed(exchange):
-            run = []
-            continue
-        run = [*run, exchange] if run and run[-1].path == exchange.path else [exchange]
-        longest = run if len(run) > len(longest) else longest
-    return longest
-
-
 CheckFunction = Callable[[CheckContext], Outcome]
 
 

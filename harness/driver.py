@@ -68,53 +68,6 @@ class ActionReport(Model):
     redirect_url: str | None = Field(default=None, description="where the browser is sent (outcome redirect)")
 
 
-class IdentityStatus(StrEnum):
-    """Identity statuses of the Référentiel national d'identitovigilance (FR Core identity-status codes)."""
-
-    PROVISIONAL = "PROV"   # provisoire: not from INSi, not checked on an identity document
-    RETRIEVED = "RECUP"    # récupérée: INS obtained from INSi, identity document not checked
-    VALIDATED = "VALI"     # validée: checked on a high-trust identity document, no INS
-    QUALIFIED = "QUAL"     # qualifiée: INS from INSi and identity document checked
-
-
-class Ins(Model):
-    nir: str = Field(description="13-character matricule (NIR or NIA)", pattern=r"^\d{6}[0-9AB]\d{6}$")
-    key: str = Field(pattern=r"^\d{2}$")
-    oid: str = Field(description="OID of the INS domain, e.g. 1.2.250.1.213.1.4.10 for test INS-NIR")
-
-
-class Traits(Model):
-    birth_name: str
-    first_names: list[str] = Field(description="civil-status first names, in order")
-    sex: str = Field(pattern="^[MF]$")
-    birth_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="may hold 00 for unknown day/month")
-    birth_place: str | None = Field(default=None, description="INSEE COG code, 99xxx abroad")
-
-
-class PatientIdentity(Model):
-    """What the candidate stored for a patient after an action."""
-
-    local_id: str
-    status: IdentityStatus
-    ins: Ins | None = None
-    traits: Traits
-
-
-class ProfessionalSession(Model):
-    """Who the software considers signed in after an authentication."""
-
-    user_id: str = Field(description="the identifier the software keys the professional's account on")
-    family_name: str | None = None
-    given_name: str | None = None
-
-
-class LegacyReport(ActionReport):
-    """Every domain's fields at once: the report of an action whose kit has not declared its own (transitional)."""
-
-    identity: PatientIdentity | None = None
-    professional: ProfessionalSession | None = None
-
-
 class CallbackRequest(Model):
     url: str = Field(description="the candidate's own URL the user's browser landed on, with its query")
     case_id: str | None = None

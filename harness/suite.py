@@ -49,7 +49,6 @@ from esante.harness.checks import (
     check,
     fail,
     inconclusive,
-    longest_failure_run,  # transitional: kits move to retry_storm
     ok,
     stop,
 )
@@ -62,7 +61,7 @@ __all__ = [
     "MAX_ATTEMPTS", "ActionOutcome", "ActionReport", "ActionSpec", "CheckContext", "Dataset", "Exchange",
     "InsPayload", "Outcome", "PatientPayload", "ProfessionalPayload", "ProfessionalSession", "SignInReport",
     "Step", "StepObservation", "StructurePayload", "Verdict", "action", "ask_professional", "check", "describe",
-    "fail", "form_of", "inconclusive", "last_report", "longest_failure_run", "moment", "ok", "params_model",
+    "fail", "form_of", "inconclusive", "last_report", "moment", "ok",
     "patient_payload", "professional_payload", "required", "retry_storm", "stop", "structure_payload",
     "transport_failed", "where",
 ]
@@ -219,13 +218,6 @@ def professional_payload(dataset: Dataset, step: Step, *, with_structure: bool =
                                given_name=p.given_name, profession_code=p.profession_code,
                                profession_label=p.profession_label, specialty_code=p.specialty_code,
                                structure=structure)
-
-
-def params_model(name: str, **fields: object) -> type[BaseModel]:
-    """A small parameter model for an action (``params_model("Logout")`` for one without parameters)."""
-    from pydantic import create_model
-
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)  # type: ignore[call-overload]
 
 
 # -- a professional signed in, whatever the service -----------------------------------------------------------

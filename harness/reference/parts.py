@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from fastapi import HTTPException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from esante.harness.driver import LegacyReport
+from esante.harness.driver import ActionReport
 from esante.harness.reference.defects import Defects
 from esante.simulators.core.pki import TestCA
 
@@ -65,10 +65,10 @@ class Part:
     def reset(self, endpoints: dict[str, str]) -> None:
         """Forget local state and (re)point at ``endpoints`` (simulator name → base URL)."""
 
-    def act(self, action: str, params: dict[str, Any], own_url: str) -> LegacyReport:
+    def act(self, action: str, params: dict[str, Any], own_url: str) -> ActionReport:
         raise NotImplementedError
 
-    def callback(self, url: str) -> LegacyReport:
+    def callback(self, url: str) -> ActionReport:
         raise NotConfigured(f"{type(self).__name__} has no pages")
 
     def close(self) -> None:
@@ -83,21 +83,6 @@ class Params(BaseModel):
 
 class NoParams(Params):
     pass
-
-
-class ProfessionalParams(Params):
-    """The professional a step is about, as the harness's action builders send it."""
-
-    id: str
-    national_id: str = Field(min_length=1)
-    family_name: str
-    given_name: str
-
-
-class StructureParams(Params):
-    id: str | None = None  # the data set's id (S001), sent by the action builder; not always needed
-    finess: str = Field(pattern=r"^\d{9}$")
-    name: str = Field(min_length=1)
 
 
 def validated(model: type[P], raw: dict[str, Any]) -> P:

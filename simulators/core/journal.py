@@ -51,12 +51,6 @@ def behaviours_of(scope_or_request: Any) -> set[str]:
     return scope.setdefault("state", {}).setdefault("esante_behaviours", set())
 
 
-def notes_of(scope_or_request: Any) -> Any:
-    """The notes a protocol handler fills for the journal, as given by the journal (see :class:`Notes`)."""
-    scope = getattr(scope_or_request, "scope", scope_or_request)
-    return scope["state"][NOTES_KEY]
-
-
 def draw_faults(runtime: SimulatorRuntime, path: str, notes: Notes) -> list[FaultRule]:
     """The fault rules that fire for one exchange or session at ``path``, recorded in its notes: the one draw
     HTTP calls and protocol sessions share."""
@@ -374,4 +368,4 @@ def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
 
 
 __all__ = ["ConnectionDropped", "Exchange", "JournalMiddleware", "Session", "behaviours_of", "draw_faults",
-           "load_exchanges", "notes_of"]
+           "load_exchanges"]

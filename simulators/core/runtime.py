@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.faults import FaultCatalogue, FaultInjector, ServiceFault
-from esante.simulators.core.notes import LegacyNotes, Notes
+from esante.simulators.core.notes import Notes
 from esante.simulators.core.pki import client_ssl_context
 from esante.simulators.dataset import Dataset
 
@@ -94,7 +94,7 @@ class Simulator:
     name: ClassVar[str]
     title: ClassVar[str]
     #: The typed notes this simulator's handlers fill for the judge (see :mod:`esante.simulators.core.notes`).
-    notes_model: ClassVar[type[Notes]] = LegacyNotes  # until every simulator declares its own model
+    notes_model: ClassVar[type[Notes]] = Notes
     #: The service's named faults and misbehaviours, from the package's ``faults.yaml``.
     fault_catalogue: ClassVar[FaultCatalogue] = FaultCatalogue()
 
