@@ -17,7 +17,7 @@ from typing import Any
 
 from esante.reports.model import RunResult
 
-SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.0.json"
+SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.1.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run-report.schema.json"
 
