@@ -156,3 +156,32 @@ def exchange_terms(case: CaseResult) -> dict[str, list[str]]:
         for exchange in view.exchanges:
             marked[exchange.id] = list(dict.fromkeys([*marked.get(exchange.id, []), *view.terms]))
     return marked
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Lines of an excerpt left out of a window."""
+
+    lines: int
+
+
+def window(text: str, found: Iterable[str], context: int = 3, limit: int = 60, head: int = 24) -> list[str | Gap]:
+    """The lines of ``text`` worth printing: those holding a term, with ``context`` lines around them (at most
+    ``limit`` lines), or the first ``head`` lines when no term occurs; left-out runs are :class:`Gap`\\ s."""
+    lines = text.splitlines() or [""]
+    pattern = _pattern(found)
+    hits = [i for i, line in enumerate(lines) if pattern is not None and pattern.search(line)]
+    if hits:
+        kept = sorted({j for i in hits for j in range(max(0, i - context), min(len(lines), i + context + 1))})[:limit]
+    else:
+        kept = list(range(min(head, len(lines))))
+    shown: list[str | Gap] = []
+    previous = -1
+    for index in kept:
+        if index > previous + 1:
+            shown.append(Gap(index - previous - 1))
+        shown.append(lines[index])
+        previous = index
+    if previous < len(lines) - 1:
+        shown.append(Gap(len(lines) - 1 - previous))
+    return shown
