@@ -28,8 +28,10 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+from fontTools.ttLib import TTFont
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 from fpdf.table import Table
@@ -117,9 +119,20 @@ class _Document(FPDF):
         self.set_text_color(*INK)
 
 
+@lru_cache(maxsize=1)
+def _printable() -> frozenset[int]:
+    """The characters DejaVu Sans draws (DejaVu Sans Mono falls back to it for the ones it lacks)."""
+    return frozenset(TTFont(FONTS / "DejaVuSans.ttf", lazy=True).getBestCmap())
+
+
 def clean(text: object) -> str:
-    """Text safe to print: control characters shown as "?", tabs as spaces."""
-    return _CONTROL.sub("?", str(text).replace("\t", "    "))
+    """Text safe to print: control characters, and characters no shipped font draws, shown as "?"; tabs as
+    spaces."""
+    text = _CONTROL.sub("?", str(text).replace("\t", "    "))
+    printable = _printable()
+    if all(ord(c) in printable or c == "\n" for c in text):
+        return text
+    return "".join(c if ord(c) in printable or c == "\n" else "?" for c in text)
 
 
 def compact(ids: list[str]) -> str:
@@ -284,7 +297,7 @@ class PdfReport:
                   "requirement's status is the worst verdict of the checks that judge it, in every case that runs "
                   "them.", size=8.5, muted=True)
         self.pdf.ln(1)
-        with self.table((28, 20, 82, 50), ("Requirement", "Status", "Wording", "Judged by")) as table:
+        with self.table((28, 24, 78, 50), ("Requirement", "Status", "Wording", "Judged by")) as table:
             for rid, text, entries in rows:
                 status = str(requirement_status(entries))
                 row = table.row()

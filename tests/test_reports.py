@@ -177,11 +177,11 @@ def _with_records(src: Path, dst: Path, rows: list[dict[str, Any]]) -> Path:
 
 # -- write_reports, JSON ----------------------------------------------------------------------------------
 
-def test_write_reports_writes_the_four_files(produced: Produced) -> None:
+def test_write_reports_writes_the_five_files(produced: Produced) -> None:
     paths = produced.paths
-    assert [p.name for p in (paths.json, paths.junit, paths.html, paths.bundle)] == \
-        ["report.json", "junit.xml", "report.html", "evidence-bundle.zip"]
-    assert all(p.is_file() and p.stat().st_size > 0 for p in (paths.json, paths.junit, paths.html, paths.bundle))
+    written = (paths.json, paths.junit, paths.html, paths.bundle, paths.pdf)
+    assert [p.name for p in written] == ["report.json", "junit.xml", "report.html", "evidence-bundle.zip", "report.pdf"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     assert stat.S_IMODE(produced.key_path.stat().st_mode) == 0o600
     assert not list(paths.bundle.parent.glob(".*partial"))
 
