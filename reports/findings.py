@@ -30,6 +30,7 @@ _QUOTED = re.compile(r"'([^'\n]{1,200})'|\"([^\"\n]{1,200})\"|«\s?([^»\n]{1,20
 _TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+=-]*[A-Za-z0-9_]")
 _NAMED = re.compile(r"([A-Za-z_][\w:.-]*) (?=['\"«])")  # a field followed by its value: Sexe 'M'
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]")
+_HEADER = re.compile(r"^[A-Z][a-z]+(?:-[A-Z][a-z]+)+$")  # an HTTP header's name: Content-Type
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T")  # when an exchange was received (``where()``), not what it holds
 _END = r"(?=\s\((?:outcome|note|see)\b|[;\n]|$)"
 _VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s,;:]+"  # one quoted value, or one word
@@ -99,19 +100,21 @@ def _distinctive(token: str) -> bool:
     if _TIMESTAMP.match(token):
         return False
     if any(c.isdigit() for c in token):
-        return len(token) >= 4 or not token.isdigit()
-    return "_" in token or bool(_CAMEL.search(token)) or (":" in token and not token.endswith(":"))
+        return len(token) >= 4  # an INS, an OID, a code; not "SOAP 1.2"'s version nor "call 2"
+    return "_" in token or bool(_CAMEL.search(token) or _HEADER.match(token)) or \
+        (":" in token and not token.endswith(":"))
 
 
 def _pattern(found: Iterable[str]) -> re.Pattern[str] | None:
     alternatives = [re.escape(t) for t in sorted(found, key=len, reverse=True) if t]
     if not alternatives:
         return None
-    return re.compile(r"(?<![\w.])(?:" + "|".join(alternatives) + r")(?![\w])")
+    return re.compile(r"(?<![\w.])(?:" + "|".join(alternatives) + r")(?!\w|\.\w)", re.IGNORECASE)
 
 
 def segments(text: str, found: Iterable[str]) -> list[tuple[str, bool]]:
-    """``text`` cut into (chunk, highlighted) pieces: each whole occurrence of a term is highlighted."""
+    """``text`` cut into (chunk, highlighted) pieces: each whole occurrence of a term is highlighted, whatever its
+    case (a header named ``Content-Type`` is journaled as ``content-type``)."""
     pattern = _pattern(found)
     if pattern is None or not text:
         return [(text, False)] if text else []
@@ -165,7 +168,7 @@ class Gap:
     lines: int
 
 
-def window(text: str, found: Iterable[str], context: int = 3, limit: int = 60, head: int = 24) -> list[str | Gap]:
+def window(text: str, found: Iterable[str], context: int = 3, limit: int = 40, head: int = 12) -> list[str | Gap]:
     """The lines of ``text`` worth printing: those holding a term, with ``context`` lines around them (at most
     ``limit`` lines), or the first ``head`` lines when no term occurs; left-out runs are :class:`Gap`\\ s."""
     lines = text.splitlines() or [""]

@@ -36,7 +36,7 @@ from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 from fpdf.table import Table
 
-from esante.reports.findings import FindingView, Gap, exchange_terms, findings, segments, window
+from esante.reports.findings import FindingView, Gap, exchange_terms, findings, mentions, segments, window
 from esante.reports.model import (
     NOT_COVERED,
     VERDICT_ORDER,
@@ -160,6 +160,7 @@ class PdfReport:
         self.pdf = _Document(result)
         #: case id → the named destination of its section (the case table links to it before it is drawn)
         self.links = {case.id: f"case-{n}" for n, case in enumerate(result.cases, 1) if case.verdict in DETAILED}
+        self.printed: set[str] = set()  # the exchanges of the current case already printed
 
     # -- the document ------------------------------------------------------------------------------------------
     def render(self) -> bytes:
@@ -341,6 +342,7 @@ class PdfReport:
         self.para(f"Severity {case.severity} · requirements {', '.join(case.requirements) or 'none'} · started "
                   f"{case.started_at} · {case.duration_ms:.0f} ms", size=8, muted=True)
         self._steps(case)
+        self.printed = set()
         views = findings(case)
         for view in views:
             self._finding(case, view)
@@ -371,6 +373,11 @@ class PdfReport:
                          for ref in check.evidence)
         self.para(f"Evidence: {refs or 'none cited'}", size=7.5, muted=True)
         for exchange in view.exchanges:
+            if exchange.id in self.printed:
+                self.para(f"Exchange {case.exchanges.index(exchange) + 1} ({exchange.simulator} {exchange.method} "
+                          f"{exchange.path}): printed above.", size=8, muted=True)
+                continue
+            self.printed.add(exchange.id)
             self._exchange(case, exchange, view.terms)
 
     def _marked_paragraph(self, text: str, terms: list[str], size: float = 9) -> None:
@@ -417,6 +424,11 @@ class PdfReport:
                       bold=True)
         if exchange.query:
             self._excerpt("Query", exchange.query.replace("&", "\n&"), terms)
+        for title, headers in (("Request headers", exchange.request_headers),
+                               ("Response headers", exchange.response_headers)):
+            named = [f"{name}: {value}" for name, value in headers if mentions(f"{name}: {value}", terms)]
+            if named:
+                self._excerpt(f"{title} the finding names ({len(named)} of {len(headers)})", "\n".join(named), terms)
         self._excerpt("Request", readable_body(exchange.request_excerpt), terms)
         self._excerpt("Response", readable_body(exchange.response_excerpt), terms)
 

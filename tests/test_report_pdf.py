@@ -179,6 +179,21 @@ def test_no_bundle_and_every_verdict(tmp_path: Path) -> None:
     assert "Overall verdict: error" in pages[0] and "Evidence bundle not written" in pages[0]
 
 
+def test_a_finding_prints_the_headers_it_names_and_each_exchange_once(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "e.sqlite")
+    result = build_run(store, message="Content-Type text/xml: SOAP 1.2 requires application/soap+xml")
+    case = result.cases[1]
+    case.exchanges[0].request_headers = [("host", "insi.example"), ("content-type", "text/xml")]
+    case.checks.append(case.checks[0].model_copy(update={"check": "insi.second_look", "message": "again"}))
+    path = tmp_path / "r.pdf"
+    path.write_bytes(render_pdf(result))
+    section = next(_flat(page) for page in pdf_text(path) if page.startswith("INSI-02 — "))
+    assert "Request headers the finding names (1 of 2) content-type: text/xml" in section
+    assert "insi.example" not in section
+    assert section.count("Exchange 1: insi POST /lps → 200") == 1
+    assert "Finding: insi.second_look" in section and "Exchange 1 (insi POST /lps): printed above." in section
+
+
 def test_compact_shortens_runs_of_case_ids() -> None:
     assert compact(["INSI-01", "INSI-02", "INSI-03", "INSI-05", "INSI-06", "PSC-7"]) == \
         "INSI-01–INSI-03, INSI-05, INSI-06, PSC-7"

@@ -206,3 +206,10 @@ def test_window_keeps_the_lines_around_what_is_named() -> None:
     assert [s for s in shown if isinstance(s, str)] == [f"line {n}" for n in range(48, 53)]
     assert [s.lines for s in shown if not isinstance(s, str)] == [48, 47]
     assert len(window(text, [], head=10)) == 11  # the first lines, then what was left out
+
+
+def test_header_names_and_versions() -> None:
+    message = "call at 2026-01-01T10:00:00Z (POST /lps): Content-Type text/xml: SOAP 1.2 requires application/soap+xml"
+    assert "Content-Type" in terms(message) and "1.2" not in terms(message)
+    assert [c for c, marked in segments("content-type: text/xml", ["Content-Type"]) if marked] == ["content-type"]
+    assert not [c for c, marked in segments("1.2.250.1.213", ["1.2"]) if marked]  # an OID's prefix is no match
