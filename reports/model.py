@@ -124,7 +124,7 @@ class CampaignInfo(Model):
     requirements: dict[str, str] = Field(default_factory=dict, description="requirement id -> wording")
 
 
-NOT_COVERED = "not covered"
+NOT_COVERED: Literal["not covered"] = "not covered"
 
 
 def judged_requirements(case: CaseResult) -> list[str]:

@@ -8,6 +8,7 @@ Nothing is played again and nothing in the bundle changes: the bundle keeps the 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,10 @@ def load_run(folder: Path) -> FinishedRun:
         raise RunFolderError(f"{folder / REPORT_JSON}: not a run report ({str(exc).splitlines()[0]})") from None
     result.schema_version = RunResult.model_fields["schema_version"].default  # the shape it is rendered in now
     store = folder / EVIDENCE
-    enriched = enrich(result, store) if store.is_file() else 0
+    try:
+        enriched = enrich(result, store) if store.is_file() else 0
+    except sqlite3.Error:  # an unreadable store (a read-only copy without its WAL files): render what the report has
+        enriched = 0
     return FinishedRun(folder, result, enriched)
 
 
