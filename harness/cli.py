@@ -78,12 +78,42 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
     console.print(f"\n[bold]{result.campaign.id} {result.campaign.version}[/bold] against "
                   f"{result.candidate.name} {result.candidate.version}: {counts}")
+    from esante.reports.terminal import requirement_table, what_next
+
+    console.print(requirement_table(result))
     console.print(f"run id      {result.run_id}", soft_wrap=True)
     console.print(f"HTML report {output.reports.html}", soft_wrap=True)
+    console.print(f"PDF report  {output.reports.pdf}", soft_wrap=True)
     console.print(f"JSON report {output.reports.json}", soft_wrap=True)
     console.print(f"JUnit XML   {output.reports.junit}", soft_wrap=True)
     console.print(f"evidence    {output.reports.bundle}", soft_wrap=True)
+    rerun = ["esante", "run", campaign, "--candidate", candidate, *(a for d in defect for a in ("--defect", d)),
+             *(["--operator"] if operator else []), *(["--plain-http"] if plain_http else []),
+             *(["--simulators", simulators] if simulators != "local" else [])]
+    steps = what_next(result, output.reports.html, output.reports.pdf, output.reports.bundle, rerun)
+    console.print("next: " + "\n      ".join(steps), soft_wrap=True, markup=False, highlight=False)
     raise typer.Exit(exit_code(result))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a finished run's folder (report.json, evidence.sqlite, "
+                                                    "evidence-bundle.zip)"),
+           pdf: bool = typer.Option(False, "--pdf", help="write report.pdf"),
+           html: bool = typer.Option(False, "--html", help="write report.html"),
+           json_: bool = typer.Option(False, "--json", help="write report.json (in the current schema)"),
+           out: Path | None = typer.Option(None, help="write there instead of into RUN_DIR")) -> None:
+    """Render a finished run's reports again from its report.json (the PDF when no format is named); the
+    evidence bundle is left as it was signed."""
+    from esante.reports.rerender import RunFolderError, rerender
+
+    formats = tuple(name for name, wanted in (("pdf", pdf), ("html", html), ("json", json_)) if wanted) or ("pdf",)
+    try:
+        written = rerender(run_dir, formats, out)
+    except RunFolderError as exc:
+        console.print(f"[red]cannot render:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    for name, path in written.items():
+        console.print(f"{name.upper():<4} report {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()

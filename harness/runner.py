@@ -318,12 +318,18 @@ class CampaignRunner:
 
 
 def _summary(e: Exchange) -> ExchangeSummary:
+    notes = dict(e.notes)
+    operation, faults = notes.pop("operation", None), notes.pop("injected_faults", None) or []
     return ExchangeSummary(
         id=e.id, simulator=e.simulator, received_at=e.received_at, method=e.method, path=e.path,
-        status=e.status, outcome=e.outcome, operation=e.notes.get("operation"),
+        status=e.status, outcome=e.outcome, operation=operation,
         client_cert_subject=e.client_cert_subject, duration_ms=e.duration_ms,
         request_sha256=sha256_hex(e.request_body),
         response_sha256=sha256_hex(e.response_body) if e.response_seq else None,
         request_excerpt=pretty(e.request_body)[:EXCERPT_CHARS],
         response_excerpt=pretty(e.response_body)[:EXCERPT_CHARS],
-        request_seq=e.request_seq, response_seq=e.response_seq)
+        request_seq=e.request_seq, response_seq=e.response_seq,
+        scheme=e.scheme, query=e.query, request_headers=list(e.request_headers),
+        response_headers=list(e.response_headers), request_truncated=e.request_truncated,
+        injected_faults=list(faults), notes=notes, request_record_digest=e.request_digest,
+        response_record_digest=e.response_digest)

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from esante.reports.model import RunResult
+from esante.reports.model import ExchangeSummary, RunResult
 from esante.simulators.core.evidence import EvidenceStore, sha256_hex, snapshot, utc_now
 from esante.simulators.core.evidence.bundle import (
     BLOBS,
@@ -98,15 +98,20 @@ def _export_blobs(view: Snapshot, out: _ZipWriter) -> None:
         out.add(f"{BLOBS}{digest}", data)
 
 
+def exchange_member(case_id: str, number: int, exchange: ExchangeSummary, part: str) -> str:
+    """The bundle member holding a readable copy of an exchange's ``request`` or ``response`` body; the HTML
+    report (at the bundle's root) links to it."""
+    stem = f"{number:02d}-{safe_component(exchange.simulator, 'sim')}-{safe_component(exchange.id)}"
+    return f"exchanges/{safe_component(case_id, 'case')}/{stem}.{part}.bin"
+
+
 def _export_exchanges(view: Snapshot, result: RunResult, out: _ZipWriter) -> None:
     for case in result.cases:
-        folder = f"exchanges/{safe_component(case.id, 'case')}"
         for n, exchange in enumerate(case.exchanges, 1):
-            stem = f"{folder}/{n:02d}-{safe_component(exchange.simulator, 'sim')}-{safe_component(exchange.id)}"
             for part, digest in (("request", exchange.request_sha256), ("response", exchange.response_sha256)):
                 data = view.blob(digest)
                 if data is not None:
-                    out.add(f"{stem}.{part}.bin", data)
+                    out.add(exchange_member(case.id, n, exchange, part), data)
 
 
 def _export_attachments(view: Snapshot, found: list[Attachment], out: _ZipWriter) -> None:

@@ -6,6 +6,13 @@ cannot say something the HTML or JUnit do not. The schema is generated from the 
 keeps the shipped file equal to the generated one. Regenerate it with::
 
     python -m esante.reports.json_report --write-schema
+
+Versions (``schema_version``, and the schema's ``$id``): 1.1 adds, without changing anything 1.0 had, each
+exchange's ``scheme``, ``query``, ``request_headers``, ``response_headers``, ``request_truncated``,
+``injected_faults``, ``notes`` and evidence record digests, and the run's ``requirement_summary`` (derived from the
+cases; ignored when a report is read back). A reader of 1.0 reads the 1.1 fields it knows; a 1.0 report reads as
+1.1 with those fields empty (``esante report`` fills them from the run's evidence store). The schemas forbid
+unknown properties, so a 1.1 report validates against the 1.1 schema only.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 from esante.reports.model import RunResult
 
-SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.0.json"
+SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.1.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run-report.schema.json"
 

@@ -7,9 +7,9 @@ report is ``RunResult.model_dump(mode="json")`` and its published schema is gene
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 
 class Verdict(StrEnum):
@@ -50,7 +50,9 @@ class CheckResult(Model):
 
 
 class ExchangeSummary(Model):
-    """One observed exchange as reports show it (bodies are in the evidence bundle, by digest)."""
+    """One observed exchange as reports show it: the request line, headers and query, what the simulator noted
+    (injected faults among it), and bounded excerpts of the bodies (whole bodies are in the evidence bundle,
+    by digest)."""
 
     id: str
     simulator: str
@@ -68,6 +70,18 @@ class ExchangeSummary(Model):
     response_excerpt: str = ""
     request_seq: int
     response_seq: int | None = None
+    # since schema 1.1: everything the journal holds about the exchange but the bodies
+    scheme: str = ""
+    query: str = Field(default="", description="the raw query string, without the '?'")
+    request_headers: list[tuple[str, str]] = Field(default_factory=list, description="as received, in order")
+    response_headers: list[tuple[str, str]] = Field(default_factory=list, description="as answered, in order")
+    request_truncated: bool = Field(default=False, description="the body was over the size limit: the journal "
+                                                               "kept a prefix")
+    injected_faults: list[dict[str, Any]] = Field(default_factory=list, description="the fault rules that fired "
+                                                                                    "for this exchange")
+    notes: dict[str, Any] = Field(default_factory=dict, description="the simulator's other notes on the exchange")
+    request_record_digest: str = Field(default="", description="digest of the exchange.request evidence record")
+    response_record_digest: str | None = Field(default=None, description="digest of the exchange.response record")
 
 
 class StepResult(Model):
@@ -110,10 +124,62 @@ class CampaignInfo(Model):
     requirements: dict[str, str] = Field(default_factory=dict, description="requirement id -> wording")
 
 
+NOT_COVERED: Literal["not covered"] = "not covered"
+
+
+def judged_requirements(case: CaseResult) -> list[str]:
+    """The requirements a case judges: its own, and those of its checks."""
+    return list(dict.fromkeys([*case.requirements, *(r for c in case.checks for r in c.requirements)]))
+
+
+def verdict_on(case: CaseResult, requirement: str) -> Verdict:
+    """A case's verdict on one requirement: the worst of the checks citing it. A case that failed on
+    another requirement has not failed this one; a requirement no check cites takes the case's verdict."""
+    citing = [c.verdict for c in case.checks if requirement in c.requirements]
+    if case.verdict in (Verdict.SKIPPED, Verdict.ERROR) or not citing:
+        return case.verdict
+    return worst(citing)
+
+
+#: One requirement: its id, its wording, and each case judging it with the verdict on that requirement.
+RequirementRow = tuple[str, str, list[tuple[CaseResult, Verdict]]]
+
+
+def requirement_rows(cases: list[CaseResult], wording: dict[str, str]) -> list[RequirementRow]:
+    """The campaign's requirements, then any other requirement a case names, in order of appearance; the
+    one computation behind the JSON summary, the HTML matrix, the PDF and the terminal."""
+    rows: dict[str, RequirementRow] = {rid: (rid, text, []) for rid, text in wording.items()}
+    for case in cases:
+        for rid in judged_requirements(case):
+            rows.setdefault(rid, (rid, "", []))[2].append((case, verdict_on(case, rid)))
+    return list(rows.values())
+
+
+def requirement_status(entries: list[tuple[CaseResult, Verdict]]) -> Verdict | Literal["not covered"]:
+    """The worst verdict of the cases judging a requirement; "not covered" when no case of the campaign does."""
+    return worst([verdict for _, verdict in entries]) if entries else NOT_COVERED
+
+
+class RequirementCase(Model):
+    case: str = Field(description="case id")
+    verdict: Verdict = Field(description="the case's verdict on this requirement (the worst of its checks citing "
+                                         "it; the case's own verdict when none does, or when it was skipped or "
+                                         "broke)")
+
+
+class RequirementSummary(Model):
+    """One requirement's status in the run: the worst verdict of the cases judging it."""
+
+    id: str
+    text: str = Field(default="", description="the campaign's wording (empty for a requirement only a check names)")
+    status: Verdict | Literal["not covered"]
+    cases: list[RequirementCase] = Field(default_factory=list, description="every case judging it, in order")
+
+
 class RunResult(Model):
     """One run of one campaign against one candidate."""
 
-    schema_version: str = "1.0"
+    schema_version: str = "1.1"
     run_id: str
     started_at: str
     finished_at: str
@@ -124,6 +190,21 @@ class RunResult(Model):
     cases: list[CaseResult]
     evidence_chain_head: str = Field(description="chain value of the last evidence record of the run")
     evidence_records: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        """A report read back (``esante report``) carries its derived summary: it is recomputed, not trusted."""
+        if isinstance(data, dict) and "requirement_summary" in data:
+            data = {k: v for k, v in data.items() if k != "requirement_summary"}
+        return data
+
+    @computed_field(description="status per requirement (since schema 1.1), derived from the cases")  # type: ignore[prop-decorator]
+    @property
+    def requirement_summary(self) -> list[RequirementSummary]:
+        return [RequirementSummary(id=rid, text=text, status=requirement_status(entries),
+                                   cases=[RequirementCase(case=case.id, verdict=v) for case, v in entries])
+                for rid, text, entries in requirement_rows(self.cases, self.campaign.requirements)]
 
     def counts(self) -> dict[str, int]:
         return {v.value: sum(1 for c in self.cases if c.verdict == v) for v in Verdict}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import stat
 import time
 import zipfile
@@ -176,11 +177,11 @@ def _with_records(src: Path, dst: Path, rows: list[dict[str, Any]]) -> Path:
 
 # -- write_reports, JSON ----------------------------------------------------------------------------------
 
-def test_write_reports_writes_the_four_files(produced: Produced) -> None:
+def test_write_reports_writes_the_five_files(produced: Produced) -> None:
     paths = produced.paths
-    assert [p.name for p in (paths.json, paths.junit, paths.html, paths.bundle)] == \
-        ["report.json", "junit.xml", "report.html", "evidence-bundle.zip"]
-    assert all(p.is_file() and p.stat().st_size > 0 for p in (paths.json, paths.junit, paths.html, paths.bundle))
+    written = (paths.json, paths.junit, paths.html, paths.bundle, paths.pdf)
+    assert [p.name for p in written] == ["report.json", "junit.xml", "report.html", "evidence-bundle.zip", "report.pdf"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     assert stat.S_IMODE(produced.key_path.stat().st_mode) == 0o600
     assert not list(paths.bundle.parent.glob(".*partial"))
 
@@ -202,7 +203,7 @@ def test_shipped_schema_is_up_to_date() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text()
     schema = report_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == "https://esante-conformance.example/schemas/run-report-1.0.json"
+    assert schema["$id"] == "https://esante-conformance.example/schemas/run-report-1.1.json"
 
 
 # -- JUnit ------------------------------------------------------------------------------------------------
@@ -261,10 +262,11 @@ def test_junit_stays_parseable_with_control_characters(tmp_path: Path) -> None:
 
 def test_html_has_header_matrix_and_cases(produced: Produced) -> None:
     html = produced.paths.html.read_text(encoding="utf-8")
+    plain = re.sub(r"<mark>|</mark>", "", html)  # what a finding names is highlighted
     for text in (RUN_ID, "c" * 64, "Acme DPI", "4.2", "driver mode", "0.1.0", "2026-01-01T10:00:00.000000Z",
                  "Requirement traceability", "IDV-03", "never log the INS", "not covered",
                  "identity.ins_as_returned", "INS returned 999", "CN=candidate", "RECSANSVITALE", "@media print"):
-        assert text in html, text
+        assert text in plain, text
     matrix = html.split('id="traceability"')[1].split("</section>")[0]
     row = matrix.split("<code>IDV-01</code>")[1].split("</tr>")[0]
     assert "INSI-01" in row and "INSI-03" in row and 'badge inconclusive">inconclusive</span></td>' in row
