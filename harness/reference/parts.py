@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from fastapi import HTTPException
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from esante.harness.driver import ActionReport
 from esante.harness.reference.defects import Defects
@@ -83,6 +83,49 @@ class Params(BaseModel):
 
 class NoParams(Params):
     pass
+
+
+# -- people and structures, in the driver contract's one shape (whatever the service) ---------------------------
+class InsParams(Params):
+    nir: str
+    key: str
+    oid: str
+
+    @property
+    def value(self) -> str:
+        """The 15-character INS: matricule and key."""
+        return self.nir + self.key
+
+
+class PatientParams(Params):
+    id: str
+    identity_status: Literal["QUAL", "VALI", "RECUP", "PROV"] = "QUAL"
+    ins: InsParams | None = None
+    birth_name: str
+    used_name: str | None = None
+    first_names: list[str] = Field(min_length=1)
+    sex: Literal["M", "F"]
+    birth_date: str
+    birth_place: str | None = None
+
+
+class StructureParams(Params):
+    id: str | None = None
+    finess: str = Field(pattern=r"^\d{9}$")
+    name: str = Field(min_length=1)
+    sector: str | None = None
+
+
+class ProfessionalParams(Params):
+    id: str
+    national_id: str = Field(min_length=1)
+    rpps: str | None = None
+    family_name: str
+    given_name: str
+    profession_code: str | None = None
+    profession_label: str | None = None
+    specialty_code: str | None = None
+    structure: StructureParams | None = None
 
 
 def validated(model: type[P], raw: dict[str, Any]) -> P:

@@ -8,55 +8,26 @@ from typing import Any
 from pydantic import Field
 
 from esante.harness.driver import ActionOutcome, ActionReport
-from esante.harness.reference.parts import Params
+from esante.harness.reference.parts import Params, PatientParams, ProfessionalParams, StructureParams
 
 
 # -- parameters -------------------------------------------------------------------------------------------------
-class InsParams(Params):
-    nir: str
-    key: str
-    oid: str
-
-    @property
-    def value(self) -> str:
-        """The 15-character INS: matricule and key."""
-        return self.nir + self.key
+class DmpStructure(StructureParams):
+    sector: str = "SA01"  # the sector of activity the VIHF and the documents name (health establishment)
 
 
-class PatientParams(Params):
-    id: str
-    identity_status: str = "QUAL"
-    ins: InsParams | None = None
-    birth_name: str
-    used_name: str | None = None
-    first_names: list[str] = Field(min_length=1)
-    sex: str
-    birth_date: str
-    birth_place: str | None = None
+class DmpProfessional(ProfessionalParams):
+    """The DMP needs more of the professional than the one shape requires: the profession (VIHF) and the
+    structure they practise at."""
 
-
-class StructureParams(Params):
-    id: str | None = None
-    finess: str = Field(pattern=r"^\d{9}$")
-    name: str = Field(min_length=1)
-    sector: str = "SA01"
-
-
-class ProfessionalParams(Params):
-    id: str
     national_id: str = Field(pattern=r"^8\d{11}$|^\d{6,}$")
-    rpps: str | None = None
-    family_name: str
-    given_name: str
     profession_code: str
-    profession_label: str | None = None
-    specialty_code: str | None = None
-    structure: StructureParams
+    structure: DmpStructure
 
 
 class CommonParams(Params):
     patient: PatientParams
-    professional: ProfessionalParams
+    professional: DmpProfessional
     mode: str = Field(default="normal", pattern="^(normal|centre_15|bris_de_glace)$")
     auth: str = Field(default="INDIRECTE", pattern="^(INDIRECTE|DIRECTE|INDIRECTE_RENFORCEE)$")
 

@@ -38,21 +38,20 @@ from esante.harness.reference.dmp.documents import build_feed
 from esante.harness.reference.dmp.messages import DmpRefusal, Entry, Existence, Submitter
 from esante.harness.reference.dmp.models import (
     CommonParams,
+    DmpProfessional,
     DmpReport,
+    DmpStructure,
     DocumentParams,
     DocumentSummary,
     FeedParams,
-    InsParams,
-    ProfessionalParams,
     RecordSummary,
     SearchParams,
     SearchPatientParams,
-    StructureParams,
     UpdateParams,
     report,
 )
 from esante.harness.reference.dmp.vihf import SAML, build_vihf, sign_vihf
-from esante.harness.reference.parts import NotConfigured, Part, ReferenceContext, validated
+from esante.harness.reference.parts import InsParams, NotConfigured, Part, ReferenceContext, validated
 from esante.simulators.core.pki import IssuedCert, TestCA
 from esante.simulators.dataset import load_dataset
 
@@ -172,11 +171,11 @@ class DmpPart(Part):
         raise Refused(f"patient {p.patient.id}'s identity is {p.patient.identity_status} (no qualified INS): "
                       "nothing is sent to the DMP")
 
-    def _structure_cert(self, structure: StructureParams) -> IssuedCert:
+    def _structure_cert(self, structure: DmpStructure) -> IssuedCert:
         return _issued(self.context.pki_dir, "structure", structure.finess,
                        lambda ca: ca.issue_structure(structure.finess, structure.name))
 
-    def _cps(self, professional: ProfessionalParams) -> IssuedCert:
+    def _cps(self, professional: DmpProfessional) -> IssuedCert:
         rpps = professional.national_id[1:]
         return _issued(self.context.pki_dir, "cps", rpps, lambda ca: ca.issue_professional(
             rpps, professional.family_name, professional.given_name, professional.profession_label or

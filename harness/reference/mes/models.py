@@ -5,30 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
 from esante.harness.driver import ActionReport
-from esante.harness.reference.parts import Params
-
-
-class Ins(Params):
-    nir: str
-    key: str
-    oid: str
-
-
-class PatientParams(Params):
-    """The citizen a step is about (the app itself needs nothing: the citizen signs in on MES's page)."""
-
-    id: str
-    identity_status: Literal["QUAL", "VALI", "RECUP", "PROV"] = "QUAL"
-    ins: Ins | None = None
-    birth_name: str
-    used_name: str | None = None
-    first_names: list[str] = Field(min_length=1)
-    sex: Literal["M", "F"]
-    birth_date: str
-    birth_place: str | None = None
+from esante.harness.reference.parts import Params, PatientParams
 
 
 class PairParams(Params):

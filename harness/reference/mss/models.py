@@ -8,44 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from esante.harness.driver import ActionReport
-from esante.harness.reference.parts import Params
-
-
-class Ins(Params):
-    nir: str
-    key: str
-    oid: str
-
-
-class Patient(Params):
-    id: str
-    identity_status: Literal["QUAL", "VALI", "RECUP", "PROV"] = "QUAL"
-    ins: Ins | None = None
-    birth_name: str
-    used_name: str | None = None
-    first_names: list[str] = Field(min_length=1)
-    sex: Literal["M", "F"]
-    birth_date: str
-    birth_place: str | None = None
-
-
-class Structure(Params):
-    id: str
-    finess: str
-    name: str
-    sector: str | None = None
-
-
-class Professional(Params):
-    id: str
-    national_id: str = Field(min_length=1)
-    rpps: str | None = None
-    family_name: str
-    given_name: str
-    profession_code: str | None = None
-    profession_label: str | None = None
-    specialty_code: str | None = None
-    structure: Structure | None = None
+from esante.harness.reference.parts import Params, PatientParams, ProfessionalParams
 
 
 class ProfessionalRecipient(Params):
@@ -66,7 +29,7 @@ Recipient = Annotated[ProfessionalRecipient | AddressRecipient, Field(discrimina
 
 
 class DocumentParams(Params):
-    patient: Patient
+    patient: PatientParams
     title: str
     code: str
 
@@ -78,7 +41,7 @@ class SenderParams(Params):
 
 
 class LoginParams(Params):
-    professional: Professional | None = None
+    professional: ProfessionalParams | None = None
 
 
 class LookupParams(Params):
