@@ -27,7 +27,8 @@ class IdentityStatus(StrEnum):
 class Ins(Model):
     nir: str = Field(description="13-character matricule (NIR or NIA)", pattern=r"^\d{6}[0-9AB]\d{6}$")
     key: str = Field(pattern=r"^\d{2}$")
-    oid: str = Field(description="OID of the INS domain, e.g. 1.2.250.1.213.1.4.10 for test INS-NIR")
+    oid: str = Field(description="OID of the INS domain as INSi returns it: 1.2.250.1.213.1.4.8 (INS-NIR) or "
+                                 "1.2.250.1.213.1.4.9 (INS-NIA)")
 
 
 class Traits(Model):
@@ -94,7 +95,7 @@ def ask_identity(ask: Any, params: dict[str, Any], outcome: str) -> dict[str, An
                                 "traits": _ask_traits(ask, known)}
     if nir:
         identity["ins"] = {"nir": nir, "key": ask("INS key (2 digits)", ""),
-                           "oid": ask("INS OID", "1.2.250.1.213.1.4.10")}
+                           "oid": ask("INS OID", "1.2.250.1.213.1.4.8")}
     return {"identity": identity}
 
 
