@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from esante.simulators.insi.protocol import NS_RESULTAT
-from esante.simulators.kits.soap import SOAP11_NS
+from esante.simulators.kits.soap import SOAP11_NS, WSSE_NS
 from tests.conftest import VECTORS, RunningSimulator, official_request
 
 R = f"{{{NS_RESULTAT}}}"
@@ -32,23 +32,19 @@ def test_official_request_as_published_is_refused_for_its_unknown_idam(insi: Run
                      "{http://www.w3.org/2003/05/soap-envelope}Value").text == "soap:siram_100"
 
 
-def test_official_request_with_authorised_idam_gets_a_result_shaped_like_the_official_one(
-        insi: RunningSimulator) -> None:
-    result = _result(insi.post_soap(official_request()))  # PATB-QUATRE: the data set's DMPEX01
+def test_official_request_with_authorised_idam_finds_the_official_example_identity(insi: RunningSimulator) -> None:
+    """PATB-QUATRE LAURENCE (the data set's DMPEX01): the INS of the DMP package's example answer. The answer is
+    the live service's shape (``test_insi_official.py`` compares it element for element): ListePrenom and no
+    Prenom in TIQ, where this older example has Prenom and no ListePrenom."""
+    result = _result(insi.post_soap(official_request()))
     official = etree.parse(str(VECTORS / "insi_official_response.xml")).getroot().find(f".//{R}RESULTAT")
     assert result.find(f"{R}CR/{R}CodeCR").text == "00"
     ins = [e.text for e in official.iterfind(f".//{R}INDIVIDU/{R}INSACTIF/{R}IdIndividu/*")]
     assert ins == ["2070585756270", "97"]
     assert [e.text for e in result.iterfind(f".//{R}INDIVIDU/{R}INSACTIF/{R}IdIndividu/*")] == ins
-    found = _result(insi.post_soap(official_request(birth_name="MOREAU", first_names=["CLAIRE"], sex="F",
-                                                    birth_date="1985-04-12")))
-
-    def shape(element: etree._Element) -> list[str]:
-        # ListePrenom is optional in RESULTAT: this official example omits it, the CNDA fixtures carry it.
-        return [etree.QName(e).localname for e in element.iter() if etree.QName(e).localname != "ListePrenom"]
-
-    assert shape(found) == shape(official)
-    assert found.find(f".//{R}TIQ/{R}ListePrenom").text == "CLAIRE"
+    assert result.findtext(f".//{R}INSACTIF/{R}OID") == official.findtext(f".//{R}INSACTIF/{R}OID")
+    assert result.findtext(f".//{R}TIQ/{R}ListePrenom") == "LAURENCE"
+    assert result.find(f".//{R}TIQ/{R}Prenom") is None
 
 
 @pytest.mark.parametrize(("traits", "code"), [
@@ -78,7 +74,7 @@ def test_accents_and_case_are_folded_and_reference_traits_returned(insi: Running
                                                      birth_date=p006.birth_date)))
     assert result.find(f"{R}CR/{R}CodeCR").text == "00"
     assert result.find(f".//{R}TIQ/{R}NomNaissance").text == "LEVEQUE"
-    assert result.find(f".//{R}INSACTIF/{R}OID").text == "1.2.250.1.213.1.4.10"
+    assert result.find(f".//{R}INSACTIF/{R}OID").text == "1.2.250.1.213.1.4.8"  # INS-NIR, as every live answer
 
 
 def test_replaced_ins_is_listed_in_history(insi: RunningSimulator) -> None:
@@ -99,8 +95,15 @@ def test_replaced_ins_is_listed_in_history(insi: RunningSimulator) -> None:
         root.find(".//{http://www.cnamts.fr/INSiRecSans}Sexe")), "insi_120"),
     (lambda root: root.find(".//{http://www.cnamts.fr/INSiRecSans}NomNaissance").__setattr__("text", "R2D2"),
      "insi_120"),
+    (lambda root: root.find(f".//{{{WSSE_NS}}}Security").getparent().remove(root.find(f".//{{{WSSE_NS}}}Security")),
+     "desir_560"),  # no certificate and no CPS assertion
     (lambda root: root.find(".//{urn:oasis:names:tc:SAML:2.0:assertion}Assertion").getparent().remove(
-        root.find(".//{urn:oasis:names:tc:SAML:2.0:assertion}Assertion")), "desir_560"),
+        root.find(".//{urn:oasis:names:tc:SAML:2.0:assertion}Assertion")), "insi_111"),  # Security.xsd: 1..n
+    (lambda root: root.find(".//{urn:siram:lps:ctxlps}Nom").getparent().remove(
+        root.find(".//{urn:siram:lps:ctxlps}Nom")), "insi_111"),
+    (lambda root: root.find(".//{http://www.cnamts.fr/INSiRecSans}DateNaissance").__setattr__("text", "1985-4-12"),
+     "insi_120"),
+    (lambda root: root.find(".//{http://www.cnamts.fr/INSiRecSans}Sexe").__setattr__("text", "X"), "insi_120"),
 ])
 def test_bad_requests_get_the_service_fault(insi: RunningSimulator, mutate, code: str) -> None:
     root = etree.fromstring(official_request())

@@ -33,6 +33,7 @@ from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
 from esante.simulators.core.server import ServerHandle
 from esante.simulators.dataset import load_dataset
 from esante.simulators.insi import InsiSimulator
+from esante.simulators.insi.protocol import OID_INS_NIR, OID_INS_NIR_TEST, answered_oid
 from esante.simulators.insi.service import fault_response
 
 DS = load_dataset()
@@ -134,9 +135,10 @@ def make(sim: Sim) -> Iterator[Callable[..., Candidate]]:
 
 # -- helpers ------------------------------------------------------------------------------------------------
 def ins_of(patient_id: str, history: int | None = None) -> dict[str, str]:
+    """The patient's INS as INSi returns it: the data set's test OID answered as its domain's (INS-NIR)."""
     p = DS.patient(patient_id)
     ins = p.ins if history is None else p.ins_history[history]
-    return ins.model_dump(include={"nir", "key", "oid"})
+    return {"nir": ins.nir, "key": ins.key, "oid": answered_oid(ins.oid)}
 
 
 def sent(exchange: dict[str, Any]) -> etree._Element:
@@ -173,8 +175,10 @@ def test_found_takes_the_ins_and_the_reference_traits(sim: Sim, make: Callable[.
     assert report.identity is not None and report.identity.status.value == "RECUP"
     assert report.identity.traits.model_dump() == {"birth_name": "LEVEQUE", "first_names": ["HELENE"], "sex": "F",
                                                    "birth_date": "1958-07-19", "birth_place": "35238"}
+    assert stored_ins(report)["oid"] == OID_INS_NIR  # type: ignore[index]
     (call,) = sim.calls()
     assert call["client_cert_subject"] and "CN=INSI-AUTO" in call["client_cert_subject"]
+    assert sent_text(call, "Security") is None  # mTLS: the certificate authenticates, as real clients do
     assert header(call, "content-type") == "application/soap+xml; charset=utf-8"
     assert sent_text(call, "IDAM") == "ESANTE-REF-0001" and sent_text(call, "MessageID").startswith("uuid:")
 
@@ -344,7 +348,7 @@ def no_message_id(c: Candidate, sim: Sim) -> None:
 
 def no_security_context(c: Candidate, sim: Sim) -> None:
     _sender_fault("insi_110")(c.lookup("P001"), calls := sim.calls())
-    assert sent_text(calls[0], "ContexteLPS") is None and sent_text(calls[0], "Security") is None
+    assert sent_text(calls[0], "ContexteLPS") is None
 
 
 def wrong_idam(c: Candidate, sim: Sim) -> None:
@@ -375,7 +379,13 @@ def single_attempt(c: Candidate, sim: Sim) -> None:
 def wrong_oid(c: Candidate, sim: Sim) -> None:
     report = c.lookup("P001")
     assert report.outcome is ActionOutcome.FOUND and stored_ins(report) == {**ins_of("P001"),
-                                                                             "oid": "1.2.250.1.213.1.4.8"}
+                                                                             "oid": OID_INS_NIR_TEST}
+
+
+def tiq_prenom_only(c: Candidate, sim: Sim) -> None:
+    report = c.lookup("P007")  # ListePrenom FRANCOIS GABRIEL; no Prenom in a live-shaped TIQ
+    assert report.outcome is ActionOutcome.FOUND and report.identity is not None
+    assert report.identity.traits.first_names == []
 
 
 def naive_nir_key(c: Candidate, sim: Sim) -> None:
@@ -438,7 +448,8 @@ def impatient_timeout(c: Candidate, sim: Sim) -> None:
 
 DEFECT_SCENARIOS: dict[str, Callable[[Candidate, Sim], None]] = {f.__name__: f for f in (
     soap11_envelope, no_message_id, no_security_context, wrong_idam, wrong_certificate, missing_traits,
-    fixes_lunar_date, single_attempt, wrong_oid, naive_nir_key, keeps_local_traits, qualifies_without_document,
+    fixes_lunar_date, single_attempt, wrong_oid, tiq_prenom_only, naive_nir_key, keeps_local_traits,
+    qualifies_without_document,
     ignores_several_matches, not_found_as_error, trusts_unverified_ins, ignores_ins_history, vitale_without_rank,
     swallows_faults, hammering_retries, impatient_timeout)}
 

@@ -4,8 +4,9 @@
   *local* traits when the data set has them (as a registration desk typed them), else the reference traits;
   ``with: {traits: ...}`` replaces them (a person unknown to the service).
 * ``insi.lookup_vitale`` — the user reads the carte Vitale.
-* ``insi.verify`` — the software verifies an INS it holds. ``with: {ins: history}`` makes the held INS the
-  patient's replaced one; ``with: {ins: {nir, key, oid}}`` any other.
+* ``insi.verify`` — the software verifies an INS it holds (as it retrieved it: with its domain's OID).
+  ``with: {ins: history}`` makes the held INS the patient's replaced one; ``with: {ins: {nir, key, oid}}`` any
+  other.
 
 Each reports the identity the software holds afterwards (:class:`~.models.InsiReport`).
 """
@@ -24,7 +25,8 @@ from esante.scenarios.insi.models import (
     VitaleCard,
     ask_identity,
 )
-from esante.simulators.dataset import Patient
+from esante.simulators.dataset import InsRecord, Patient
+from esante.simulators.insi.protocol import answered_oid
 
 
 def _patient(step: Step, dataset: Dataset) -> Patient:
@@ -39,6 +41,12 @@ def patient_traits(patient: Patient) -> Traits:
     return Traits(birth_name=local.birth_name if local and local.birth_name else patient.birth_name,
                   first_names=list(local.first_names if local and local.first_names else patient.first_names),
                   sex=patient.sex, birth_date=patient.birth_date, birth_place=patient.birth_place)
+
+
+def _held(record: InsRecord) -> Ins:
+    """An INS as the software holds it after retrieving it: with the OID the teleservice returned, its
+    domain's (INS-NIR ``…4.8``), not the test OID the data set keeps for the other services."""
+    return Ins(nir=record.nir, key=record.key, oid=answered_oid(record.oid))
 
 
 def _document_checked(step: Step) -> bool:
@@ -74,12 +82,11 @@ def verify(step: Step, dataset: Dataset) -> Verify:
     patient = _patient(step, dataset)
     held = step.with_.get("ins", "active")
     if held == "active":
-        ins = Ins(nir=patient.ins.nir, key=patient.ins.key, oid=patient.ins.oid)
+        ins = _held(patient.ins)
     elif held == "history":
         if not patient.ins_history:
             raise ValueError(f"patient {patient.id} has no replaced INS")
-        old = patient.ins_history[0]
-        ins = Ins(nir=old.nir, key=old.key, oid=old.oid)
+        ins = _held(patient.ins_history[0])
     else:
         ins = Ins.model_validate(held)
     identity = PatientIdentity(local_id=patient.id, status=step.with_.get("status", "RECUP"), ins=ins,

@@ -162,16 +162,27 @@ def addressing_headers(ctx: CheckContext) -> Outcome:
 
 
 @check("insi.security_context", requirements=["INSI-SEC-01"],
-       title="Every call carries ContexteBAM, ContexteLPS and wsse:Security")
+       title="Every call carries ContexteBAM and ContexteLPS, and wsse:Security with a CPS assertion when no "
+             "client certificate authenticates it")
 def security_context(ctx: CheckContext) -> Outcome:
+    """On the mutual-TLS endpoint the certificate authenticates and real clients send no wsse:Security
+    (``requests/tlsi-ins_rechercherInsAvecTraitsIdentite_mTLS.xml``, answered CR 00 by the qualification
+    platform); without a certificate, the CPS assertion in wsse:Security is the authentication. A Security block,
+    when sent, holds at least one SAML assertion (``Security.xsd`` of the WSDL: ``saml:Assertion`` 1..n)."""
     calls = _calls(ctx)
-    required = [(NS_CTXBAM, "ContexteBAM"), (NS_CTXLPS, "ContexteLPS"), (WSSE_NS, "Security")]
     for i, exchange in enumerate(calls):
         message = request_of(exchange)
+        required = [(NS_CTXBAM, "ContexteBAM"), (NS_CTXLPS, "ContexteLPS")]
+        if exchange.client_cert_subject is None:
+            required.append((WSSE_NS, "Security"))
         missing = [name for ns, name in required if message is None or message.header(ns, name) is None]
         if missing:
             return fail(f"{_where(exchange, i)}: header block(s) missing: {', '.join(missing)}", exchange)
-    return ok(f"{len(calls)} call(s) with the full security context", *calls)
+        security = message.header(WSSE_NS, "Security") if message is not None else None
+        if security is not None and security.find(f"{{{NS_SAML2}}}Assertion") is None:
+            return fail(f"{_where(exchange, i)}: wsse:Security holds no SAML assertion (the WSDL's Security.xsd "
+                        "requires one; on the mutual-TLS endpoint send no Security block at all)", exchange)
+    return ok(f"{len(calls)} call(s) with the contexts the endpoint requires", *calls)
 
 
 @check("insi.lps_identity", requirements=["INSI-SEC-02"],
@@ -380,15 +391,19 @@ def ins_as_returned(ctx: CheckContext) -> Outcome:
 @check("identity.traits_from_insi", requirements=["IDV-02"],
        title="After retrieval the identity carries the teleservice's reference traits")
 def traits_from_insi(ctx: CheckContext) -> Outcome:
+    """The first names are TIQ's ``ListePrenom``, all of them, as the live service sends them (no ``Prenom``:
+    ``answers/qualification/CR00_TCHITCHI_CATARINA.xml``); an answer with ``Prenom`` only is read from it."""
     exchange, answer = _found_answer(ctx)
     _, report = _final(ctx)
     if report.identity is None:
         return fail("the candidate reported no identity", exchange)
     t = report.identity.traits
     tiq = answer.tiq
+    reference = {**tiq, "ListePrenom": tiq.get("ListePrenom") or tiq.get("Prenom", "")}  # Prenom: DMP package shape
     stored = {"NomNaissance": t.birth_name, "ListePrenom": " ".join(t.first_names), "Sexe": t.sex,
               "DateNaissance": t.birth_date, "LieuNaissance": t.birth_place or ""}
-    wrong = [f"{k} stored {stored[k]!r}, reference {tiq.get(k)!r}" for k in stored if stored[k] != tiq.get(k, "")]
+    wrong = [f"{k} stored {stored[k]!r}, reference {reference.get(k)!r}" for k in stored
+             if stored[k] != reference.get(k, "")]
     if wrong:
         return fail("identity traits not replaced by the INSi reference traits: " + "; ".join(wrong), exchange)
     return ok("identity carries the reference traits", exchange)

@@ -27,7 +27,9 @@ class IdentityStatus(StrEnum):
 class Ins(Model):
     nir: str = Field(description="13-character matricule (NIR or NIA)", pattern=r"^\d{6}[0-9AB]\d{6}$")
     key: str = Field(pattern=r"^\d{2}$")
-    oid: str = Field(description="OID of the INS domain, e.g. 1.2.250.1.213.1.4.10 for test INS-NIR")
+    # The description must stay the same as harness/driver.py's Ins (one schema in the published contract): INSi
+    # returns 1.2.250.1.213.1.4.8 (INS-NIR) or 1.2.250.1.213.1.4.9 (INS-NIA), never the test OID it names.
+    oid: str = Field(description="OID of the INS domain: 1.2.250.1.213.1.4.8 for an INS-NIR, …4.9 for an INS-NIA")
 
 
 class Traits(Model):
@@ -94,7 +96,7 @@ def ask_identity(ask: Any, params: dict[str, Any], outcome: str) -> dict[str, An
                                 "traits": _ask_traits(ask, known)}
     if nir:
         identity["ins"] = {"nir": nir, "key": ask("INS key (2 digits)", ""),
-                           "oid": ask("INS OID", "1.2.250.1.213.1.4.10")}
+                           "oid": ask("INS OID", "1.2.250.1.213.1.4.8")}
     return {"identity": identity}
 
 

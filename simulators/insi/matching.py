@@ -11,6 +11,9 @@ Traits search (RECSANSVITALE) — our model of the service:
 * one match → ``00`` with the identity; none → ``01``; several → ``02`` and no identity.
 A deceased person is still returned (the teleservice has no death indicator in RESULTAT).
 
+What is returned: the INS with its domain's OID (:func:`~esante.simulators.insi.protocol.answered_oid`: INS-NIR
+``…4.8``, or INS-NIA ``…4.9``, as every real answer), whatever test OID the data set keeps for the other services.
+
 Carte Vitale search (RECVITALE): the NIR on the card (the insured person's, a parent's for a child), the
 beneficiary's birth date and birth rank must designate exactly one person.
 """
@@ -20,9 +23,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from esante.simulators.dataset import Dataset, Patient
+from esante.simulators.dataset import Dataset, InsRecord, Patient
 from esante.simulators.dataset.identifiers import normalise_name
-from esante.simulators.insi.messages import Individual, Traits, VitaleQuery
+from esante.simulators.insi.answers import Individual
+from esante.simulators.insi.messages import Traits, VitaleQuery
+from esante.simulators.insi.protocol import answered_oid
+
+__all__ = ["PatientIndex", "individual"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +62,13 @@ class PatientIndex:
                 if p.birth_date == query.birth_date and p.vitale is not None and p.vitale.rank == query.rank]
 
 
+def _answered(ins: InsRecord) -> InsRecord:
+    return ins.model_copy(update={"oid": answered_oid(ins.oid)})
+
+
 def individual(patient: Patient) -> Individual:
-    """The identity as the reference (RNIPP-like) holds it: upper case, no accents."""
-    return Individual(active=patient.ins, history=list(patient.ins_history),
+    """The identity as the reference (RNIPP-like) holds it: upper case, no accents, INS in their domain's OID."""
+    return Individual(active=_answered(patient.ins), history=[_answered(old) for old in patient.ins_history],
                       birth_name=normalise_name(patient.birth_name),
                       first_names=[normalise_name(n) for n in patient.first_names], sex=patient.sex,
                       birth_date=patient.birth_date, birth_place=patient.birth_place)

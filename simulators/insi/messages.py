@@ -1,38 +1,42 @@
-"""Reading INSi requests and writing INSi answers.
+"""Reading INSi requests.
 
 :func:`read_request` turns a parsed SOAP envelope into an :class:`InsiRequest`, or raises :class:`InsiFault`
-naming the first rule broken, in the order the service checks them: addressing, contexts (BAM, LPS),
-security, then the body. Structure is validated against our XSDs (``schemas/``) with libxml2; business rules
-(mandatory traits, characters allowed in names, NIR key) are checked in code.
+naming the first rule broken, in the order the service checks them: addressing, contexts (BAM, LPS), the
+optional ``wsse:Security`` block, then the body. Every header block and body is validated against the
+official XSDs of the WSDL DESIR_ICIR_EXP_1.5.0 (``schemas/``, see its README) with libxml2; those XSDs are
+loose (every trait optional, every type a plain string), so the business rules the service applies on top
+(mandatory traits, characters allowed in names, lunar dates, NIR key) are checked in code.
+
+``wsse:Security`` is not required here: what authenticates a call depends on the endpoint (the certificate on
+the mutual-TLS one, whose real requests carry no Security block; the CPS assertion on the other), and
+:mod:`esante.simulators.insi.service` decides.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
+from importlib.resources import as_file, files
 
 from lxml import etree
 
-from esante.simulators.dataset import InsRecord
 from esante.simulators.dataset.identifiers import is_valid_nir
-from esante.simulators.insi.protocol import (
-    NS_CTXBAM,
-    NS_CTXLPS,
-    NS_RECSANS,
-    NS_RECVIT,
-    NS_RESULTAT,
-    NS_SAML2,
-    CodeCR,
-    Operation,
-)
-from esante.simulators.kits.soap import WSSE_NS, SoapMessage, envelope
+from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS_RECVIT, NS_SAML2, Operation
+from esante.simulators.kits.soap import WSSE_NS, SoapMessage
 from esante.simulators.kits.xml import text_of
 
 # Characters the INS referential allows in names once accents are folded; lower case and accents are
 # tolerated on input (the service folds them), digits and other punctuation are not.
 _NAME_RE = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿŒœÆæ]+(?:(?:--?|['’ ])[A-Za-zÀ-ÖØ-öø-ÿŒœÆæ]+)*$")
+_NAME_MAX = 100
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # DateLunaire, the pattern of the RESULTAT and CTXBAM XSDs
+_COG_RE = re.compile(r"^[0-9AB]{5}$")  # a COG code; Corsica 2A/2B
+_NIR_RE = re.compile(r"^\d{6}[0-9AB]\d{6}$")
+_KEY_RE = re.compile(r"^\d{2}$")
+_RANK_RE = re.compile(r"^\d{1,2}$")
+#: The official XSDs' entry point: the WSDL's <wsdl:types>, WS-Addressing read locally (schemas/README.md).
+OFFICIAL_SCHEMA = "wsdl-types.xsd"
 
 
 class InsiFault(Exception):
@@ -71,18 +75,20 @@ class InsiRequest:
     software_version: str
     traits: Traits | None = None
     vitale: VitaleQuery | None = None
-    cps_assertion: bool = False
-    notes: dict[str, str] = field(default_factory=dict)
+    security: bool = False       # a wsse:Security block was sent
+    cps_assertion: bool = False  # ... holding a SAML assertion (the CPS "assertion PS")
 
 
 @cache
-def _schema(name: str) -> etree.XMLSchema:
-    source = files("esante.simulators.insi").joinpath("schemas", name).read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
+def official_schema() -> etree.XMLSchema:
+    """The WSDL's XSDs as one schema, read from the package with no network access."""
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    with as_file(files("esante.simulators.insi").joinpath("schemas", OFFICIAL_SCHEMA)) as path:
+        return etree.XMLSchema(etree.parse(str(path), parser))
 
 
-def _validate(element: etree._Element, schema: str, fault: str) -> None:
-    xsd = _schema(schema)
+def _validate(element: etree._Element, fault: str) -> None:
+    xsd = official_schema()
     if not xsd.validate(element):
         error = xsd.error_log.last_error
         where = etree.QName(element).localname
@@ -93,26 +99,20 @@ def read_request(message: SoapMessage) -> InsiRequest:
     """Check a SOAP request the way the teleservice does and extract what it asks."""
     operation = _operation(message)
     bam = _required_header(message, NS_CTXBAM, "ContexteBAM")
-    _validate(bam, "ctxbam.xsd", "header_invalid")
+    _validate(bam, "header_invalid")
     lps = _required_header(message, NS_CTXLPS, "ContexteLPS")
-    _validate(lps, "ctxlps.xsd", "header_invalid")
-    security = _required_header(message, WSSE_NS, "Security")
-    request = InsiRequest(
-        operation=operation, message_id=message.message_id or "",
-        idam=text_of(lps.find(f"{{{NS_CTXLPS}}}LPS/{{{NS_CTXLPS}}}IDAM")) or "",
-        software_name=text_of(lps.find(f"{{{NS_CTXLPS}}}LPS/{{{NS_CTXLPS}}}Nom")) or "",
-        software_version=text_of(lps.find(f"{{{NS_CTXLPS}}}LPS/{{{NS_CTXLPS}}}Version")) or "",
-        cps_assertion=security.find(f"{{{NS_SAML2}}}Assertion") is not None)
-    body = message.body
-    if body is None or body.tag != operation.body_tag:
-        found = etree.QName(body).localname if body is not None else "nothing"
-        expected = etree.QName(operation.body_tag).localname
-        raise InsiFault("action_unknown", f"action {operation.value} expects {expected} in the body, found {found}")
+    _validate(lps, "header_invalid")
+    request = InsiRequest(operation=operation, message_id=message.message_id or "", **_software(lps))
+    security = message.header(WSSE_NS, "Security")
+    if security is not None:
+        _validate(security, "header_invalid")
+        request.security = True
+        request.cps_assertion = security.find(f"{{{NS_SAML2}}}Assertion") is not None
+    body = _body(message, operation)
+    _validate(body, "body_invalid")
     if operation is Operation.TRAITS:
-        _validate(body, "recsans.xsd", "body_invalid")
         request.traits = _read_traits(body)
     else:
-        _validate(body, "recvit.xsd", "body_invalid")
         request.vitale = _read_vitale(body, bam)
     return request
 
@@ -135,6 +135,27 @@ def _required_header(message: SoapMessage, namespace: str, name: str) -> etree._
     return element
 
 
+def _software(lps: etree._Element) -> dict[str, str]:
+    """ContexteLPS/LPS: the XSD makes every child optional; the service needs the IDAM, name and version."""
+    n = f"{{{NS_CTXLPS}}}"
+    found = {"idam": text_of(lps.find(f"{n}LPS/{n}IDAM")), "software_name": text_of(lps.find(f"{n}LPS/{n}Nom")),
+             "software_version": text_of(lps.find(f"{n}LPS/{n}Version"))}
+    missing = [name for name, key in (("IDAM", "idam"), ("Nom", "software_name"), ("Version", "software_version"))
+               if not found[key]]
+    if missing:
+        raise InsiFault("header_invalid", f"ContexteLPS/LPS lacks {', '.join(missing)}")
+    return {key: value or "" for key, value in found.items()}
+
+
+def _body(message: SoapMessage, operation: Operation) -> etree._Element:
+    body = message.body
+    if body is None or body.tag != operation.body_tag:
+        found = etree.QName(body).localname if body is not None else "nothing"
+        expected = etree.QName(operation.body_tag).localname
+        raise InsiFault("action_unknown", f"action {operation.value} expects {expected} in the body, found {found}")
+    return body
+
+
 def _read_traits(body: etree._Element) -> Traits:
     def one(name: str) -> str | None:
         return text_of(body.find(f"{{{NS_RECSANS}}}{name}"))
@@ -147,90 +168,53 @@ def _read_traits(body: etree._Element) -> Traits:
     if missing:
         raise InsiFault("body_invalid", f"mandatory identity traits missing: {', '.join(missing)}")
     for name in [traits.birth_name, *first_names]:
-        if not _NAME_RE.match(name):
+        if len(name) > _NAME_MAX or not _NAME_RE.match(name):
             raise InsiFault("body_invalid", f"characters not allowed in name {name!r}")
+    if traits.sex not in ("M", "F"):
+        raise InsiFault("body_invalid", f"Sexe {traits.sex!r} is neither M nor F")
+    if traits.birth_place is not None and not _COG_RE.match(traits.birth_place):
+        raise InsiFault("body_invalid", f"LieuNaissance {traits.birth_place!r} is not a COG code")
     _check_lunar_date(traits.birth_date)
     return traits
 
 
 def _check_lunar_date(value: str) -> None:
+    if not _DATE_RE.match(value):
+        raise InsiFault("body_invalid", f"DateNaissance {value!r} is not YYYY-MM-DD")
     year, month, day = (int(part) for part in value.split("-"))
     if not (1800 <= year <= 2100 and 0 <= month <= 12 and 0 <= day <= 31):
         raise InsiFault("body_invalid", f"DateNaissance {value!r} is not a valid (lunar) date")
 
 
 def _read_vitale(body: etree._Element, bam: etree._Element) -> VitaleQuery:
-    matricule = body.find(f"{{{NS_RECVIT}}}MatriculeIndividu")
+    v = f"{{{NS_RECVIT}}}"
+    matricule = body.find(f"{v}MatriculeIndividu")
     if matricule is None:
         raise InsiFault("body_invalid", "MatriculeIndividu missing: the NIR read from the carte Vitale is required")
-    nir = text_of(matricule.find(f"{{{NS_RECVIT}}}NumIdentifiant")) or ""
-    key = text_of(matricule.find(f"{{{NS_RECVIT}}}Cle"))
+    nir = text_of(matricule.find(f"{v}NumIdentifiant")) or ""
+    key = text_of(matricule.find(f"{v}Cle"))
+    if not _NIR_RE.match(nir) or (key is not None and not _KEY_RE.match(key)):
+        raise InsiFault("body_invalid", f"MatriculeIndividu {nir!r} key {key!r} is not a NIR and its key")
     if key is not None and not is_valid_nir(nir, key):
         raise InsiFault("body_invalid", f"NIR {nir} key {key} is not valid")
-    birth_date = text_of(body.find(f"{{{NS_RECVIT}}}DateNaissance"))
-    rank = text_of(body.find(f"{{{NS_RECVIT}}}RangNaissance"))
+    birth_date = text_of(body.find(f"{v}DateNaissance"))
+    rank = text_of(body.find(f"{v}RangNaissance"))
     if not birth_date or not rank:
         raise InsiFault("body_invalid", "DateNaissance and RangNaissance of the beneficiary are required")
+    if not _RANK_RE.match(rank):
+        raise InsiFault("body_invalid", f"RangNaissance {rank!r} is not a birth rank")
     _check_lunar_date(birth_date)
+    _check_beneficiary(bam, birth_date, int(rank))
+    return VitaleQuery(nir=nir, key=key, birth_date=birth_date, rank=int(rank),
+                       birth_name=text_of(body.find(f"{v}NomNaissance")))
+
+
+def _check_beneficiary(bam: etree._Element, birth_date: str, rank: int) -> None:
+    """ContexteBAM/COUVERTURE/BENEFICIAIRE must be there for a carte Vitale search, and agree with the body."""
     beneficiary = bam.find(f"{{{NS_CTXBAM}}}COUVERTURE/{{{NS_CTXBAM}}}BENEFICIAIRE")
     if beneficiary is None:
         raise InsiFault("header_invalid", "ContexteBAM/COUVERTURE/BENEFICIAIRE is required for a carte Vitale search")
     bam_rank = text_of(beneficiary.find(f"{{{NS_CTXBAM}}}Rang"))
     bam_date = text_of(beneficiary.find(f"{{{NS_CTXBAM}}}DateNai"))
-    if (bam_rank and int(bam_rank) != int(rank)) or (bam_date and bam_date != birth_date):
+    if (bam_rank and int(bam_rank) != rank) or (bam_date and bam_date != birth_date):
         raise InsiFault("header_invalid", "ContexteBAM BENEFICIAIRE disagrees with the body (rank or birth date)")
-    return VitaleQuery(nir=nir, key=key, birth_date=birth_date, rank=int(rank),
-                       birth_name=text_of(body.find(f"{{{NS_RECVIT}}}NomNaissance")))
-
-
-# -- answers -----------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class Individual:
-    active: InsRecord
-    history: list[InsRecord]
-    birth_name: str
-    first_names: list[str]
-    sex: str
-    birth_date: str
-    birth_place: str
-
-
-def _r(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{NS_RESULTAT}}}{name}")
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _ins(parent: etree._Element, name: str, ins: InsRecord) -> None:
-    block = _r(parent, name)
-    ident = _r(block, "IdIndividu")
-    _r(ident, "NumIdentifiant", ins.nir)
-    _r(ident, "Cle", ins.key)
-    _r(block, "OID", ins.oid)
-    if ins.start:
-        _r(block, "DateDeb", str(ins.start))
-    if ins.end:
-        _r(block, "DateFin", str(ins.end))
-
-
-def result_envelope(code: CodeCR, individual: Individual | None = None) -> bytes:
-    """The RESULTAT answer, shaped like the service's: no SOAP header, ``ns2`` prefix on RESULTAT."""
-    root = etree.Element(f"{{{NS_RESULTAT}}}RESULTAT",
-                         nsmap={"ns2": NS_RESULTAT, "ns3": NS_RECVIT, None: NS_RECSANS})
-    cr = _r(root, "CR")
-    _r(cr, "CodeCR", code.value)
-    _r(cr, "LibelleCR", code.label)
-    if individual is not None:
-        block = _r(root, "INDIVIDU")
-        _ins(block, "INSACTIF", individual.active)
-        for old in individual.history:
-            _ins(block, "INSHISTO", old)
-        tiq = _r(block, "TIQ")
-        _r(tiq, "NomNaissance", individual.birth_name)
-        _r(tiq, "Prenom", individual.first_names[0])
-        _r(tiq, "ListePrenom", " ".join(individual.first_names))
-        _r(tiq, "Sexe", individual.sex)
-        _r(tiq, "DateNaissance", individual.birth_date)
-        _r(tiq, "LieuNaissance", individual.birth_place)
-    return envelope(root)

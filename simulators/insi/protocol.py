@@ -1,7 +1,9 @@
-"""INSi teleservice: names, namespaces, operations and codes, as publicly specified.
+"""INSi teleservice: names, namespaces, operations, codes and OIDs, as publicly specified.
 
-Sources (see ``../shared/research/insi.md``): the WSDL DESIR_ICIR_EXP 1.5.0 and its XSDs as published in
-padoa/tlsi-ins, and the official DMP editors' package example ``WS_INS2_rechercherInsAvecTraitsIdentite``.
+Sources (``../shared/research/insi-official/SOURCES.md``): the CNAM WSDL DESIR_ICIR_EXP 1.5.0 and its XSDs as
+published in padoa/tlsi-ins (shipped in ``schemas/``), the answers of the CNAM qualification platform recorded
+there, the CNDA kit's canned answers and the official DMP editors' package example
+``WS_INS2_rechercherInsAvecTraitsIdentite``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ NS_CTXLPS = "urn:siram:lps:ctxlps"
 NS_SIRAM = "urn:siram"
 NS_SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"
 
-#: The service path of the qualification endpoint (``…/lps`` in the WSDL).
+#: The service path of both qualification endpoints (``…/lps`` in the WSDL).
 SERVICE_PATH = "/lps"
+
+#: The two real endpoints (padoa/tlsi-ins ``src/ins/insi-client.service.ts``): the same service, authenticated
+#: by the INSI-AUTO / INSI-MANU certificate in mutual TLS (the request carries no ``wsse:Security``, see
+#: ``requests/tlsi-ins_rechercherInsAvecTraitsIdentite_mTLS.xml``), or by a CPS assertion in ``wsse:Security``.
+QUALIFICATION_MTLS_URL = "https://qualiflps-services-ps-tlsm.ameli.fr:443/lps"
+QUALIFICATION_CPS_URL = "https://qualiflps.services-ps.ameli.fr:443/lps"
 
 
 class Operation(StrEnum):
@@ -57,6 +65,17 @@ OID_INS_NIA = "1.2.250.1.213.1.4.9"
 OID_INS_NIR_TEST = "1.2.250.1.213.1.4.10"
 OID_INS_NIR_DEMO = "1.2.250.1.213.1.4.11"
 INS_OIDS = {OID_INS_NIR, OID_INS_NIA, OID_INS_NIR_TEST, OID_INS_NIR_DEMO}
+
+
+def answered_oid(recorded: str) -> str:
+    """The OID the teleservice puts on an INS that a data set records under ``recorded``: its domain's.
+
+    Every real answer for a NIR carries INS-NIR ``…4.8``, the qualification platform's test people included
+    (``answers/qualification/CR00_*.xml``, the CNDA files, the DMP package example); the one NIA answer
+    (CNDA ``TEST_2.05``) carries INS-NIA ``…4.9``; none carries the test OID ``…4.10``. So a record kept as
+    INS-NIA is answered ``…4.9`` and every other one (INS-NIR, or the test OIDs our data set uses) ``…4.8``.
+    """
+    return OID_INS_NIA if recorded == OID_INS_NIA else OID_INS_NIR
 
 #: Client certificate common names that the mutual-TLS endpoint accepts (else fault desir_560).
 AUTHORISED_CERT_CNS = ("INSI-AUTO", "INSI-MANU")

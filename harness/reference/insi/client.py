@@ -29,7 +29,6 @@ from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 WSA_NS = "http://www.w3.org/2005/08/addressing"
-WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 MAX_ANSWER_BYTES = 2 * 1024 * 1024
 
@@ -292,7 +291,7 @@ class InsiClient:
     def _envelope(self, operation: Operation, body: etree._Element, beneficiary: Beneficiary | None) -> bytes:
         soap_ns = SOAP11_NS if self.defects.on("soap11_envelope") else SOAP12_NS
         env = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={
-            "soap": soap_ns, "wsa": WSA_NS, "ctxbam": NS_CTXBAM, "ctxlps": NS_CTXLPS, "wsse": WSSE_NS})
+            "soap": soap_ns, "wsa": WSA_NS, "ctxbam": NS_CTXBAM, "ctxlps": NS_CTXLPS})
         header = _sub(env, f"{{{soap_ns}}}Header")
         header.append(self._contexte_bam(beneficiary))
         _sub(header, f"{{{WSA_NS}}}Action", operation.action)
@@ -300,8 +299,8 @@ class InsiClient:
             _sub(header, f"{{{WSA_NS}}}MessageID", f"uuid:{uuid.uuid4()}")
         if not self.defects.on("no_security_context"):
             header.append(self._contexte_lps())
-            # Authentication is the mutual-TLS certificate; the block is still required by the service.
-            _sub(header, f"{{{WSSE_NS}}}Security")
+        # No wsse:Security: this software authenticates by its INSI-AUTO certificate on the mutual-TLS endpoint,
+        # where real clients send none (the Security block holds a CPS assertion, on the CPS endpoint).
         _sub(env, f"{{{soap_ns}}}Body").append(body)
         return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 

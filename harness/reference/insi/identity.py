@@ -4,8 +4,9 @@ The rules it follows (identity-vigilance, Référentiel national d'identitovigil
 
 * a traits search tries each first name alone, in order, then the whole list, and stops at the first
   CodeCR 00 — a local record whose first names differ from civil status still finds the person;
-* a retrieved identity takes the INS exactly as returned (key checked, OID kept) and the teleservice's
-  reference traits (TIQ); its status is RECUP, or QUAL when an identity document was checked;
+* a retrieved identity takes the INS exactly as returned (key checked, OID kept: ``…4.8`` INS-NIR or ``…4.9``
+  INS-NIA) and the teleservice's reference traits (TIQ, first names from ``ListePrenom``); its status is RECUP,
+  or QUAL when an identity document was checked;
 * 02 (several identities) and 01 (none) leave a provisional identity without INS;
 * verifying a held INS compares it with the INS returned: equal → verified, found in INSHISTO → updated to
   the active INS, anything else → the INS is no longer trusted (mismatch, PROV, no INS);
@@ -38,7 +39,7 @@ from esante.harness.reference.insi.models import (
     VitaleCard,
 )
 from esante.harness.reference.parts import NotConfigured
-from esante.simulators.insi.protocol import OID_INS_NIR, CodeCR
+from esante.simulators.insi.protocol import OID_INS_NIR_TEST, CodeCR
 
 
 class UnusableAnswer(Exception):
@@ -187,7 +188,7 @@ class IdentityFile:
         if expected != active.key:
             raise UnusableAnswer(f"the INS returned ({_ins_text(active)}) has an invalid key "
                                  f"(expected {expected or 'none: the NIR is malformed'})")
-        oid = OID_INS_NIR if self.defects.on("wrong_oid") else active.oid
+        oid = OID_INS_NIR_TEST if self.defects.on("wrong_oid") else active.oid
         try:
             return Ins(nir=active.nir, key=active.key, oid=oid)
         except ValidationError as exc:
@@ -200,13 +201,19 @@ class IdentityFile:
             return local
         tiq = answer.tiq
         try:
-            return Traits(birth_name=tiq.get("NomNaissance", ""),
-                          first_names=(tiq.get("ListePrenom") or tiq.get("Prenom") or "").split(),
+            return Traits(birth_name=tiq.get("NomNaissance", ""), first_names=self._first_names(tiq),
                           sex=tiq.get("Sexe", ""), birth_date=tiq.get("DateNaissance", ""),
                           birth_place=tiq.get("LieuNaissance") or None)
         except ValidationError as exc:
             raise UnusableAnswer(f"the reference traits (TIQ) returned are unusable: {exc.errors()[0]['msg']}") \
                 from None
+
+    def _first_names(self, tiq: dict[str, str]) -> list[str]:
+        """Every first name: ``ListePrenom`` (what the live service sends, space-separated), else ``Prenom`` (the
+        only one the DMP package's older example answer has)."""
+        if self.defects.on("tiq_prenom_only"):
+            return tiq.get("Prenom", "").split()
+        return (tiq.get("ListePrenom") or tiq.get("Prenom") or "").split()
 
     # -- verification ---------------------------------------------------------------------------------------
     def _verify(self, identity: PatientIdentity, held: Ins) -> InsiReport:
