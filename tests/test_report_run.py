@@ -27,7 +27,7 @@ from esante.reports.terminal import requirement_table, what_next
 pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (a test dependency) reads the PDF back")
 
 CASES = {"INSI-01", "INSI-09", "INSI-14"}  # two fail on the defect; INSI-14's teleservice answers a fault
-OID_RETURNED = "1.2.250.1.213.1.4.10"
+OID_RETURNED = "1.2.250.1.213.1.4.8"  # what the teleservice answers for a NIR (the defect stores ...4.10)
 
 
 @pytest.fixture(scope="module")
