@@ -1,0 +1,132 @@
+"""The DMP's official schemas, to validate what the DMP simulator answers.
+
+Loaded from the DMP's own "schémas et WSDL" annex v2.01.04 (June 2024) and the editors' kit WSDLs, in
+``../shared/research/schemas/dmp-annex/`` (provenance in ``../shared/research/schemas/README.md``): the HL7v3
+NE2009 schemas for the patient administration messages and NE2008 for PDQ (as the annex's WSDLs use them),
+the WSDLs' own types for the habilitation and patient-specific services, and ebRS 3.0 / IHE XDS.b for the
+registry and repository. libxml2 honours one ``xs:import`` per namespace, so each group of message schemas is
+read through one wrapper schema that includes them all.
+
+:func:`body_schema` names the schema of an answer's body element; :func:`problems` validates one.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ANNEX = Path(__file__).resolve().parents[1].parent / "shared" / "research" / "schemas" / "dmp-annex"
+XS = "http://www.w3.org/2001/XMLSchema"
+HL7 = "urn:hl7-org:v3"
+GDP = "asip:ci-sis:gdp:2010"
+HABILITATIONS = "urn:si-dmp-habilitations"
+PATIENTS = "urn:si-dmp-patients"
+QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
+RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
+LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+XDSB = "urn:ihe:iti:xds-b:2007"
+
+
+def require_annex() -> None:
+    if not (ANNEX / "readme.txt").is_file():
+        pytest.skip(f"the DMP annex schemas are not at {ANNEX} (../shared/research/schemas/dmp-annex)")
+
+
+def _wrapper(target: str, *, includes: tuple[Path, ...] = (), imports: tuple[tuple[str, Path], ...] = (),
+             extra: tuple[etree._Element, ...] = ()) -> etree.XMLSchema:
+    schema = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=target,
+                           elementFormDefault="qualified")
+    for path in includes:
+        etree.SubElement(schema, f"{{{XS}}}include", schemaLocation=path.as_uri())
+    for namespace, path in imports:
+        etree.SubElement(schema, f"{{{XS}}}import", namespace=namespace, schemaLocation=path.as_uri())
+    schema.extend(extra)
+    return etree.XMLSchema(schema)
+
+
+def _wsdl_types(path: Path) -> etree.XMLSchema:
+    """The (single, self-contained) schema of a WSDL's ``types``."""
+    schema = etree.parse(str(path)).getroot().find(f".//{{{XS}}}schema")
+    assert schema is not None, path
+    return etree.XMLSchema(etree.fromstring(etree.tostring(schema)))
+
+
+def _gdp() -> etree.XMLSchema:
+    """GestionDossierPatientPartage.wsdl: NE2009 PRPA_IN201308 (TD0.2, TD1.3a) and the wrapper
+    ``PRPA_IN201314UV02_Response`` holding PRPA_IN201315UV02 (accepted) or PRPA_IN201316UV02 (refused)."""
+    multicache = ANNEX / "schema" / "HL7V3" / "NE2009" / "multicacheschemas"
+    hl7_path = multicache / "_esante_wrapper.xsd"  # never written: only the base for the includes below
+    hl7 = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=HL7, elementFormDefault="qualified")
+    wsdl = etree.parse(str(ANNEX / "wsdl" / "GestionDossierPatientPartage.wsdl")).getroot()
+    gdp = wsdl.find(f".//{{{XS}}}schema")
+    assert gdp is not None
+    for imported in gdp.iterfind(f"{{{XS}}}import"):
+        location = imported.get("schemaLocation", "").rsplit("/", 1)[-1]
+        etree.SubElement(hl7, f"{{{XS}}}include", schemaLocation=location)
+    declared = [etree.fromstring(etree.tostring(c)) for c in gdp if etree.QName(c).localname != "import"]
+    combined = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS, "tns": GDP, "hl7": HL7}, targetNamespace=GDP,
+                             elementFormDefault="qualified")
+    etree.SubElement(combined, f"{{{XS}}}import", namespace=HL7, schemaLocation="_esante_hl7.xsd")
+    combined.extend(declared)
+    resolver_docs = {"_esante_hl7.xsd": etree.tostring(hl7)}
+
+    class Resolver(etree.Resolver):
+        def resolve(self, url: str, pubid: str | None, context: object) -> object:
+            name = url.rsplit("/", 1)[-1]
+            if name in resolver_docs:
+                return self.resolve_string(resolver_docs[name], context, base_url=hl7_path.as_uri())
+            return None
+
+    parser = etree.XMLParser()
+    parser.resolvers.add(Resolver())
+    document = etree.fromstring(etree.tostring(combined), parser, base_url=hl7_path.as_uri())
+    return etree.XMLSchema(document)
+
+
+@cache
+def schema(name: str) -> etree.XMLSchema:
+    """One of the annex's schemas by name: gdp, pdq, habilitations, patients, patients_kit, xds."""
+    require_annex()
+    ebrs = ANNEX / "schema" / "ebRS"
+    builders = {
+        "gdp": _gdp,
+        "pdq": lambda: _wrapper(HL7, includes=(
+            ANNEX / "schema" / "HL7V3" / "NE2008" / "multicacheschemas" / "PRPA_IN201306UV02.xsd",)),
+        "habilitations": lambda: _wsdl_types(ANNEX / "wsdl" / "Habilitations.wsdl"),
+        "patients": lambda: _wsdl_types(ANNEX / "wsdl" / "PatientsSpecific.wsdl"),
+        "patients_kit": lambda: _wsdl_types(ANNEX / "wsdl-kit" / "PatientsSpecific.wsdl"),
+        "xds": lambda: _wrapper("urn:esante:wrapper", imports=(
+            (QUERY, ebrs / "query.xsd"), (RS, ebrs / "rs.xsd"), (LCM, ebrs / "lcm.xsd"),
+            (XDSB, ANNEX / "schema" / "IHE" / "XDS.b_DocumentRepository.xsd"))),
+    }
+    return builders[name]()
+
+
+#: The schema of each answer body, by its element's namespace and local name.
+BODY_SCHEMAS = {
+    (HL7, "PRPA_IN201308UV02"): "gdp", (GDP, "PRPA_IN201314UV02_Response"): "gdp",
+    (HL7, "PRPA_IN201306UV02"): "pdq",
+    (HABILITATIONS, "setAuthorizationResponse"): "habilitations",
+    (HABILITATIONS, "listAuthorizationByPatientResponse"): "habilitations",
+    (PATIENTS, "patientListResponse"): "patients",
+    (PATIENTS, "createPatientAccessResponse"): "patients_kit", (PATIENTS, "patientOTPUpdateResponse"): "patients_kit",
+    (PATIENTS, "updatePatientAccessResponse"): "patients_kit",
+    (QUERY, "AdhocQueryResponse"): "xds", (RS, "RegistryResponse"): "xds",
+    (XDSB, "RetrieveDocumentSetResponse"): "xds",
+}
+
+
+def body_schema(body: etree._Element) -> str:
+    qname = etree.QName(body)
+    return BODY_SCHEMAS[(qname.namespace or "", qname.localname)]
+
+
+def problems(body: etree._Element) -> list[str]:
+    """What the official schema of ``body`` finds wrong with it (empty when valid)."""
+    xsd = schema(body_schema(body))
+    if xsd.validate(etree.fromstring(etree.tostring(body))):
+        return []
+    return [f"{error.line}: {error.message}" for error in xsd.error_log]  # type: ignore[attr-defined]
