@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from tests.dmp_examples import Answer
+
 ANNEX = Path(__file__).resolve().parents[1].parent / "shared" / "research" / "schemas" / "dmp-annex"
 XS = "http://www.w3.org/2001/XMLSchema"
 HL7 = "urn:hl7-org:v3"
@@ -130,3 +132,84 @@ def problems(body: etree._Element) -> list[str]:
     if xsd.validate(etree.fromstring(etree.tostring(body))):
         return []
     return [f"{error.line}: {error.message}" for error in xsd.error_log]  # type: ignore[attr-defined]
+
+
+# -- the reply actions the WSDLs declare --------------------------------------------------------------------
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+WSAW_ACTION = "{http://www.w3.org/2006/05/addressing/wsdl}Action"
+
+
+def _default_action(namespace: str, port_type: str, message: etree._Element, fallback: str) -> str:
+    """WS-Addressing 1.0 Metadata, 4.4.4: ``{namespace}{delimiter}{port type}{delimiter}{input|output name}``,
+    the delimiter ``:`` for a URN namespace, ``/`` otherwise."""
+    delimiter = ":" if namespace.startswith("urn:") else "/"
+    return delimiter.join((namespace.rstrip("/"), port_type, message.get("name") or fallback))
+
+
+@cache
+def reply_actions() -> dict[str, str]:
+    """Every operation's input action → its output action, from the annex's WSDLs and the kit's (TD1.5)."""
+    require_annex()
+    actions: dict[str, str] = {}
+    for path in sorted((ANNEX / "wsdl-kit").glob("*.wsdl")) + sorted((ANNEX / "wsdl").glob("*.wsdl")):
+        root = etree.parse(str(path)).getroot()
+        namespace = root.get("targetNamespace", "")
+        for port_type in root.iterfind(f"{{{WSDL_NS}}}portType"):
+            for operation in port_type.iterfind(f"{{{WSDL_NS}}}operation"):
+                name = operation.get("name", "")
+                request, reply = operation.find(f"{{{WSDL_NS}}}input"), operation.find(f"{{{WSDL_NS}}}output")
+                assert request is not None and reply is not None, (path, name)
+                action = request.get(WSAW_ACTION) or _default_action(namespace, port_type.get("name", ""), request,
+                                                                      name)
+                actions[action] = reply.get(WSAW_ACTION) or _default_action(
+                    namespace, port_type.get("name", ""), reply, f"{name}Response")
+    return actions
+
+
+# -- one answer, judged whole -------------------------------------------------------------------------------
+SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+WSA_NS = "http://www.w3.org/2005/08/addressing"
+FAULT_ACTIONS = (f"{WSA_NS}/fault", f"{WSA_NS}/soap/fault")
+FAULT_CODES = ("VersionMismatch", "MustUnderstand", "DataEncodingUnknown", "Sender", "Receiver")
+
+
+def _qname_problems(value: etree._Element) -> list[str]:
+    prefix, _, local = (value.text or "").strip().rpartition(":")
+    if not local or value.nsmap.get(prefix or None) is None:
+        return [f"fault code {value.text!r} is not a QName with a declared prefix"]
+    return []
+
+
+def fault_problems(fault: etree._Element) -> list[str]:
+    """A SOAP 1.2 Fault checked by structure (W3C publishes no envelope schema the project could load):
+    Code/Value one of SOAP's codes, every Subcode a QName, Reason/Text with its language, in that order."""
+    s = f"{{{SOAP12_NS}}}"
+    names = [etree.QName(child).localname for child in fault if isinstance(child.tag, str)]
+    if names[:2] != ["Code", "Reason"] or any(n not in ("Code", "Reason", "Node", "Role", "Detail") for n in names):
+        return [f"Fault children {names}, SOAP 1.2 wants Code, Reason, Node?, Role?, Detail?"]
+    code = fault.find(f"{s}Code/{s}Value")
+    found = _qname_problems(code)
+    if code.nsmap.get((code.text or "").partition(":")[0]) != SOAP12_NS or \
+            (code.text or "").rpartition(":")[2] not in FAULT_CODES:
+        found.append(f"fault code {code.text!r} is not one of SOAP 1.2's")
+    for value in fault.iterfind(f"{s}Code//{s}Subcode/{s}Value"):
+        found += _qname_problems(value)
+    texts = fault.findall(f"{s}Reason/{s}Text")
+    if not texts or any(t.get("{http://www.w3.org/XML/1998/namespace}lang") is None for t in texts):
+        found.append("Reason/Text missing or without xml:lang")
+    return found
+
+
+def answer_problems(answer: Answer, request_action: str | None) -> list[str]:
+    """What is wrong with one answer: its body against its official schema (or, for a fault, SOAP 1.2's
+    structure), and its reply action against the one the WSDL declares for ``request_action``."""
+    if etree.QName(answer.body).namespace == SOAP12_NS:
+        found = fault_problems(answer.body)
+        if answer.action not in FAULT_ACTIONS:
+            found.append(f"fault with reply action {answer.action!r}, not WS-Addressing's {FAULT_ACTIONS}")
+        return found
+    found = problems(answer.inlined())
+    expected = reply_actions().get(request_action or "")
+    if answer.action != expected:
+        found.append(f"reply action {answer.action!r}, the WSDL declares {expected!r} for {request_action}")
+    return found
