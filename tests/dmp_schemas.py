@@ -168,6 +168,7 @@ def reply_actions() -> dict[str, str]:
 
 # -- one answer, judged whole -------------------------------------------------------------------------------
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 WSA_NS = "http://www.w3.org/2005/08/addressing"
 FAULT_ACTIONS = (f"{WSA_NS}/fault", f"{WSA_NS}/soap/fault")
 FAULT_CODES = ("VersionMismatch", "MustUnderstand", "DataEncodingUnknown", "Sender", "Receiver")
@@ -200,9 +201,24 @@ def fault_problems(fault: etree._Element) -> list[str]:
     return found
 
 
+def version_mismatch_problems(answer: Answer) -> list[str]:
+    """SOAP 1.2 Part 1, Appendix A: a SOAP 1.1 fault ``VersionMismatch`` with an Upgrade block naming SOAP 1.2."""
+    code = answer.body.findtext("faultcode") or ""
+    prefix, _, local = code.rpartition(":")
+    found = [] if (answer.body.nsmap.get(prefix), local) == (SOAP11_NS, "VersionMismatch") else \
+        [f"SOAP 1.1 faultcode {code!r} is not VersionMismatch"]
+    supported = answer.envelope.find(f"{{{SOAP11_NS}}}Header/{{{SOAP12_NS}}}Upgrade/{{{SOAP12_NS}}}SupportedEnvelope")
+    qname = (supported.get("qname") or "").rpartition(":") if supported is not None else ("", "", "")
+    if supported is None or (supported.nsmap.get(qname[0]), qname[2]) != (SOAP12_NS, "Envelope"):
+        found.append("no Upgrade header block naming the SOAP 1.2 Envelope")
+    return found
+
+
 def answer_problems(answer: Answer, request_action: str | None) -> list[str]:
     """What is wrong with one answer: its body against its official schema (or, for a fault, SOAP 1.2's
     structure), and its reply action against the one the WSDL declares for ``request_action``."""
+    if etree.QName(answer.body).namespace == SOAP11_NS:
+        return version_mismatch_problems(answer)
     if etree.QName(answer.body).namespace == SOAP12_NS:
         found = fault_problems(answer.body)
         if answer.action not in FAULT_ACTIONS:

@@ -212,7 +212,7 @@ BUSINESS: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
                                         "DMPPatientIdDoesNotMatch"),
     "TD3.1 without status": ("TD3.1 - Recherche de document_requete.xml",
                              lambda r: _without(r, rb'<Slot name="\$XDSDocumentEntryStatus">.*?</Slot>'),
-                             "XDSRegistryError"),
+                             "XDSStoredQueryMissingParam"),
     "TD3.1 unknown stored query": ("TD3.1 - Recherche de document_requete.xml",
                                    lambda r: r.replace(b"14d4debf-8f97-4251-9a74-a90016b0af0d",
                                                        b"00000000-0000-0000-0000-000000000000"),

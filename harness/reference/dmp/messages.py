@@ -345,8 +345,11 @@ def _entry(element: etree._Element) -> Entry:
                  (repository.text or "").strip() if repository is not None else None, element)
 
 
-def read_entries(response: etree._Element) -> list[Entry]:
-    read_registry(response)
+def read_entries(response: etree._Element, *, status: bool = True) -> list[Entry]:
+    """The entries of an AdhocQueryResponse, once its status says Success (``status`` False: the defect
+    ``dmp_ignores_query_status``, a refused search read as an empty one)."""
+    if status:
+        read_registry(response)
     return [_entry(e) for e in _find_all(response, "ExtrinsicObject")]
 
 

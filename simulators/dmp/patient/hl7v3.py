@@ -310,7 +310,12 @@ def search_without_ins(call: Call, records: Records) -> Reply:
     acknowledge(msg, call.body, ne2008=True)
     control = _pdq_control(msg)
     for record in found[:MAX_SEARCH_RESULTS]:
-        _registration(control, record, status="active")
+        patient = _registration(control, record, status="active")
+        if patient is not None:  # PDQ's patient carries how well it matched (NE2008: required)
+            match = _el(_el(patient, "subjectOf1", typeCode="SBJ"), "queryMatchObservation", classCode="COND",
+                        moodCode="EVN")
+            _el(match, "code", code="POURCENTAGE")
+            _typed(match, "value", "INT", value="100")
     ack = _query_ack(control, call.body, "OK" if found else "NF")
     for tag, count in (("resultTotalQuantity", len(found)), ("resultCurrentQuantity", min(len(found), 10)),
                        ("resultRemainingQuantity", max(0, len(found) - MAX_SEARCH_RESULTS))):

@@ -73,15 +73,16 @@ def read_message(body: bytes, content_type: str) -> tuple[SoapMessage, Related |
         except MtomRejected as exc:
             raise DmpFault("malformed", exc.reason) from None
         body = related.root
-    elif content_type.split(";")[0].strip().lower() != "application/soap+xml":
-        raise DmpFault("malformed", f"Content-Type {content_type or 'absent'}: SOAP 1.2 requires "
-                                    "application/soap+xml (or multipart/related for MTOM)")
     try:
         message = parse_envelope(body, allow_soap11=related is not None)
     except SoapFault as exc:
-        raise _standard(exc) from None
+        raise _standard(exc) from None  # SOAP 1.1 (text/xml or not): VersionMismatch, naming SOAP 1.2
     except SoapRejected as exc:
         raise DmpFault("malformed", exc.reason) from None
+    if related is None and content_type.split(";")[0].strip().lower() != "application/soap+xml":
+        raise DmpFault("malformed", f"Content-Type {content_type or 'absent'}: SOAP 1.2 requires "
+                                    "application/soap+xml (or multipart/related for MTOM)",
+                       relates_to=message.message_id)
     try:
         check_understood(message, UNDERSTOOD)
         check_addressing(message)
