@@ -3,10 +3,10 @@
 
 Every request carries ``wsa:Action`` (mustUnderstand), ``wsa:MessageID``, ``wsa:To`` (the service URL) and
 ``wsa:ReplyTo`` (anonymous: the DMP answers on the request's connection only). MTOM messages are written by
-hand: a ``multipart/related`` body of type ``application/xop+xml`` whose root part is the envelope and whose other parts are the documents, named by
-``Content-ID`` and referenced from the envelope with ``xop:Include``. Answers are read with a parser that
-resolves no entity, loads no DTD and reaches no network, multipart ones with the standard library's ``email``
-package.
+hand: a ``multipart/related`` body of type ``application/xop+xml`` whose root part is the envelope and whose
+other parts are the documents, named by ``Content-ID`` and referenced from the envelope with ``xop:Include``.
+Answers are read with a parser that resolves no entity, loads no DTD and reaches no network, multipart ones
+with the standard library's ``email`` package.
 
 Retry discipline: a call that gets no answer (connection refused or dropped, no answer within the timeout)
 or an HTTP 5xx that is not a SOAP message is retried at most twice (three attempts), after a short pause. A
