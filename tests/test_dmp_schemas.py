@@ -122,6 +122,35 @@ def test_a_feed_refused_is_schema_valid(dmp: Dmp) -> None:
     assert "XDSDuplicateUniqueIdInRegistry" in etree.tostring(again.body).decode()
 
 
+BOUNDARY = b"------=_Part_9_20030738.1554380517598"
+EXTRA_PART = BOUNDARY + b"\nContent-Type: text/plain\nContent-ID: <stray@example>\n\nstray\n"
+FEEDS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "a MIME part no Document includes": (_sub(BOUNDARY + b"--", EXTRA_PART + BOUNDARY + b"--"),
+                                         "XDSMissingDocumentMetadata"),
+    "a Document no DocumentEntry describes": (_sub(rb"(<ns4:Document id=\"Signature01\">)",
+                                                   rb'<ns4:Document id="Orphan">c3RyYXk=</ns4:Document>\1'),
+                                              "XDSMissingDocumentMetadata"),
+    "a DocumentEntry without its Document": (_sub(rb'<ns4:Document id="Signature01">.*?</ns4:Document>', b""),
+                                             "XDSMissingDocument"),
+}
+
+
+@pytest.mark.parametrize("case", list(FEEDS))
+def test_a_feed_whose_parts_and_metadata_disagree_is_refused_schema_valid(dmp: Dmp, case: str) -> None:
+    breaks, code = FEEDS[case]
+    raw = breaks(_example("TD2.1"))
+    answer = dmp.answer(raw)
+    assert answer_problems(answer, _action(raw)) == []
+    assert f'errorCode="{code}"' in etree.tostring(answer.body).decode()
+
+
+def test_an_xop_include_naming_no_part_is_a_sender_fault(dmp: Dmp) -> None:
+    raw = _sub(rb"cid:WS_DMP_TD2.1-DocumentME2.xml", b"cid:nowhere@example")(_example("TD2.1"))
+    answer = dmp.answer(raw)
+    assert answer.status == 400 and "nowhere@example" in answer.body.findtext(".//{*}Text")
+    assert answer_problems(answer, _action(raw)) == []
+
+
 FAULTS: dict[str, tuple[Callable[[bytes], bytes], dict[str, str]]] = {
     "not XML": (lambda raw: b"<soap:Envelope", {}),
     "unknown action": (_sub(rb"urn:hl7-org:v3:PRPA_IN201307UV02", b"urn:example:nothing"), {}),

@@ -28,7 +28,7 @@ from esante.simulators.dmp.documents.registry import DocumentRegistry, StoredDoc
 from esante.simulators.dmp.documents.value_sets import dmp_value_sets
 from esante.simulators.dmp.patient.records import DmpRecord, now
 from esante.simulators.dmp.protocol import INVISIBLE_PATIENT, MASQUE_PS, REPOSITORY_UNIQUE_ID
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
 from esante.simulators.kits.ihe_xds.ebrim import (
     LCM,
     RIM,
@@ -57,7 +57,7 @@ from esante.simulators.kits.ihe_xds.ebrs import (
 from esante.simulators.kits.ihe_xds.query import Matcher, parse_query
 from esante.simulators.kits.ihe_xds.signature import is_signature_entry
 from esante.simulators.kits.ihe_xds.submission import check_submission
-from esante.simulators.kits.mtom import xop_include
+from esante.simulators.kits.mtom import MtomRejected, xop_include
 
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).
 STATUS_TD = {STATUS_DELETED: "TD3.3c", STATUS_ARCHIVED: "TD3.3d", STATUS_APPROVED: "TD3.3d"}
@@ -93,12 +93,16 @@ def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
     """Each ``xdsb:Document``'s bytes by the id of its DocumentEntry: an MTOM part, or inline base64.
 
     Ids are matched without regard to case: the official TD2.1 example, which the DMP accepts, names its
-    Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``. A Document no DocumentEntry describes is
-    ``XDSMissingDocumentMetadata``.
+    Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``. A DocumentEntry without its Document is
+    ``XDSMissingDocument``; a Document no DocumentEntry describes, or a MIME part no Document includes,
+    ``XDSMissingDocumentMetadata`` (ITI TF-3 Table 4.2.4.1-2); an ``xop:Include`` naming no part a Sender fault.
     """
     out: dict[str, bytes] = {}
     for element in call.body.iterfind(f"{{{XDSB}}}Document"):
-        data = call.related.include(element) if call.related is not None else None
+        try:
+            data = call.related.include(element) if call.related is not None else None
+        except MtomRejected as exc:
+            raise DmpFault("malformed", exc.reason) from None
         if data is None:
             try:
                 data = base64.b64decode("".join(element.itertext()), validate=True)
@@ -106,10 +110,15 @@ def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
                 raise DmpError("XDSRepositoryError", f"Document {element.get('id')}: neither an xop:Include nor "
                                                      "base64", location=element.get("id", "")) from None
         out[element.get("id", "").lower()] = data
+    for entry in submission.documents:
+        if entry.id.lower() not in out:
+            raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
     described = {e.id.lower() for e in submission.documents}
-    for loose in sorted(set(out) - described):
-        raise DmpError("XDSMissingDocumentMetadata", f"Document {loose} has no DocumentEntry", location=loose)
-    return {e.id: out[e.id.lower()] for e in submission.documents if e.id.lower() in out}
+    loose = sorted(set(out) - described) + (call.related.unreferenced() if call.related is not None else [])
+    if loose:
+        raise DmpError("XDSMissingDocumentMetadata", f"{loose[0]} is described by no DocumentEntry",
+                       location=loose[0])
+    return {e.id: out[e.id.lower()] for e in submission.documents}
 
 
 def _symbolic_ids(submission: Submission) -> dict[str, str]:
@@ -127,9 +136,6 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
         raise DmpError("XDSRegistryMetadataError", "ProvideAndRegisterDocumentSetRequest without SubmitObjectsRequest")
     submission = parse_submission(request)
     documents = _documents(call, submission)
-    for entry in submission.documents:
-        if entry.id not in documents:
-            raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
     # The document checks come first: a malformed or disagreeing patient id is reported precisely by them.
     findings = check_submission(submission, documents, dataset, value_sets=dmp_value_sets())
     call.notes.findings = findings

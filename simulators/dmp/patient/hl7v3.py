@@ -41,7 +41,8 @@ from esante.simulators.dmp.protocol import (
     REASON_NAMES,
     XSI_NS,
 )
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_dtm
 from esante.simulators.kits.xml import text_of
 
 H = f"{{{HL7_NS}}}"
@@ -301,11 +302,10 @@ def search_without_ins(call: Call, records: Records) -> Reply:
     if not family:
         raise DmpError("DMPInvalidRequest", "the search needs livingSubjectName/value/family")
     given = text_of(params.find(f"{H}livingSubjectName/{H}value/{H}given"))
-    birth = params.find(f"{H}livingSubjectBirthTime/{H}value")
+    birth = _birth_date(params.find(f"{H}livingSubjectBirthTime/{H}value"))
     gender = params.find(f"{H}livingSubjectAdministrativeGender/{H}value")
-    found = [r for r in records.by_ins.values() if _matches(r, family, given,
-                                                             birth.get("value") if birth is not None else None,
-                                                             gender.get("code") if gender is not None else None)]
+    found = [r for r in records.by_ins.values()
+             if _matches(r, family, given, birth, gender.get("code") if gender is not None else None)]
     body, msg = message("PRPA_IN201306UV02", call.body)
     acknowledge(msg, call.body, ne2008=True)
     control = _pdq_control(msg)
@@ -330,6 +330,17 @@ def _pdq_control(msg: etree._Element) -> etree._Element:
     return control
 
 
+def _birth_date(value: etree._Element | None) -> str | None:
+    """livingSubjectBirthTime as YYYYMMDD; a value naming no day is a Sender fault naming the field."""
+    text = value.get("value") if value is not None else None
+    if text is None:
+        return None
+    moment = parse_dtm(text)
+    if moment is None or len(text) < 8:
+        raise DmpFault("body_invalid", f"livingSubjectBirthTime/value {text!r} is not an HL7 date (YYYYMMDD)")
+    return text[:8]
+
+
 def _matches(record: DmpRecord, family: str, given: str | None, birth: str | None, gender: str | None) -> bool:
     patient = record.patient
     names = {normalise_name(n) for n in (patient.birth_name, patient.used_name) if n}
@@ -337,7 +348,7 @@ def _matches(record: DmpRecord, family: str, given: str | None, birth: str | Non
         return False
     if given and normalise_name(given) not in {normalise_name(g) for g in patient.first_names}:
         return False
-    if birth and birth[:8] != patient.birth_date.replace("-", ""):
+    if birth and birth != patient.birth_date.replace("-", ""):
         return False
     return not (gender and gender != patient.sex)
 
