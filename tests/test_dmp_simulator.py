@@ -9,93 +9,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
 from esante.simulators.core.app import create_app
 from esante.simulators.core.evidence import EvidenceStore
-from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.core.runtime import SimulatorSettings
 from esante.simulators.dataset import load_dataset
 from esante.simulators.dmp import DmpSimulator
 from esante.simulators.dmp.notes import DmpNotes
-from esante.simulators.dmp.protocol import TRANSACTIONS
-from esante.simulators.kits.ihe_xds.ebrim import RIM, parse_document_entry
-from esante.simulators.kits.mtom import parse_related
+from esante.simulators.kits.ihe_xds.ebrim import RIM
 from esante.simulators.kits.soap import SOAP11_NS, SOAP12_NS
-from tests.dmp_examples import EXAMPLES, TD_REQUESTS
-
-TD21_CONTENT_TYPE = ('multipart/related; type="application/xop+xml"; start="<rootpart@soapui.org>"; '
-                     'start-info="application/soap+xml"; boundary="----=_Part_9_20030738.1554380517598"')
-SOAP12 = "application/soap+xml; charset=utf-8"
-PATHS = {t.action: t.paths[0] for t in TRANSACTIONS.values()}
-#: Replay order: the existence test first, closing (TD1.4) last, archiving (TD3.3d) before deleting the
-#: archived document (TD3.3c), as the official examples were taken in sequence.
-ORDER = [name for name in TD_REQUESTS if not name.startswith(("TD1.4", "TD3.3"))] + \
-    [name for name in TD_REQUESTS if name.startswith("TD3.3d")] + \
-    [name for name in TD_REQUESTS if name.startswith("TD3.3c")] + \
-    [name for name in TD_REQUESTS if name.startswith("TD1.4")]
-
-
-@dataclass
-class Dmp:
-    simulator: DmpSimulator
-    http: TestClient
-    store: EvidenceStore
-
-    def post(self, raw: bytes, *, path: str | None = None, content_type: str | None = None) -> etree._Element:
-        """Send a request as the official example does (pinning the clock to its VIHF); the answer's root."""
-        response = self.send(raw, path=path, content_type=content_type)
-        return _answer_body(response.content, response.headers["content-type"])
-
-    def send(self, raw: bytes, *, path: str | None = None, content_type: str | None = None) -> httpx.Response:
-        issued = re.search(rb'IssueInstant="([^"]+)"', raw)
-        if issued:
-            moment = datetime.fromisoformat(issued.group(1).decode().replace("Z", "+00:00"))
-            self.simulator.clock = moment + timedelta(minutes=1)
-        action = re.search(rb"Action[^>]*>([^<]+)<", raw).group(1).decode().strip()
-        multipart = raw.startswith(b"------")
-        return self.http.post(path or PATHS[action], content=raw,
-                              headers={"content-type": content_type or (TD21_CONTENT_TYPE if multipart else SOAP12)})
-
-    def journal(self) -> list[Exchange]:
-        return load_exchanges(self.store)
-
-
-def _answer_body(content: bytes, content_type: str) -> etree._Element:
-    if content_type.startswith("multipart/related"):
-        content = parse_related(content, content_type).root
-    envelope = etree.fromstring(content)
-    body = envelope.find(f"{{{SOAP12_NS}}}Body")
-    return next(child for child in body if isinstance(child.tag, str))
-
-
-def _seed(simulator: DmpSimulator) -> None:
-    """The official TD3.1 answer's documents, as the DMP that answered the TD3.x examples held them."""
-    response = etree.parse(str(EXAMPLES / "td31_response.xml")).getroot()
-    for element in response.iter(f"{{{RIM}}}ExtrinsicObject"):
-        simulator.registry.add(parse_document_entry(element), b"<ClinicalDocument/>", "899900063480")
+from tests.dmp_examples import EXAMPLES, ORDER, PATHS, SOAP12, TD_REQUESTS, Dmp, official_answer, running_dmp
 
 
 @pytest.fixture
 def dmp(tmp_path: Path) -> Iterator[Dmp]:
-    simulator = DmpSimulator(load_dataset(), accept_example_vectors=True)
-    store = EvidenceStore(tmp_path / "evidence.sqlite")
-    app = create_app(simulator, SimulatorSettings(evidence_path=tmp_path / "evidence.sqlite"), store)
-    _seed(simulator)
-    with TestClient(app) as http:
-        yield Dmp(simulator, http, store)
+    with running_dmp(tmp_path, legacy_patient_access=True) as running:
+        yield running
 
 
 def _official_answer(request_name: str) -> etree._Element:
-    raw = (EXAMPLES / request_name.replace("_requete.xml", "_reponse.xml")).read_bytes()
-    return _answer_body(raw, "application/soap+xml")
+    return official_answer(request_name).body
 
 
 def _local(element: etree._Element) -> str:
@@ -164,18 +102,80 @@ def _fault(dmp: Dmp, raw: bytes, **kwargs: str) -> tuple[str, str]:
     return subcode.rsplit(":", 1)[-1], envelope.findtext(f".//{{{SOAP12_NS}}}Text")
 
 
-@pytest.mark.parametrize("header", ["MessageID", "To", "ReplyTo", "Action"])
-def test_a_missing_addressing_header_is_a_fault(dmp: Dmp, header: str) -> None:
-    raw = (EXAMPLES / TD02).read_bytes()
-    broken = _without(raw, rb"<" + header.encode() + rb"[ >].*?</" + header.encode() + rb">|<" + header.encode()
-                      + rb"[^>]*/>")
-    kwargs = {"path": PATHS["urn:hl7-org:v3:PRPA_IN201307UV02"]}
-    if header == "Action":
-        response = dmp.http.post(kwargs["path"], content=broken, headers={"content-type": SOAP12})
-        assert response.status_code == 400 and "MessageAddressingHeaderRequired" in response.text
-        return
-    subcode, text = _fault(dmp, broken, **kwargs)
+@pytest.mark.parametrize("header", ["MessageID", "Action"])
+def test_a_missing_required_addressing_header_is_a_fault(dmp: Dmp, header: str) -> None:
+    broken = _without((EXAMPLES / TD02).read_bytes(), _header_pattern(header))
+    subcode, text = _fault(dmp, broken, path=PATHS["urn:hl7-org:v3:PRPA_IN201307UV02"])
     assert subcode == "MessageAddressingHeaderRequired" and header in text
+
+
+def _header_pattern(header: str) -> bytes:
+    name = header.encode()
+    return rb"<" + name + rb"[ >].*?</" + name + rb">|<" + name + rb"[^>]*/>"
+
+
+@pytest.mark.parametrize("header", ["To", "ReplyTo"])
+def test_an_optional_addressing_header_may_be_left_out(dmp: Dmp, header: str) -> None:
+    """WS-Addressing 1.0 defaults both to anonymous; ANS's own client DRIMbox sends no ReplyTo."""
+    body = dmp.post(_without((EXAMPLES / TD02).read_bytes(), _header_pattern(header)))
+    assert _success(body) == "AA"
+
+
+MESSAGE_ID = rb"<MessageID[^>]*>[^<]*</MessageID>"
+ADDRESSING: dict[str, tuple[Callable[[bytes], bytes], list[str]]] = {
+    "Action twice": (lambda r: re.sub(rb"(<Action[^>]*>[^<]*</Action>)", rb"\1\1", r, count=1),
+                     ["InvalidAddressingHeader", "InvalidCardinality"]),
+    "MessageID empty": (lambda r: re.sub(MESSAGE_ID, b'<MessageID xmlns="http://www.w3.org/2005/08/addressing"/>', r,
+                                         count=1), ["InvalidAddressingHeader"]),
+    "ReplyTo not anonymous": (lambda r: r.replace(b"<Address>http://www.w3.org/2005/08/addressing/anonymous<",
+                                                  b"<Address>https://client.example/replies<"),
+                              ["InvalidAddressingHeader", "OnlyAnonymousAddressSupported"]),
+    "ReplyTo without Address": (lambda r: re.sub(rb"<Address>[^<]*</Address>", b"", r, count=1),
+                                ["InvalidAddressingHeader", "MissingAddressInEPR"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ADDRESSING))
+def test_an_invalid_addressing_header_is_the_ws_addressing_fault(dmp: Dmp, case: str) -> None:
+    breaks, subcodes = ADDRESSING[case]
+    response = dmp.send(breaks((EXAMPLES / TD02).read_bytes()))
+    assert response.status_code == 400
+    envelope = etree.fromstring(response.content)
+    values = [v.text.rsplit(":", 1)[-1] for v in envelope.iter(f"{{{SOAP12_NS}}}Value")]
+    assert values == ["Sender", *subcodes], values
+    assert envelope.findtext(f".//{{{WSA}}}ProblemHeaderQName").startswith("wsa:")
+    assert envelope.findtext(f"{{{SOAP12_NS}}}Header/{{{WSA}}}Action") == f"{WSA}/fault"
+
+
+def test_an_unknown_header_block_that_must_be_understood_is_a_must_understand_fault(dmp: Dmp) -> None:
+    extension = (b'<x:Tracking xmlns:x="urn:example:tracking" soap:mustUnderstand="true">1</x:Tracking>'
+                 b'<x:Hint xmlns:x="urn:example:tracking" soap:mustUnderstand="true" '
+                 b'soap:role="http://www.w3.org/2003/05/soap-envelope/role/none">2</x:Hint>'
+                 b'<x:Note xmlns:x="urn:example:tracking" soap:mustUnderstand="false">3</x:Note>')
+    raw = (EXAMPLES / TD02).read_bytes().replace(b"<soap:Header>", b"<soap:Header>" + extension, 1)
+    response = dmp.send(raw)
+    assert response.status_code == 500  # SOAP 1.2 HTTP binding: env:MustUnderstand
+    envelope = etree.fromstring(response.content)
+    assert envelope.findtext(f".//{{{SOAP12_NS}}}Code/{{{SOAP12_NS}}}Value") == "soap:MustUnderstand"
+    not_understood = envelope.findall(f"{{{SOAP12_NS}}}Header/{{{SOAP12_NS}}}NotUnderstood")
+    assert len(not_understood) == 1  # the block for role "none" and the optional one are not processed
+    prefix, _, local = not_understood[0].get("qname").partition(":")
+    assert (not_understood[0].nsmap[prefix], local) == ("urn:example:tracking", "Tracking")
+    # the same blocks without mustUnderstand are ignored, as SOAP 1.2 says
+    assert _success(dmp.post(raw.replace(b'soap:mustUnderstand="true"', b""))) == "AA"
+
+
+def test_a_soap11_envelope_is_a_version_mismatch_in_soap11(dmp: Dmp) -> None:
+    """SOAP 1.2 Part 1, Appendix A: the answer is a SOAP 1.1 fault naming SOAP 1.2 in an Upgrade block."""
+    raw = (EXAMPLES / TD02).read_bytes().replace(SOAP12_NS.encode(), SOAP11_NS.encode())
+    response = dmp.send(raw)
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/xml")
+    envelope = etree.fromstring(response.content)
+    assert etree.QName(envelope).namespace == SOAP11_NS
+    assert envelope.findtext(f"{{{SOAP11_NS}}}Body/{{{SOAP11_NS}}}Fault/faultcode") == "soap:VersionMismatch"
+    supported = envelope.find(f"{{{SOAP11_NS}}}Header/{{{SOAP12_NS}}}Upgrade/{{{SOAP12_NS}}}SupportedEnvelope")
+    prefix, _, local = supported.get("qname").partition(":")
+    assert (supported.nsmap[prefix], local) == (SOAP12_NS, "Envelope")
 
 
 BROKEN: dict[str, tuple[str, Callable[[bytes], bytes], dict[str, str], str]] = {
@@ -183,8 +183,6 @@ BROKEN: dict[str, tuple[str, Callable[[bytes], bytes], dict[str, str], str]] = {
                        {"path": "/si-dmp-server/v2/services/patient"}, "ActionNotSupported"),
     "wrong service path": (TD02, lambda r: r, {"path": "/si-dmp-server/v2/services/DocumentRegistry_Service"},
                            "ActionNotSupported"),
-    "SOAP 1.1 outside MTOM": (TD02, lambda r: r.replace(SOAP12_NS.encode(), SOAP11_NS.encode()), {},
-                              "DMPInvalidMessage"),
     "text/xml": (TD02, lambda r: r, {"content_type": "text/xml"}, "DMPInvalidMessage"),
     "no VIHF": (TD02, lambda r: _without(r, rb"<wsse:Security.*?</wsse:Security>"), {}, "VIHF_NOT_FOUND"),
     "VIHF edited": (TD02, lambda r: r.replace(b">SA07^", b">SA01^", 1), {}, "VIHF_UNSIGNED"),
@@ -214,7 +212,7 @@ BUSINESS: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
                                         "DMPPatientIdDoesNotMatch"),
     "TD3.1 without status": ("TD3.1 - Recherche de document_requete.xml",
                              lambda r: _without(r, rb'<Slot name="\$XDSDocumentEntryStatus">.*?</Slot>'),
-                             "XDSRegistryError"),
+                             "XDSStoredQueryMissingParam"),
     "TD3.1 unknown stored query": ("TD3.1 - Recherche de document_requete.xml",
                                    lambda r: r.replace(b"14d4debf-8f97-4251-9a74-a90016b0af0d",
                                                        b"00000000-0000-0000-0000-000000000000"),

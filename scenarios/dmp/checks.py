@@ -33,7 +33,9 @@ from esante.simulators.kits.ihe_xds.rules import AGREEMENT, CDA_HEADER, SIGNATUR
 PATIENT_TDS = ("TD1.3a", "TD1.3b", "TD1.4", "TD1.6", "TD2.1", "TD3.1", "TD3.2", "TD3.3a", "TD3.3b", "TD3.3c",
                "TD3.3d")
 UPDATE_TDS = ("TD3.3a", "TD3.3b", "TD3.3c", "TD3.3d", "TD3.3")
-TRANSPORT_FAULTS = {"addressing_header_missing", "action_not_supported", "body_invalid"}
+TRANSPORT_FAULTS = {"addressing_header_missing", "addressing_header_invalid", "action_not_supported", "body_invalid"}
+#: The faults of a message the DMP cannot process as SOAP 1.2 (the SOAP 1.2 processing model).
+SOAP_FAULTS = {"malformed", "version_mismatch", "must_understand"}
 STATUS_URNS = {"approved": STATUS_APPROVED, "archived": STATUS_ARCHIVED, "deprecated": STATUS_DEPRECATED}
 
 
@@ -92,17 +94,19 @@ def _error(notes: DmpNotes) -> str:
 
 # -- transport and security ----------------------------------------------------------------------------------
 @check("dmp.soap12_transport", requirements=["DMP-TR-01"],
-       title="Every call is a SOAP 1.2 message (application/soap+xml, or MTOM for ITI-41/ITI-43)")
+       title="Every call is a SOAP 1.2 message the DMP can process (application/soap+xml, or MTOM for "
+             "ITI-41/ITI-43), marking mustUnderstand only header blocks the DMP understands")
 def soap12_transport(ctx: CheckContext) -> Outcome:
     dmp = _called(ctx)
-    bad = [(exchange, notes) for exchange, notes in dmp if notes.fault == "malformed"]
+    bad = [(exchange, notes) for exchange, notes in dmp if notes.fault in SOAP_FAULTS]
     if bad:
         return fail(f"{_where(bad[0][0])}: {bad[0][1].fault_detail}", *(exchange for exchange, _ in bad))
     return ok(f"{len(dmp)} call(s), all SOAP 1.2", dmp[0][0])
 
 
 @check("dmp.addressing_headers", requirements=["DMP-TR-02"],
-       title="WS-Addressing Action, MessageID, To and ReplyTo are present, and the Action is the transaction's")
+       title="WS-Addressing Action (the transaction's) and MessageID are present, each header at most once, and "
+             "any ReplyTo is anonymous")
 def addressing_headers(ctx: CheckContext) -> Outcome:
     dmp = _called(ctx)
     bad = [(exchange, notes) for exchange, notes in dmp if notes.fault in TRANSPORT_FAULTS]

@@ -13,9 +13,14 @@ A message failing 1 or 2 is answered with a SOAP 1.2 fault (``faults.yaml``; a r
 VIHF rule broken); a refusal at 3 or 4 in the transaction's own form. Each call's TD, VIHF summary, decision
 and findings go into its notes (:class:`~.notes.DmpNotes`) for the DMP test kit.
 
+A fault carries the WS-Addressing headers of a reply (``Action`` WS-Addressing's fault action, ``RelatesTo``
+the request's MessageID once it could be read); a fault the SOAP or WS-Addressing specification
+defines (VersionMismatch, MustUnderstand, the addressing faults) is written as it says.
+
 Options: ``clock`` (ISO instant) pins the simulator's clock for the VIHF's freshness and signer validity (to
 replay the 2019 official examples); ``accept_example_vectors`` accepts the official examples' VIHFs as known
-test vectors (see :mod:`.transport.vihf`).
+test vectors (see :mod:`.transport.vihf`); ``legacy_patient_access`` serves TD1.5a/b/d (the patient's web
+account), which the 2024 annex v2.01.04 removed from the interface.
 """
 
 from __future__ import annotations
@@ -39,13 +44,23 @@ from esante.simulators.dmp.transactions import perform
 from esante.simulators.dmp.transport.call import Call, DmpFault
 from esante.simulators.dmp.transport.envelope import body_of, caller_vihf, read_message, respond, transaction_of
 from esante.simulators.dmp.transport.vihf import TrustStore
+from esante.simulators.kits.soap import SOAP_FAULT_ACTION, WSA_FAULT_ACTION, reply_headers, standard_fault_response
 from esante.simulators.kits.soap import fault_response as soap_fault
 
 
-def fault_response(key: str, detail: str = "", subcode: str | None = None) -> Response:
+def fault_response(key: str, detail: str = "", subcode: str | None = None, *,
+                   relates_to: str | None = None) -> Response:
     """The DMP's SOAP 1.2 fault ``key`` (``faults.yaml``), its Reason followed by ``detail``."""
     spec = DmpSimulator.fault_catalogue.service_faults[key]
-    return soap_fault(spec, reason=f"{spec.answer['reason']} : {detail}" if detail else None, subcode=subcode)
+    return soap_fault(spec, reason=f"{spec.answer['reason']} : {detail}" if detail else None, subcode=subcode,
+                      headers=reply_headers(SOAP_FAULT_ACTION, relates_to))
+
+
+def _fault(exc: DmpFault, relates_to: str | None) -> Response:
+    if exc.standard is None:
+        return fault_response(exc.key, exc.detail, exc.subcode, relates_to=relates_to)
+    action = WSA_FAULT_ACTION if exc.standard.subcode else SOAP_FAULT_ACTION
+    return standard_fault_response(exc.standard, headers=reply_headers(action, relates_to))
 
 
 class DmpSimulator(Simulator):
@@ -55,10 +70,12 @@ class DmpSimulator(Simulator):
     title: ClassVar[str] = "DMP (DMPi)"
     notes_model: ClassVar[type[Notes]] = DmpNotes
 
-    def __init__(self, dataset: Dataset, *, clock: str | None = None, accept_example_vectors: bool = False) -> None:
+    def __init__(self, dataset: Dataset, *, clock: str | None = None, accept_example_vectors: bool = False,
+                 legacy_patient_access: bool = False) -> None:
         super().__init__(dataset)
         self.clock = datetime.fromisoformat(clock.replace("Z", "+00:00")) if clock else None
         self.accept_example_vectors = bool(accept_example_vectors)
+        self.legacy_patient_access = bool(legacy_patient_access)
         self._trust: tuple[tuple[bytes, bool], TrustStore] | None = None
         self.reset()
 
@@ -95,9 +112,11 @@ class DmpSimulator(Simulator):
     # -- one call ----------------------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
         notes = DmpNotes.of(request)
+        message_id = None
         try:
             message, related = read_message(await request.body(), request.headers.get("content-type", ""))
-            transaction = transaction_of(message, request.url.path)
+            message_id = message.message_id
+            transaction = transaction_of(message, request.url.path, legacy=self.legacy_patient_access)
             notes.td = notes.operation = transaction.td
             notes.action, notes.message_id, notes.mtom = message.action, message.message_id, related is not None
             call = Call(transaction, message, body_of(message, transaction), notes, related)
@@ -106,7 +125,7 @@ class DmpSimulator(Simulator):
         except DmpFault as exc:
             notes.fault, notes.fault_detail = exc.key, exc.detail
             notes.vihf_error = exc.subcode if exc.key == "vihf" else None
-            return fault_response(exc.key, exc.detail, exc.subcode)
+            return _fault(exc, message_id or exc.relates_to)
 
     # -- the private link of Mon espace santé ------------------------------------------------------------
     def file_peer_document(self, document: PeerDocument) -> JSONResponse:

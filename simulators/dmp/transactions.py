@@ -1,7 +1,8 @@
 """One accepted DMPi call performed on the DMP's state, in the order the DMP decides: the misbehaviours the
 harness asked for (``faults.yaml``), who may (:mod:`.patient.access`, with the row of the rights matrix the
 call is about), then the transaction's handler. A refusal is answered in the transaction's own form: an HL7v3
-acknowledgement, a habilitation ``status``, an XDS ``RegistryError``.
+acknowledgement, a habilitation ``status``, an XDS ``RegistryError``; a value that is no value of its type (a
+date naming no day) is a Sender fault naming the field.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from esante.simulators.dmp.notes import DmpErrorNote
 from esante.simulators.dmp.patient import habilitations, hl7v3
 from esante.simulators.dmp.patient.access import XDS_TDS, check_access
 from esante.simulators.dmp.patient.records import DmpRecord, Records
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
-from esante.simulators.kits.ihe_xds.ebrs import RegistryError
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
+from esante.simulators.kits.ihe_xds.ebrs import MalformedValue, RegistryError
 
 HL7_TDS = frozenset({"TD0.2", "TD0.5", "TD1.3a", "TD1.3b", "TD1.4"})
 
@@ -33,6 +34,8 @@ def perform(call: Call, records: Records, registry: DocumentRegistry, dataset: D
             record.status = "closed"
         check_access(call, record, _rights_row(call, registry))
         return _dispatch(call, record, records, registry, dataset)
+    except MalformedValue as exc:  # a value of no value of its type: a Sender fault naming the field
+        raise DmpFault("body_invalid", exc.message) from None
     except RegistryError as exc:  # an XDS request the registry cannot read or run: refused like any other
         return _refuse(call, DmpError(exc.code, exc.message, location=exc.location))
     except DmpError as exc:

@@ -23,7 +23,14 @@ from lxml import etree
 
 from esante.simulators.dataset.identifiers import is_valid_nir
 from esante.simulators.insi.protocol import NS_CTXBAM, NS_CTXLPS, NS_RECSANS, NS_RECVIT, NS_SAML2, Operation
-from esante.simulators.kits.soap import WSSE_NS, SoapMessage
+from esante.simulators.kits.soap import (
+    WSA_HEADERS,
+    WSSE_NS,
+    SoapFault,
+    SoapMessage,
+    check_addressing,
+    check_understood,
+)
 from esante.simulators.kits.xml import text_of
 
 # Characters the INS referential allows in names once accents are folded; lower case and accents are
@@ -37,15 +44,19 @@ _KEY_RE = re.compile(r"^\d{2}$")
 _RANK_RE = re.compile(r"^\d{1,2}$")
 #: The official XSDs' entry point: the WSDL's <wsdl:types>, WS-Addressing read locally (schemas/README.md).
 OFFICIAL_SCHEMA = "wsdl-types.xsd"
+#: The header blocks the teleservice understands (a mustUnderstand one outside them is a MustUnderstand fault).
+UNDERSTOOD = WSA_HEADERS | {f"{{{NS_CTXBAM}}}ContexteBAM", f"{{{NS_CTXLPS}}}ContexteLPS", f"{{{WSSE_NS}}}Security"}
 
 
 class InsiFault(Exception):
-    """A request the service refuses; ``key`` names the fault in ``faults.yaml``."""
+    """A request the service refuses; ``key`` names the fault in ``faults.yaml``; ``standard`` is the SOAP 1.2
+    fault (VersionMismatch, MustUnderstand) to answer with the entry's ``siram:Erreur`` as its detail."""
 
-    def __init__(self, key: str, detail: str = "") -> None:
+    def __init__(self, key: str, detail: str = "", *, standard: SoapFault | None = None) -> None:
         super().__init__(f"{key}: {detail}")
         self.key = key
         self.detail = detail
+        self.standard = standard
 
 
 @dataclass(slots=True)
@@ -118,10 +129,13 @@ def read_request(message: SoapMessage) -> InsiRequest:
 
 
 def _operation(message: SoapMessage) -> Operation:
-    if not message.action:
-        raise InsiFault("header_missing", "wsa:Action")
-    if not message.message_id:
-        raise InsiFault("header_missing", "wsa:MessageID")
+    try:
+        check_understood(message, UNDERSTOOD)
+        check_addressing(message)
+    except SoapFault as exc:
+        if exc.code == "MustUnderstand":
+            raise InsiFault("header_invalid", exc.reason, standard=exc) from None
+        raise InsiFault("header_missing" if exc.missing_header else "header_invalid", exc.reason) from None
     operation = Operation.from_action(message.action)
     if operation is None:
         raise InsiFault("action_unknown", f"unknown wsa:Action {message.action!r}")

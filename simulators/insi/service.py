@@ -32,15 +32,25 @@ from esante.simulators.insi.matching import PatientIndex, individual
 from esante.simulators.insi.messages import InsiFault, InsiRequest, read_request
 from esante.simulators.insi.notes import InsiNotes
 from esante.simulators.insi.protocol import AUTHORISED_CERT_CNS, NS_SIRAM, SERVICE_PATH, CodeCR, Operation
-from esante.simulators.kits.soap import SOAP12_CONTENT_TYPE, SoapMessage, SoapRejected, parse_envelope
+from esante.simulators.kits.soap import (
+    SOAP12_CONTENT_TYPE,
+    SoapFault,
+    SoapMessage,
+    SoapRejected,
+    parse_envelope,
+    standard_fault_response,
+)
 from esante.simulators.kits.soap import fault_response as soap_fault
 
 
-def fault_response(key: str, detail: str = "", message_id: str | None = None) -> Response:
+def fault_response(key: str, detail: str = "", message_id: str | None = None,
+                   standard: SoapFault | None = None) -> Response:
     """The teleservice's SOAP 1.2 fault: Code, ``siram_*`` Subcode, Reason and a ``siram:Erreur`` detail.
 
     As the real fault (``FAULT_siram_100_desir_550_unknown_IDAM.xml``), ``siram:Erreur`` carries ``code``,
-    ``messageID`` (the request's ``wsa:MessageID``, when it could be read) and ``severite``.
+    ``messageID`` (the request's ``wsa:MessageID``, when it could be read) and ``severite``. A fault SOAP 1.2
+    itself defines (``standard``: VersionMismatch, MustUnderstand) keeps its code and header blocks, with the
+    same detail.
     """
     spec = InsiSimulator.fault_catalogue.service_faults[key]
     erreur = etree.Element(f"{{{NS_SIRAM}}}Erreur", nsmap={"siram": NS_SIRAM})
@@ -49,6 +59,8 @@ def fault_response(key: str, detail: str = "", message_id: str | None = None) ->
         erreur.set("messageID", message_id)
     erreur.set("severite", spec.answer["severity"])
     erreur.text = spec.answer["detail"].format(detail=detail).strip()
+    if standard is not None:
+        return standard_fault_response(standard, detail=erreur, status=spec.status, lang="fr")
     return soap_fault(spec, detail=erreur)
 
 
@@ -124,7 +136,7 @@ class InsiSimulator(Simulator):
             return self._answer(req, notes)
         except InsiFault as exc:
             notes.fault, notes.fault_detail = exc.key, exc.detail
-            return fault_response(exc.key, exc.detail, message_id)
+            return fault_response(exc.key, exc.detail, message_id, exc.standard)
 
     def _envelope(self, body: bytes, content_type: str) -> SoapMessage:
         media = content_type.split(";")[0].strip().lower()
@@ -133,7 +145,8 @@ class InsiSimulator(Simulator):
         try:
             return parse_envelope(body)
         except SoapRejected as exc:
-            raise InsiFault("malformed", exc.reason) from None
+            standard = exc if isinstance(exc, SoapFault) else None
+            raise InsiFault("malformed", exc.reason, standard=standard) from None
 
     def _authorise(self, req: InsiRequest, scope: dict[str, Any]) -> str:
         """Who is calling, per endpoint (module docstring); returns ``certificate`` or ``cps``."""

@@ -3,7 +3,9 @@ binary content sits in MIME parts referenced by ``xop:Include href="cid:..."``.
 
 IHE XDS.b sends documents this way (ITI-41 Provide and Register, ITI-43 Retrieve). Reading is bounded: a part
 count limit, and the body size is already bounded by the journal. The MIME parsing is the standard library's
-``email`` package (it copes with CRLF and bare LF line ends, both seen in the official examples).
+``email`` package (it copes with CRLF and bare LF line ends, both seen in the official examples). An
+``xop:Include`` naming no part is refused (XOP 1.0, 3.1: it must reference a part of the package); the parts
+no ``xop:Include`` names are told to the service (:meth:`Related.unreferenced`), which decides.
 """
 
 from __future__ import annotations
@@ -35,13 +37,23 @@ class Related:
     root: bytes
     root_type: str
     parts: dict[str, bytes] = field(default_factory=dict)
+    included: set[str] = field(default_factory=set)
 
     def include(self, element: etree._Element) -> bytes | None:
-        """The bytes an element carries: its ``xop:Include`` part, or its base64 text when sent inline."""
+        """The bytes of the part an element's ``xop:Include`` names; None when the element has no
+        ``xop:Include`` (its content is inline); :class:`MtomRejected` when the part does not exist."""
         inc = element.find(f"{{{XOP_NS}}}Include")
         if inc is None:
             return None
-        return self.parts.get(content_id(inc.get("href", "")))
+        cid = content_id(inc.get("href", ""))
+        if cid not in self.parts:
+            raise MtomRejected(f"xop:Include href={inc.get('href', '')!r} names no part of the package")
+        self.included.add(cid)
+        return self.parts[cid]
+
+    def unreferenced(self) -> list[str]:
+        """The Content-IDs of the parts no :meth:`include` has read so far."""
+        return sorted(set(self.parts) - self.included)
 
 
 def content_id(reference: str) -> str:

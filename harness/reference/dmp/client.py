@@ -2,18 +2,19 @@
 ``wsse:Security``, MTOM/XOP for ITI-41 (and for reading ITI-43's answer), bounded retries.
 
 Every request carries ``wsa:Action`` (mustUnderstand), ``wsa:MessageID``, ``wsa:To`` (the service URL) and
-``wsa:ReplyTo`` (anonymous). MTOM messages are written by hand: a ``multipart/related`` body of type
-``application/xop+xml`` whose root part is the envelope and whose other parts are the documents, named by
-``Content-ID`` and referenced from the envelope with ``xop:Include``. Answers are read with a parser that
-resolves no entity, loads no DTD and reaches no network, multipart ones with the standard library's ``email``
-package.
+``wsa:ReplyTo`` (anonymous: the DMP answers on the request's connection only). MTOM messages are written by
+hand: a ``multipart/related`` body of type ``application/xop+xml`` whose root part is the envelope and whose
+other parts are the documents, named by ``Content-ID`` and referenced from the envelope with ``xop:Include``.
+Answers are read with a parser that resolves no entity, loads no DTD and reaches no network, multipart ones
+with the standard library's ``email`` package.
 
 Retry discipline: a call that gets no answer (connection refused or dropped, no answer within the timeout)
 or an HTTP 5xx that is not a SOAP message is retried at most twice (three attempts), after a short pause. A
 SOAP fault or a business refusal is an answer: retrying would only repeat it.
 
-Wire defects: ``dmp_soap11`` (SOAP 1.1 envelope, ``text/xml``, for the non-MTOM calls), ``dmp_no_reply_to``
-(no ``wsa:ReplyTo``), ``dmp_retries_forever`` (six retries).
+Wire defects: ``dmp_soap11`` (SOAP 1.1 envelope, ``text/xml``, for the non-MTOM calls),
+``dmp_non_anonymous_reply_to`` (``wsa:ReplyTo`` names a callback URL), ``dmp_must_understand_extension`` (a
+header block of its own marked mustUnderstand), ``dmp_retries_forever`` (six retries).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ WSA = "http://www.w3.org/2005/08/addressing"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 XOP = "http://www.w3.org/2004/08/xop/include"
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
+CALLBACK = "https://reference-candidate.invalid/dmp/replies"  # dmp_non_anonymous_reply_to
+TRACE = "urn:esante:reference-candidate:trace"  # dmp_must_understand_extension: a header block of its own
 
 SERVICES = "/si-dmp-server/v2/services"
 REGISTRY = f"{SERVICES}/DocumentRegistry_Service"
@@ -99,7 +102,7 @@ def _local_value(text: str | None) -> str | None:
 
 # -- writing -------------------------------------------------------------------------------------------------
 def envelope(action: str, to: str, body: etree._Element, vihf: etree._Element, *, soap11: bool = False,
-             reply_to: bool = True) -> bytes:
+             reply_to: str = ANONYMOUS, trace: bool = False) -> bytes:
     ns = SOAP11 if soap11 else SOAP12
     env = etree.Element(f"{{{ns}}}Envelope", nsmap={"soap": ns, "wsa": WSA})
     header = etree.SubElement(env, f"{{{ns}}}Header")
@@ -107,8 +110,9 @@ def envelope(action: str, to: str, body: etree._Element, vihf: etree._Element, *
     etree.SubElement(header, f"{{{WSA}}}Action", must).text = action
     etree.SubElement(header, f"{{{WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
     etree.SubElement(header, f"{{{WSA}}}To").text = to
-    if reply_to:
-        etree.SubElement(etree.SubElement(header, f"{{{WSA}}}ReplyTo"), f"{{{WSA}}}Address").text = ANONYMOUS
+    etree.SubElement(etree.SubElement(header, f"{{{WSA}}}ReplyTo"), f"{{{WSA}}}Address").text = reply_to
+    if trace:
+        etree.SubElement(header, f"{{{TRACE}}}Trace", must, nsmap={"trace": TRACE}).text = str(uuid.uuid4())
     security = etree.SubElement(header, f"{{{WSSE}}}Security", must, nsmap={"wsse": WSSE})
     security.append(vihf)
     etree.SubElement(env, f"{{{ns}}}Body").append(body)
@@ -208,7 +212,9 @@ class DmpConnection:
         """One transaction: MTOM when ``attachments`` (cid → content type, bytes) are given, else plain SOAP."""
         url = f"{self.base_url}{path}"
         soap11 = "dmp_soap11" in self.defects and attachments is None
-        data = envelope(action, url, body, vihf, soap11=soap11, reply_to="dmp_no_reply_to" not in self.defects)
+        data = envelope(action, url, body, vihf, soap11=soap11,
+                        reply_to=CALLBACK if "dmp_non_anonymous_reply_to" in self.defects else ANONYMOUS,
+                        trace="dmp_must_understand_extension" in self.defects)
         if attachments is not None:
             data, content_type = mtom(data, attachments, action)
         elif soap11:

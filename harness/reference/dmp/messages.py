@@ -160,15 +160,20 @@ def patient_search(family: str, given: str | None, birth_date: str | None, softw
 
 
 def _acknowledged(body: etree._Element) -> etree._Element | None:
-    """The HL7 acknowledgement; DmpRefusal for typeCode AE/AR; the detail element (informational) if any."""
+    """The HL7 acknowledgement; DmpRefusal for typeCode AE/AR; the detail element (informational) if any.
+
+    ``typeCode`` is an attribute in HL7v3 NE2009 (the DMP's patient messages) and an element in NE2008 (PDQ's
+    PRPA_IN201306UV02, as the official TD0.5 answer writes it)."""
     ack = _find(body, "acknowledgement")
     if ack is None:
         raise DmpRefusal("DMPInvalidAnswer", f"{_local(body)} without an acknowledgement")
+    type_element = _find(ack, "typeCode")
+    type_code = ack.get("typeCode") or (type_element.get("code") if type_element is not None else None) or "AE"
     detail = _find(ack, "acknowledgementDetail")
     code = _find(detail, "code") if detail is not None else None
-    if ack.get("typeCode") != "AA":
+    if type_code != "AA":
         text = _find(detail, "text") if detail is not None else None
-        raise DmpRefusal(code.get("code", ack.get("typeCode", "AE")) if code is not None else ack.get("typeCode", "AE"),
+        raise DmpRefusal(code.get("code", type_code) if code is not None else type_code,
                          (text.text or "").strip() if text is not None else "")
     return code
 
@@ -340,8 +345,11 @@ def _entry(element: etree._Element) -> Entry:
                  (repository.text or "").strip() if repository is not None else None, element)
 
 
-def read_entries(response: etree._Element) -> list[Entry]:
-    read_registry(response)
+def read_entries(response: etree._Element, *, status: bool = True) -> list[Entry]:
+    """The entries of an AdhocQueryResponse, once its status says Success (``status`` False: the defect
+    ``dmp_ignores_query_status``, a refused search read as an empty one)."""
+    if status:
+        read_registry(response)
     return [_entry(e) for e in _find_all(response, "ExtrinsicObject")]
 
 

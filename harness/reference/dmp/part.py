@@ -210,7 +210,8 @@ class DmpPart(Part):
 
     def _query(self, p: CommonParams, ins: InsParams, body: etree._Element) -> list[Entry]:
         action = wire.ACTION_ITI41 if "dmp_wrong_action" in self.defects else wire.ACTION_ITI18
-        return msg.read_entries(self._call(p, ins, wire.REGISTRY, action, body).body)
+        answer = self._call(p, ins, wire.REGISTRY, action, body).body
+        return msg.read_entries(answer, status="dmp_ignores_query_status" not in self.defects)
 
     # -- TD0.2 -----------------------------------------------------------------------------------------------
     def _existence(self, p: CommonParams, ins: InsParams) -> Existence:

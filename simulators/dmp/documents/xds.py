@@ -2,8 +2,14 @@
 TD3.3a–d metadata updates (ITI-57).
 
 Answers are ebRS ``RegistryResponse`` / ``AdhocQueryResponse`` / ``RetrieveDocumentSetResponse`` as in the
-official examples; a refusal is a ``Failure`` with a ``RegistryErrorList`` whose ``errorCode`` a candidate can
-read, and, for a feed, one ``RegistryError`` per finding of the one-pass document checks.
+official examples, valid against ebRS 3.0 and IHE XDS.b (an ``AdhocQueryResponse`` always carries its
+``RegistryObjectList``, empty on a refusal); a refusal is a ``Failure`` with a ``RegistryErrorList`` whose
+``errorCode`` is ITI TF-3 Table 4.2.4.1-2's for the transaction, and, for a feed, one ``RegistryError`` per
+finding of the one-pass document checks.
+
+A document fed is registered as the official TD3.1 answer shows the DMP's entries: the repository's ``hash``
+(SHA-1) and ``size`` of the bytes it received, its ``repositoryUniqueId``, the registry's entryUUID, ``lid`` and
+``VersionInfo``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from esante.simulators.dmp.documents.registry import DocumentRegistry, StoredDoc
 from esante.simulators.dmp.documents.value_sets import dmp_value_sets
 from esante.simulators.dmp.patient.records import DmpRecord, now
 from esante.simulators.dmp.protocol import INVISIBLE_PATIENT, MASQUE_PS, REPOSITORY_UNIQUE_ID
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
 from esante.simulators.kits.ihe_xds.ebrim import (
     LCM,
     RIM,
@@ -51,16 +57,22 @@ from esante.simulators.kits.ihe_xds.ebrs import (
 from esante.simulators.kits.ihe_xds.query import Matcher, parse_query
 from esante.simulators.kits.ihe_xds.signature import is_signature_entry
 from esante.simulators.kits.ihe_xds.submission import check_submission
-from esante.simulators.kits.mtom import xop_include
+from esante.simulators.kits.mtom import MtomRejected, xop_include
 
 #: NewStatus of an UpdateAvailabilityStatus → the TD it is (TD3.3c delete, TD3.3d archive or unarchive).
 STATUS_TD = {STATUS_DELETED: "TD3.3c", STATUS_ARCHIVED: "TD3.3d", STATUS_APPROVED: "TD3.3d"}
 
 
+def _query_response(errors: list[ErrorEntry] | None = None) -> tuple[etree._Element, etree._Element]:
+    """An ``AdhocQueryResponse`` and its ``RegistryObjectList`` (required by query.xsd, empty on a refusal)."""
+    response = registry_response(errors or [], tag="AdhocQueryResponse", ns=QUERY)
+    return response, etree.SubElement(response, f"{{{RIM}}}RegistryObjectList", nsmap={"rim": RIM})
+
+
 def error_reply(call: Call, error: DmpError) -> Reply:
     entry: ErrorEntry = (error.code, error.message, error.location, "error")
     if call.td == "TD3.1":
-        return Reply(registry_response([entry], tag="AdhocQueryResponse", ns=QUERY))
+        return Reply(_query_response([entry])[0])
     if call.td == "TD3.2":
         response = etree.Element(f"{{{XDSB}}}RetrieveDocumentSetResponse", nsmap={None: XDSB, "rs": RS})
         response.append(registry_response([entry]))
@@ -81,11 +93,16 @@ def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
     """Each ``xdsb:Document``'s bytes by the id of its DocumentEntry: an MTOM part, or inline base64.
 
     Ids are matched without regard to case: the official TD2.1 example, which the DMP accepts, names its
-    Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``.
+    Document ``documentME2`` for the ExtrinsicObject ``DocumentME2``. A DocumentEntry without its Document is
+    ``XDSMissingDocument``; a Document no DocumentEntry describes, or a MIME part no Document includes,
+    ``XDSMissingDocumentMetadata`` (ITI TF-3 Table 4.2.4.1-2); an ``xop:Include`` naming no part a Sender fault.
     """
     out: dict[str, bytes] = {}
     for element in call.body.iterfind(f"{{{XDSB}}}Document"):
-        data = call.related.include(element) if call.related is not None else None
+        try:
+            data = call.related.include(element) if call.related is not None else None
+        except MtomRejected as exc:
+            raise DmpFault("malformed", exc.reason) from None
         if data is None:
             try:
                 data = base64.b64decode("".join(element.itertext()), validate=True)
@@ -93,7 +110,15 @@ def _documents(call: Call, submission: Submission) -> dict[str, bytes]:
                 raise DmpError("XDSRepositoryError", f"Document {element.get('id')}: neither an xop:Include nor "
                                                      "base64", location=element.get("id", "")) from None
         out[element.get("id", "").lower()] = data
-    return {e.id: out[e.id.lower()] for e in submission.documents if e.id.lower() in out}
+    for entry in submission.documents:
+        if entry.id.lower() not in out:
+            raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
+    described = {e.id.lower() for e in submission.documents}
+    loose = sorted(set(out) - described) + (call.related.unreferenced() if call.related is not None else [])
+    if loose:
+        raise DmpError("XDSMissingDocumentMetadata", f"{loose[0]} is described by no DocumentEntry",
+                       location=loose[0])
+    return {e.id: out[e.id.lower()] for e in submission.documents}
 
 
 def _symbolic_ids(submission: Submission) -> dict[str, str]:
@@ -111,9 +136,6 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
         raise DmpError("XDSRegistryMetadataError", "ProvideAndRegisterDocumentSetRequest without SubmitObjectsRequest")
     submission = parse_submission(request)
     documents = _documents(call, submission)
-    for entry in submission.documents:
-        if entry.id not in documents:
-            raise DmpError("XDSMissingDocument", f"DocumentEntry {entry.id} has no Document", location=entry.id)
     # The document checks come first: a malformed or disagreeing patient id is reported precisely by them.
     findings = check_submission(submission, documents, dataset, value_sets=dmp_value_sets())
     call.notes.findings = findings
@@ -121,16 +143,15 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
         return Reply(registry_response(_as_errors(findings)))
     _entry_patient(submission.documents, record.ins)
     for entry in submission.documents:
-        if registry.by_unique(entry.unique_id or "") is not None:
-            raise DmpError("XDSDocumentUniqueIdError", f"uniqueId {entry.unique_id} is already in the DMP",
-                           location=entry.id)
+        _not_registered(entry, documents[entry.id], registry)
     replaced = _replacements(submission.associations, registry, record)
     mapping = _symbolic_ids(submission)
     for entry in submission.documents:
-        new_id = mapping[entry.id]
+        new_id, data = mapping[entry.id], documents[entry.id]
         stored = registry.add(replace(entry, id=new_id, lid=mapping.get(entry.lid or "", new_id),
-                                      repository_unique_id=entry.repository_unique_id or REPOSITORY_UNIQUE_ID),
-                              documents[entry.id], call.vihf.national_id)
+                                      hash=hashlib.sha1(data).hexdigest(), size=str(len(data)),
+                                      repository_unique_id=REPOSITORY_UNIQUE_ID, version_name="1"),
+                              data, call.vihf.national_id)
         for old in replaced.get(entry.id, ()):
             registry.deprecate(old)
             stored.entry = replace(stored.entry, lid=old.entry.lid or old.entry.id)
@@ -138,6 +159,22 @@ def feed(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: Dat
     call.notes.stored = [e.unique_id or "" for e in submission.documents]
     call.notes.replaced = [d.entry.unique_id or "" for docs in replaced.values() for d in docs]
     return Reply(registry_response(_as_errors(findings)))
+
+
+def _not_registered(entry: DocumentEntry, data: bytes, registry: DocumentRegistry) -> None:
+    """A uniqueId already in the registry: another document under it is XDSNonIdenticalHash or
+    XDSNonIdenticalSize (ITI TF-3 Table 4.2.4.1-2); the same one again is XDSDuplicateUniqueIdInRegistry, the
+    DMP keeping each document once."""
+    known = registry.by_unique(entry.unique_id or "")
+    if known is None:
+        return
+    if len(known.content) != len(data):
+        code = "XDSNonIdenticalSize"
+    elif known.content != data:
+        code = "XDSNonIdenticalHash"
+    else:
+        code = "XDSDuplicateUniqueIdInRegistry"
+    raise DmpError(code, f"uniqueId {entry.unique_id} is already in the DMP", location=entry.id)
 
 
 def _as_errors(findings: list[Finding]) -> list[ErrorEntry]:
@@ -166,9 +203,11 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
     if query.query_id == GET_DOCUMENTS:
         found = _get_documents(query.params, registry)
     else:
-        wanted = patient_ins(query.one("$XDSDocumentEntryPatientId"))
+        patient = query.required("$XDSDocumentEntryPatientId")
+        wanted = patient_ins(patient)
         if wanted is None:
-            raise DmpError("XDSRegistryError", "FindDocuments needs $XDSDocumentEntryPatientId as a CX")
+            raise DmpError("XDSRegistryError", f"$XDSDocumentEntryPatientId {patient!r} is not a CX",
+                           location="$XDSDocumentEntryPatientId")
         if wanted != record.ins:
             raise DmpError("XDSPatientIdDoesNotMatch", f"query for INS {wanted}, VIHF for INS {record.ins}")
         matcher = Matcher(query)
@@ -178,8 +217,9 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
     call.notes.query = "GetDocuments" if query.query_id == GET_DOCUMENTS else "FindDocuments"
     call.notes.results = [d.entry.unique_id or "" for d in visible if not is_signature_entry(d.entry)]
     call.notes.signature_results = [d.entry.unique_id or "" for d in visible if is_signature_entry(d.entry)]
-    response = registry_response(tag="AdhocQueryResponse", ns=QUERY)
-    objects = etree.SubElement(response, f"{{{RIM}}}RegistryObjectList", nsmap={"rim": RIM})
+    response, objects = _query_response()
+    response.set("startIndex", "0")
+    response.set("totalResultCount", str(len(visible)))
     for stored in visible:
         if query.return_type == "ObjectRef":
             etree.SubElement(objects, f"{{{RIM}}}ObjectRef", id=stored.entry.id)
@@ -191,9 +231,12 @@ def search(call: Call, record: DmpRecord, registry: DocumentRegistry, dataset: D
 
 def _get_documents(params: dict[str, list[str]], registry: DocumentRegistry) -> list[StoredDocument]:
     uuids, unique_ids = params.get("$XDSDocumentEntryEntryUUID", []), params.get("$XDSDocumentEntryUniqueId", [])
-    if bool(uuids) == bool(unique_ids):
-        raise DmpError("XDSStoredQueryParamNumber", "GetDocuments needs exactly one of $XDSDocumentEntryEntryUUID "
-                                                    "and $XDSDocumentEntryUniqueId")
+    if uuids and unique_ids:
+        raise DmpError("XDSStoredQueryParamNumber", "GetDocuments takes $XDSDocumentEntryEntryUUID or "
+                                                    "$XDSDocumentEntryUniqueId, not both")
+    if not uuids and not unique_ids:
+        raise DmpError("XDSStoredQueryMissingParam", "GetDocuments needs $XDSDocumentEntryEntryUUID or "
+                                                     "$XDSDocumentEntryUniqueId")
     found = [registry.get(u) for u in uuids] + [registry.by_unique(u) for u in unique_ids]
     return [d for d in found if d is not None]
 

@@ -2,23 +2,38 @@
 patient-specific services (``urn:si-dmp-patients``: TD0.4, TD1.5a/b/d).
 
 Every answer is ``<opResponse><output>…<status>DMPOk</status><context>…</context></output>``, as in the
-official examples. A refusal keeps that form with the DMP's code as ``status`` and the reason as ``context``
-(the examples show only ``DMPOk``; the error form is our reading of the WSDL's output type).
+official examples and the WSDLs' types (annex v2.01.04; TD1.5a/b/d from the editors' kit WSDL). A refusal keeps
+that form with the DMP's code as ``status`` and the reason as ``context`` (the examples show only ``DMPOk``;
+the error form is our reading of the WSDL's output type). The enumerations are the WSDLs': TD1.6's ``mode``
+TOUTE, ACTIVE or INTERDITE (a professional the patient blocked), TD0.4's ``dateType`` LASTDOC or
+LASTAUTORIZATION; a ``startDate`` that names no real moment is a Sender fault naming it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from functools import cache
+from pathlib import Path
 
+import yaml
 from lxml import etree
 
 from esante.simulators.dmp.patient.records import Authorisation, DmpRecord, Records, hl7_time, now
 from esante.simulators.dmp.protocol import HABILITATIONS_NS, OID_DMP_INTERNAL_ID, OID_PS_NATIONAL_ID, PATIENTS_NS
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_dtm
 from esante.simulators.kits.xml import text_of
 
 OTP_TYPES = ("SMS", "EMAIL")
+#: TD1.6's modes (the WSDL's modeType): the record keeps a blocked professional as BLOQUE.
+LIST_MODES = {"TOUTE": ("ACTIVE", "BLOQUE"), "ACTIVE": ("ACTIVE",), "INTERDITE": ("BLOQUE",)}
+ANSWERED_MODE = {"ACTIVE": "ACTIVE", "BLOQUE": "INTERDITE"}
+SPECIALTIES_FILE = Path(__file__).parent.parent / "data" / "specialties.yaml"
+
+
+@cache
+def specialty_labels() -> dict[str, str]:
+    return yaml.safe_load(SPECIALTIES_FILE.read_text(encoding="utf-8"))
 
 
 def _namespace(call: Call) -> str:
@@ -77,11 +92,11 @@ def set_authorisation(call: Call, records: Records, record: DmpRecord) -> Reply:
 def list_authorisations(call: Call, records: Records, record: DmpRecord) -> Reply:
     """TD1.6: the professionals authorised (ACTIVE) or blocked (BLOQUE) on the patient's DMP."""
     mode = _child(call, "mode") or "TOUTE"
-    if mode not in ("TOUTE", "ACTIVE", "BLOQUE"):
-        raise DmpError("DMPInvalidRequest", f"mode {mode!r} is not TOUTE, ACTIVE or BLOQUE")
+    if mode not in LIST_MODES:
+        raise DmpError("DMPInvalidRequest", f"mode {mode!r} is not {', '.join(LIST_MODES)}")
     response, out = output(call)
     for auth in record.authorisations.values():
-        if mode not in ("TOUTE", auth.mode):
+        if auth.mode not in LIST_MODES[mode]:
             continue
         item = etree.SubElement(out, f"{{{HABILITATIONS_NS}}}listOfAuthorizationByPatient")
         professional = records.professional(auth.national_id)
@@ -92,28 +107,32 @@ def list_authorisations(call: Call, records: Records, record: DmpRecord) -> Repl
             _add(item, "lastName", professional.family_name)
             if professional.specialty_code:
                 _add(item, "codeSpeciality", f"G15_{professional.profession_code}/{professional.specialty_code}")
+                label = specialty_labels().get(professional.specialty_code)
+                if label:
+                    _add(item, "libSpeciality", f"{professional.profession_label} - {label}")
         _add(item, "startOfAuthorization", hl7_time(auth.start))
         _add(item, "lastActionDate", hl7_time(auth.last_action))
-        _add(item, "mode", auth.mode)
+        _add(item, "mode", ANSWERED_MODE[auth.mode])
     finish(out)
     return Reply(response)
 
 
 # -- patient-specific services ---------------------------------------------------------------------------
 def patient_list(call: Call, records: Records, record: DmpRecord | None) -> Reply:
-    """TD0.4: the DMPs the caller is authorised on, whose last document (LASTDOC) or access is after startDate."""
+    """TD0.4: the DMPs the caller is authorised on whose last document (LASTDOC) or the caller's authorisation
+    (LASTAUTORIZATION) is after startDate."""
     start = _child(call, "startDate") or ""
     date_type = _child(call, "dateType") or "LASTDOC"
-    if not (len(start) >= 8 and start[:8].isdigit()):
-        raise DmpError("DMPInvalidRequest", f"startDate {start!r} is not an HL7 date (YYYYMMDD[hhmmss])")
-    if date_type not in ("LASTDOC", "LASTACCESS", "LASTUPDATE"):
-        raise DmpError("DMPInvalidRequest", f"dateType {date_type!r} is unknown")
-    since = datetime.strptime(start[:14].ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=now().tzinfo)
+    since = parse_dtm(start)
+    if since is None or len(start) < 8:
+        raise DmpFault("body_invalid", f"patientList/startDate {start!r} is not an HL7 date (YYYYMMDD[hhmmss])")
+    if date_type not in ("LASTDOC", "LASTAUTORIZATION"):
+        raise DmpError("DMPInvalidRequest", f"dateType {date_type!r} is neither LASTDOC nor LASTAUTORIZATION")
     response, out = output(call)
     actor = call.vihf.national_id
     for found in records.authorised_for(actor):
-        moments = {"LASTDOC": found.last_add, "LASTACCESS": found.last_access, "LASTUPDATE": found.last_update}
-        moment = moments[date_type]
+        authorisation = found.authorisations.get(actor)
+        moment = found.last_add if date_type == "LASTDOC" else authorisation.last_action if authorisation else None
         if moment is None or moment < since:
             continue
         _patient_entry(out, found, actor)

@@ -2,9 +2,16 @@
 without INS, PDQv3), TD1.3a/b (administrative data read / update) and TD1.4 (closing).
 
 Answers imitate the official example responses: the DMP's device as sender, the request's sender as receiver,
-``acknowledgement`` targeting the request's id, a ``registrationEvent`` for the patient. Refusals are an
-``acknowledgement typeCode="AE"`` with an ``acknowledgementDetail`` carrying the DMP's code (the DMP's
-complete code list is not public: the codes used are those seen in public material, see ``dmp.md``).
+``acknowledgement`` targeting the request's id, a ``registrationEvent`` for the patient; each one valid against
+the schema of its message in the DMP's annex v2.01.04: HL7v3 NE2009 for PRPA_IN201308UV02 and the
+``PRPA_IN201314UV02_Response`` wrapper (GestionDossierPatientPartage.wsdl), NE2008 for PDQ's PRPA_IN201306UV02
+(PDQSupplier.wsdl: there ``acknowledgement/typeCode`` is an element, as in the official TD0.5 answer).
+
+Refusals carry an ``acknowledgement`` ``AE`` with an ``acknowledgementDetail`` holding the DMP's code (the DMP's
+complete code list is not public: the codes used are those seen in public material, see ``dmp.md``), in the
+message type the WSDL gives for a refusal: PRPA_IN201308UV02 and PRPA_IN201306UV02 with a ``queryAck`` ``AE``,
+and, for PRPA_IN201314UV02, PRPA_IN201316UV02 ("registration request refused", not PRPA_IN201315UV02 the
+"accepted" one), naming the patient of the refused request.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from esante.simulators.dmp.protocol import (
     REASON_NAMES,
     XSI_NS,
 )
-from esante.simulators.dmp.transport.call import Call, DmpError, Reply
+from esante.simulators.dmp.transport.call import Call, DmpError, DmpFault, Reply
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_dtm
 from esante.simulators.kits.xml import text_of
 
 H = f"{{{HL7_NS}}}"
@@ -89,6 +97,10 @@ def _device(parent: etree._Element, role: str, device_id: str, name: str | None)
         _el(device, "softwareName", name)
 
 
+#: The wrapper element of the answer to PRPA_IN201314UV02 (GestionDossierPatientPartage.wsdl).
+REGISTRATION_WRAPPER = "PRPA_IN201314UV02_Response"
+
+
 def message(interaction: str, request: etree._Element, *,
             wrapper: str | None = None) -> tuple[etree._Element, etree._Element]:
     """An HL7v3 answer to ``request``: returns (the body element to send, the message element to fill)."""
@@ -111,8 +123,11 @@ def message(interaction: str, request: etree._Element, *,
 
 
 def acknowledge(msg: etree._Element, request: etree._Element, ack: str = "AA",
-                detail: tuple[str, str] | None = None) -> None:
-    acknowledgement = _el(msg, "acknowledgement", typeCode=ack)
+                detail: tuple[str, str] | None = None, *, ne2008: bool = False) -> None:
+    """The acknowledgement of ``request``: ``typeCode`` an attribute (NE2009), or an element (NE2008, PDQ)."""
+    acknowledgement = _el(msg, "acknowledgement", **({} if ne2008 else {"typeCode": ack}))
+    if ne2008:
+        _el(acknowledgement, "typeCode", code=ack)
     target = find(request, "id")
     _el(_el(acknowledgement, "targetMessage"), "id", root=target.get("root", "") if target is not None else "",
         **({"extension": target.get("extension", "")} if target is not None and target.get("extension") else {}))
@@ -174,16 +189,18 @@ def _registration(control: etree._Element, record: DmpRecord | None, *, status: 
 
 def _control(msg: etree._Element, reason: str) -> etree._Element:
     control = _el(msg, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _el(control, "reasonCode", code=reason, codeSystem=OID_REASON, displayName=REASON_NAMES[reason])
+    if reason in REASON_NAMES:
+        _el(control, "reasonCode", code=reason, codeSystem=OID_REASON, displayName=REASON_NAMES[reason])
     return control
 
 
-def _query_ack(control: etree._Element, request: etree._Element, code: str) -> None:
+def _query_ack(control: etree._Element, request: etree._Element, code: str) -> etree._Element:
     ack = _el(control, "queryAck")
     query_id = find(request, "controlActProcess/queryByParameter/queryId")
     if query_id is not None:
-        _el(ack, "queryId", **dict(query_id.attrib))
+        _el(ack, "queryId", **{k: v for k, v in query_id.attrib.items() if k in ("root", "extension")})
     _el(ack, "queryResponseCode", code=code)
+    return ack
 
 
 # -- transactions ----------------------------------------------------------------------------------------
@@ -262,7 +279,7 @@ def close(call: Call, records: Records, record: DmpRecord | None) -> Reply:
 
 
 def _registration_answer(call: Call, record: DmpRecord, reason: str) -> Reply:
-    body, msg = message("PRPA_IN201315UV02", call.body, wrapper="PRPA_IN201314UV02_Response")
+    body, msg = message("PRPA_IN201315UV02", call.body, wrapper=REGISTRATION_WRAPPER)
     acknowledge(msg, call.body)
     _registration(_control(msg, reason), record, details=False)
     return Reply(body)
@@ -285,27 +302,43 @@ def search_without_ins(call: Call, records: Records) -> Reply:
     if not family:
         raise DmpError("DMPInvalidRequest", "the search needs livingSubjectName/value/family")
     given = text_of(params.find(f"{H}livingSubjectName/{H}value/{H}given"))
-    birth = params.find(f"{H}livingSubjectBirthTime/{H}value")
+    birth = _birth_date(params.find(f"{H}livingSubjectBirthTime/{H}value"))
     gender = params.find(f"{H}livingSubjectAdministrativeGender/{H}value")
-    found = [r for r in records.by_ins.values() if _matches(r, family, given,
-                                                             birth.get("value") if birth is not None else None,
-                                                             gender.get("code") if gender is not None else None)]
+    found = [r for r in records.by_ins.values()
+             if _matches(r, family, given, birth, gender.get("code") if gender is not None else None)]
     body, msg = message("PRPA_IN201306UV02", call.body)
-    acknowledge(msg, call.body)
-    control = _el(msg, "controlActProcess", classCode="CACT", moodCode="EVN")
-    _el(control, "code", code="PRPA_TE201306UV02", codeSystem=OID_INTERACTION)
+    acknowledge(msg, call.body, ne2008=True)
+    control = _pdq_control(msg)
     for record in found[:MAX_SEARCH_RESULTS]:
-        _registration(control, record, status="active")
-    ack = _el(control, "queryAck")
-    query_id = find(call.body, "controlActProcess/queryByParameter/queryId")
-    if query_id is not None:
-        _el(ack, "queryId", **dict(query_id.attrib))
-    _el(ack, "queryResponseCode", code="OK" if found else "NF")
+        patient = _registration(control, record, status="active")
+        if patient is not None:  # PDQ's patient carries how well it matched (NE2008: required)
+            match = _el(_el(patient, "subjectOf1", typeCode="SBJ"), "queryMatchObservation", classCode="COND",
+                        moodCode="EVN")
+            _el(match, "code", code="POURCENTAGE")
+            _typed(match, "value", "INT", value="100")
+    ack = _query_ack(control, call.body, "OK" if found else "NF")
     for tag, count in (("resultTotalQuantity", len(found)), ("resultCurrentQuantity", min(len(found), 10)),
                        ("resultRemainingQuantity", max(0, len(found) - MAX_SEARCH_RESULTS))):
         _el(ack, tag, value=str(count))
     call.notes.patients_found = len(found)
     return Reply(body)
+
+
+def _pdq_control(msg: etree._Element) -> etree._Element:
+    control = _el(msg, "controlActProcess", classCode="CACT", moodCode="EVN")
+    _el(control, "code", code="PRPA_TE201306UV02", codeSystem=OID_INTERACTION)
+    return control
+
+
+def _birth_date(value: etree._Element | None) -> str | None:
+    """livingSubjectBirthTime as YYYYMMDD; a value naming no day is a Sender fault naming the field."""
+    text = value.get("value") if value is not None else None
+    if text is None:
+        return None
+    moment = parse_dtm(text)
+    if moment is None or len(text) < 8:
+        raise DmpFault("body_invalid", f"livingSubjectBirthTime/value {text!r} is not an HL7 date (YYYYMMDD)")
+    return text[:8]
 
 
 def _matches(record: DmpRecord, family: str, given: str | None, birth: str | None, gender: str | None) -> bool:
@@ -315,7 +348,7 @@ def _matches(record: DmpRecord, family: str, given: str | None, birth: str | Non
         return False
     if given and normalise_name(given) not in {normalise_name(g) for g in patient.first_names}:
         return False
-    if birth and birth[:8] != patient.birth_date.replace("-", ""):
+    if birth and birth != patient.birth_date.replace("-", ""):
         return False
     return not (gender and gender != patient.sex)
 
@@ -326,14 +359,37 @@ BY_TD: dict[str, PatientHandler] = {"TD0.2": existence_test, "TD1.3a": read_admi
 
 
 def error_reply(call: Call, error: DmpError) -> Reply:
-    """A refused HL7v3 transaction: the answer interaction with ``acknowledgement typeCode="AE"``."""
-    interaction = call.transaction.response_action.rsplit(":", 1)[-1]
-    wrapper = "PRPA_IN201314UV02_Response" if interaction == "PRPA_IN201315UV02" else None
-    body, msg = message(interaction, call.body, wrapper=wrapper)
-    acknowledge(msg, call.body, "AE", (error.code, error.message))
-    reason = reason_code(call.body)
-    if reason in REASON_NAMES:
-        control = _control(msg, reason)
-        if find(call.body, "controlActProcess/queryByParameter") is not None:
-            _query_ack(control, call.body, "AE")
+    """A refused HL7v3 transaction, in the message type its WSDL gives for a refusal (module docstring)."""
+    detail = (error.code, error.message)
+    if call.td == "TD0.5":
+        body, msg = message("PRPA_IN201306UV02", call.body)
+        acknowledge(msg, call.body, "AE", detail, ne2008=True)
+        _query_ack(_pdq_control(msg), call.body, "AE")
+        return Reply(body)
+    if call.td in ("TD1.3b", "TD1.4"):
+        body, msg = message("PRPA_IN201316UV02", call.body, wrapper=REGISTRATION_WRAPPER)
+        acknowledge(msg, call.body, "AE", detail)
+        _refused_registration(_control(msg, reason_code(call.body) or ""), call.body)
+        return Reply(body)
+    body, msg = message("PRPA_IN201308UV02", call.body)
+    acknowledge(msg, call.body, "AE", detail)
+    _query_ack(_control(msg, reason_code(call.body) or ""), call.body, "AE")
     return Reply(body)
+
+
+def _refused_registration(control: etree._Element, request: etree._Element) -> None:
+    """PRPA_IN201316UV02's subject: the registration request refused, reduced to its patient's ids (its other
+    content is the requester's and need not be valid: official requests are not always)."""
+    registration = _el(_el(control, "subject", typeCode="SUBJ", contextConductionInd="false"), "registrationRequest",
+                       classCode="REG", moodCode="RQO")
+    _el(registration, "statusCode", code="active")
+    patient = _el(_el(registration, "subject1", typeCode="SBJ"), "patient", classCode="PAT")
+    ids = [i for i in request.iterfind(f"{H}controlActProcess/{H}subject/{H}registrationRequest/{H}subject1/"
+                                       f"{H}patient/{H}id") if i.get("root")]
+    for ident in ids:
+        _el(patient, "id", **{k: v for k, v in ident.attrib.items() if k in ("root", "extension")})
+    if not ids:
+        _el(patient, "id", nullFlavor="NI")
+    _el(patient, "statusCode", code="active")
+    _el(_el(patient, "patientPerson", classCode="PSN", determinerCode="INSTANCE"), "name", nullFlavor="NI")
+    _el(registration, "author", typeCode="AUT").set(f"{{{XSI_NS}}}nil", "true")

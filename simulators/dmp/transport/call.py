@@ -15,16 +15,20 @@ from esante.simulators.dmp.notes import DmpNotes
 from esante.simulators.dmp.protocol import Transaction
 from esante.simulators.dmp.transport.vihf import Vihf
 from esante.simulators.kits.mtom import Related
-from esante.simulators.kits.soap import SoapMessage
+from esante.simulators.kits.soap import SoapFault, SoapMessage
 
 
 class DmpFault(Exception):
     """A message the DMP cannot process: answered with the SOAP 1.2 fault ``key`` of ``faults.yaml``;
-    ``subcode`` overrides the catalogue's (the VIHF rule broken)."""
+    ``subcode`` overrides the catalogue's (the VIHF rule broken); ``standard`` is the fault the SOAP or
+    WS-Addressing specification defines for it, answered as it says; ``relates_to`` the request's MessageID
+    when it was read before the message was refused."""
 
-    def __init__(self, key: str, detail: str, *, subcode: str | None = None) -> None:
+    def __init__(self, key: str, detail: str, *, subcode: str | None = None, standard: SoapFault | None = None,
+                 relates_to: str | None = None) -> None:
         super().__init__(detail)
-        self.key, self.detail, self.subcode = key, detail, subcode
+        self.key, self.detail, self.subcode, self.standard = key, detail, subcode, standard
+        self.relates_to = relates_to
 
 
 class DmpError(Exception):

@@ -1,10 +1,13 @@
 """How a DMPi message is read, routed to its transaction, and answered.
 
 * transport: SOAP 1.2 (``application/soap+xml``) or MTOM (``multipart/related``; there the SOAP 1.1 envelope
-  of the official TD2.1 example is tolerated), with the WS-Addressing ``Action``, ``MessageID``, ``To`` and
-  ``ReplyTo`` headers;
+  of the official TD2.1 example, which the real DMP accepted, is tolerated), with the SOAP processing model and
+  WS-Addressing 1.0 as the SOAP kit reads them: ``Action`` and ``MessageID`` required, ``To`` and ``ReplyTo``
+  optional (ANS's own client DRIMbox sends no ``ReplyTo``), each at most once, ``ReplyTo`` anonymous, and no
+  header block marked ``mustUnderstand`` but those the DMP understands (WS-Addressing, ``wsse:Security``);
 * the transaction: the ``Action`` on the service path serving it (HL7v3 interactions several TDs share are
-  told apart by their reasonCode), and a body of the right kind;
+  told apart by their reasonCode), and a body of the right kind; TD1.5a/b/d, which the 2024 annex removed, only
+  with the ``legacy_patient_access`` option;
 * the caller: the VIHF in ``wsse:Security``, accepted by :func:`~.vihf.validate_vihf` at the simulator's clock
   (a refused VIHF is the ``vihf`` fault, its subcode the rule broken);
 * the answer: the transaction's response action, ``RelatesTo`` the request, MTOM when the request was MTOM
@@ -15,7 +18,6 @@ A message that fails here is a :class:`~.call.DmpFault` (a SOAP fault).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from lxml import etree
@@ -25,18 +27,22 @@ from esante.simulators.dataset import Dataset
 from esante.simulators.dmp.notes import VihfSummary
 from esante.simulators.dmp.patient.access import NO_PATIENT_TDS
 from esante.simulators.dmp.patient.hl7v3 import reason_code
-from esante.simulators.dmp.protocol import REASONS, TRANSACTIONS, WSA_ANONYMOUS, Transaction
+from esante.simulators.dmp.protocol import LEGACY_TDS, REASONS, TRANSACTIONS, Transaction
 from esante.simulators.dmp.transport.call import Call, DmpFault, Reply
 from esante.simulators.dmp.transport.vihf import TrustStore, Vihf, VihfError, validate_vihf
 from esante.simulators.kits.mtom import MtomRejected, Related, build_related, is_multipart, parse_related
 from esante.simulators.kits.soap import (
     SOAP12_CONTENT_TYPE,
-    WSA_NS,
+    WSA_HEADERS,
     WSSE_NS,
+    SoapFault,
     SoapMessage,
     SoapRejected,
+    check_addressing,
+    check_understood,
     envelope,
     parse_envelope,
+    reply_headers,
 )
 
 BY_ACTION: dict[str, list[Transaction]] = {}
@@ -46,11 +52,20 @@ for _transaction in TRANSACTIONS.values():
 BODY_ELEMENTS = {"TD2.1": "ProvideAndRegisterDocumentSetRequest", "TD3.1": "AdhocQueryRequest",
                  "TD3.2": "RetrieveDocumentSetRequest", "TD3.3": "SubmitObjectsRequest",
                  "TD0.5": "PRPA_IN201305UV02"}
-WSA_REQUIRED = ("Action", "MessageID", "To", "ReplyTo")
+UNDERSTOOD = WSA_HEADERS | {f"{{{WSSE_NS}}}Security"}
+#: The fault of faults.yaml answering each standard fault the SOAP kit raises.
+STANDARD_FAULTS = {"VersionMismatch": "version_mismatch", "MustUnderstand": "must_understand",
+                   "wsa:MessageAddressingHeaderRequired": "addressing_header_missing",
+                   "wsa:InvalidAddressingHeader": "addressing_header_invalid"}
+
+
+def _standard(exc: SoapFault, message: SoapMessage | None = None) -> DmpFault:
+    return DmpFault(STANDARD_FAULTS[exc.subcode or exc.code], exc.reason, standard=exc,
+                    relates_to=message.message_id if message is not None else None)
 
 
 def read_message(body: bytes, content_type: str) -> tuple[SoapMessage, Related | None]:
-    """The SOAP message (and its MTOM package, if any) with every WS-Addressing header the DMP requires."""
+    """The SOAP message (and its MTOM package, if any), processed as SOAP 1.2 and WS-Addressing say."""
     related = None
     if is_multipart(content_type):
         try:
@@ -58,22 +73,29 @@ def read_message(body: bytes, content_type: str) -> tuple[SoapMessage, Related |
         except MtomRejected as exc:
             raise DmpFault("malformed", exc.reason) from None
         body = related.root
-    elif content_type.split(";")[0].strip().lower() != "application/soap+xml":
-        raise DmpFault("malformed", f"Content-Type {content_type or 'absent'}: SOAP 1.2 requires "
-                                    "application/soap+xml (or multipart/related for MTOM)")
     try:
         message = parse_envelope(body, allow_soap11=related is not None)
+    except SoapFault as exc:
+        raise _standard(exc) from None  # SOAP 1.1 (text/xml or not): VersionMismatch, naming SOAP 1.2
     except SoapRejected as exc:
         raise DmpFault("malformed", exc.reason) from None
-    missing = [name for name in WSA_REQUIRED if message.header(WSA_NS, name) is None]
-    if missing:
-        raise DmpFault("addressing_header_missing", f"wsa:{', wsa:'.join(missing)}")
+    if related is None and content_type.split(";")[0].strip().lower() != "application/soap+xml":
+        raise DmpFault("malformed", f"Content-Type {content_type or 'absent'}: SOAP 1.2 requires "
+                                    "application/soap+xml (or multipart/related for MTOM)",
+                       relates_to=message.message_id)
+    try:
+        check_understood(message, UNDERSTOOD)
+        check_addressing(message)
+    except SoapFault as exc:
+        raise _standard(exc, message) from None
+    except SoapRejected as exc:
+        raise DmpFault("malformed", exc.reason, relates_to=message.message_id) from None
     return message, related
 
 
-def transaction_of(message: SoapMessage, path: str) -> Transaction:
-    """The transaction the message's Action names on the service ``path``."""
-    candidates = BY_ACTION.get(message.action or "", [])
+def transaction_of(message: SoapMessage, path: str, *, legacy: bool = False) -> Transaction:
+    """The transaction the message's Action names on the service ``path`` (the legacy TDs when ``legacy``)."""
+    candidates = [t for t in BY_ACTION.get(message.action or "", []) if legacy or t.td not in LEGACY_TDS]
     served = [t for t in candidates if path in t.paths]
     if not candidates:
         raise DmpFault("action_not_supported", f"action {message.action!r} is no DMPi transaction")
@@ -123,13 +145,7 @@ def caller_vihf(message: SoapMessage, call: Call, *, trust: TrustStore, dataset:
 
 def respond(call: Call, reply: Reply) -> Response:
     """The answer's envelope with its WS-Addressing headers; MTOM when the call was, or documents go with it."""
-    headers = []
-    for name, value in (("Action", call.transaction.response_action), ("MessageID", f"urn:uuid:{uuid.uuid4()}"),
-                        ("To", WSA_ANONYMOUS), ("RelatesTo", call.message.message_id or "")):
-        element = etree.Element(f"{{{WSA_NS}}}{name}", nsmap={None: WSA_NS})
-        element.text = value
-        headers.append(element)
-    body = envelope(reply.body, headers)
+    body = envelope(reply.body, reply_headers(call.transaction.response_action, call.message.message_id))
     if call.related is None and not reply.attachments:
         return Response(body, media_type=SOAP12_CONTENT_TYPE)
     content, content_type = build_related(body, reply.attachments, action=call.transaction.response_action)

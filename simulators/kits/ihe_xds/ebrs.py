@@ -49,6 +49,14 @@ class RegistryError(Exception):
         return self.code, self.message, self.location, "error"
 
 
+class MalformedValue(RegistryError):
+    """A request value that is no value of its type (a time that names no moment): ``location`` is the field.
+    A service may answer it as a registry error or, as the DMP does, as a fault naming the field."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__("XDSRegistryError", f"{location}: {message}", location)
+
+
 def registry_response(errors: Iterable[ErrorEntry] = (), *, status: str | None = None,
                       tag: str = "RegistryResponse", ns: str = RS) -> etree._Element:
     """A ``RegistryResponse`` (or an ``AdhocQueryResponse``: ``tag`` and ``ns``); its status is Failure when an

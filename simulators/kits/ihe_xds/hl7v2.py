@@ -1,4 +1,5 @@
-"""The HL7 v2 data types XDS metadata carries as strings: CX (patient ids), XCN (persons), XON (organisations).
+"""The HL7 v2 data types XDS metadata carries as strings: CX (patient ids), XCN (persons), XON (organisations),
+and DTM (times, the form HL7v3's TS shares).
 
 IHE ITI TF-3 4.2.3.1.7 restricts them: a CX is ``id^^^&oid&ISO`` (optionally ``^type``), an XCN carries an
 id with its assigning authority in XCN.9, an XON carries an organisation id in XON.10. The CI-SIS fixes
@@ -8,7 +9,12 @@ the authorities: INS OIDs for patients, 1.2.250.1.71.4.2.1 for professionals (``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+#: DTM as XDS metadata and HL7v3 TS write it: YYYY[MM[DD[hh[mm[ss[.f]]]]]] and an optional UTC offset.
+_DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +94,18 @@ def parse_xon(value: str) -> Xon:
 
 def format_xon(name: str, oid: str, identifier: str, id_type: str = "IDNST") -> str:
     return f"{name}^^^^^&{oid}&ISO^{id_type}^^^{identifier}"
+
+
+def parse_dtm(value: str | None) -> datetime | None:
+    """A DTM as an aware datetime (UTC when no offset is given; missing parts are the earliest), or None when
+    it is no DTM or names no real moment (``20190230``): reading one never raises."""
+    found = _DTM.match((value or "").strip())
+    if found is None:
+        return None
+    *parts, offset = found.groups()  # fixed-width groups fill in order: no part follows a missing one
+    numbers = [int(p) if p is not None else default for p, default in zip(parts, (0, 1, 1, 0, 0, 0), strict=True)]
+    try:
+        moment = datetime(*numbers, tzinfo=UTC)  # type: ignore[misc]
+        return moment if offset is None else moment.replace(tzinfo=datetime.strptime(offset, "%z").tzinfo)
+    except ValueError:
+        return None

@@ -8,7 +8,6 @@ hash/size against the received bytes, and the submission's wiring (HasMember per
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, Mapping
 
 from esante.simulators.core.findings import Finding
@@ -20,11 +19,10 @@ from esante.simulators.kits.ihe_xds.authorities import (
     is_oid,
 )
 from esante.simulators.kits.ihe_xds.ebrim import HAS_MEMBER, Author, Coded, DocumentEntry, Submission, SubmissionSet
-from esante.simulators.kits.ihe_xds.hl7v2 import parse_cx, parse_xcn, parse_xon
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_cx, parse_dtm, parse_xcn, parse_xon
 from esante.simulators.kits.ihe_xds.rules import XDS_METADATA, finding
 from esante.simulators.kits.ihe_xds.value_sets import ValueSets, cisis_value_sets
 
-_DTM = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2})?)?)?)?)?$")
 _META = "XDSRegistryMetadataError"
 _CODED_FIELDS = {  # field -> (slot/classification name in messages, requirement id)
     "class_code": ("classCode", "DMP-XDS-CLASSCODE"),
@@ -96,7 +94,7 @@ def _document_entry(entry: DocumentEntry, sets: ValueSets) -> Iterator[Finding]:
             yield _finding("DMP-XDS-REQUIRED", f"{where} slot {slot}", f"the {slot} slot is missing")
     for attribute, slot in _TIMES.items():
         value = getattr(entry, attribute)
-        if value and not _DTM.match(value):
+        if value and (parse_dtm(value) is None or not value.isdigit()):
             yield _finding("DMP-XDS-DTM", f"{where} slot {slot}",
                            f"{slot} {value!r} is not an HL7 DTM (YYYY[MM[DD[hh[mm[ss]]]]], UTC)")
     mime = sets.problem("mime_type", Coded(entry.mime_type or "", "mimeType"))

@@ -3,8 +3,13 @@
 FindDocuments (``$XDSDocumentEntryPatientId`` and ``$XDSDocumentEntryStatus`` required; class, type, practice
 setting, facility type, event, confidentiality and format codes; creation and service time ranges; author
 person) and GetDocuments (by entryUUID or uniqueId). Parameter values are written as in ITI TF-2a 3.18.4.1.2.3:
-a quoted string ``'value'`` or a list ``('a','b')``; codes as ``code^^scheme``. A query the registry cannot
-run raises :class:`~.ebrs.RegistryError`.
+a quoted string ``'value'`` or a list ``('a','b')``; codes as ``code^^scheme``; times as DTM.
+
+A query the registry cannot run raises :class:`~.ebrs.RegistryError` with ITI TF-3 Table 4.2.4.1-2's code: an
+unknown query ``XDSUnknownStoredQuery``, a required parameter missing ``XDSStoredQueryMissingParam``, a
+single-valued parameter given several values (or both of GetDocuments' alternatives)
+``XDSStoredQueryParamNumber``, anything else ``XDSRegistryError``; a time that is no DTM raises
+:class:`~.ebrs.MalformedValue` naming the parameter.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from esante.simulators.kits.ihe_xds.ebrim import RIM, Coded, DocumentEntry
-from esante.simulators.kits.ihe_xds.ebrs import FIND_DOCUMENTS, GET_DOCUMENTS, QUERY, STATUSES, RegistryError
+from esante.simulators.kits.ihe_xds.ebrs import (
+    FIND_DOCUMENTS,
+    GET_DOCUMENTS,
+    QUERY,
+    STATUSES,
+    MalformedValue,
+    RegistryError,
+)
+from esante.simulators.kits.ihe_xds.hl7v2 import parse_dtm
 
 _VALUE = re.compile(r"'((?:[^']|'')*)'")
 _CODE_PARAMS = {
@@ -39,8 +52,17 @@ class StoredQuery:
     return_type: str = "LeafClass"
 
     def one(self, name: str) -> str | None:
+        """The value of a single-valued parameter (None when absent); several are XDSStoredQueryParamNumber."""
         values = self.params.get(name)
+        if values and len(values) > 1:
+            raise RegistryError("XDSStoredQueryParamNumber", f"{name} takes one value, {len(values)} given", name)
         return values[0] if values else None
+
+    def required(self, name: str) -> str:
+        value = self.one(name)
+        if value is None:
+            raise RegistryError("XDSStoredQueryMissingParam", f"{name} is required", name)
+        return value
 
 
 def values_of(text: str) -> list[str]:
@@ -83,19 +105,28 @@ def _coded_match(wanted: set[tuple[str, str]], codes: Iterable[Coded | None]) ->
     return any(c is not None and ((c.code, c.scheme) in wanted or (c.code, "") in wanted) for c in codes)
 
 
+def _time(query: StoredQuery, name: str) -> str | None:
+    value = query.one(name)
+    if value is not None and (parse_dtm(value) is None or not value.isdigit()):
+        raise MalformedValue(name, f"{value!r} is not a DTM (YYYY[MM[DD[hh[mm[ss]]]]])")
+    return value
+
+
 class Matcher:
     """FindDocuments' filters, compiled once per query."""
 
     def __init__(self, query: StoredQuery) -> None:
         self.statuses = set(query.params.get("$XDSDocumentEntryStatus", []))
+        if not self.statuses:
+            raise RegistryError("XDSStoredQueryMissingParam", "$XDSDocumentEntryStatus is required",
+                                "$XDSDocumentEntryStatus")
         unknown = self.statuses - set(STATUSES)
-        if not self.statuses or unknown:
-            odd = f" (not {', '.join(sorted(unknown))})" if unknown else ""
-            raise RegistryError("XDSRegistryError", f"$XDSDocumentEntryStatus is required, with values among "
-                                                    f"{', '.join(STATUSES)}{odd}")
+        if unknown:
+            raise RegistryError("XDSRegistryError", f"$XDSDocumentEntryStatus {', '.join(sorted(unknown))} is "
+                                                    f"none of {', '.join(STATUSES)}", "$XDSDocumentEntryStatus")
         self.codes = {attr: _codes(query.params[p]) for p, attr in {**_CODE_PARAMS, **_LIST_CODE_PARAMS}.items()
                       if p in query.params}
-        self.times = {attr: (query.one(p + "From"), query.one(p + "To")) for p, attr in _TIME_PARAMS.items()
+        self.times = {attr: (_time(query, p + "From"), _time(query, p + "To")) for p, attr in _TIME_PARAMS.items()
                       if p + "From" in query.params or p + "To" in query.params}
         self.authors = [a.replace("%", "") for a in query.params.get("$XDSDocumentEntryAuthorPerson", [])]
 
