@@ -3,6 +3,7 @@
 1. the official HL7 R4 JSON Schema (shipped in ``schema/``, with its provenance): JSON types (a decimal is a
    number, not ``"72"``; a dateTime a string, not ``12345``), no ``null`` anywhere, the primitive types'
    patterns (ids, dates, codes), the required bindings' codes (``Appointment.status``), unknown elements;
+   then what R4's JSON forbids and the schema lets through: empty arrays and objects;
 2. fhir.resources' model of the resource type: cardinalities and choice types the schema cannot express;
 3. what is kept is the model's JSON, so that what a simulator stores and serves is what was validated.
 
@@ -68,6 +69,21 @@ def schema_problems(resource: Any, where: str) -> list[dict[str, Any]]:
     return [problem("structure", error.message[:300], expression(where, error.absolute_path)) for error in errors]
 
 
+def empty_problems(node: Any, where: str) -> list[dict[str, Any]]:
+    """Empty arrays and objects, which R4's JSON forbids (§2.6.2: "no empty values") and its schema allows."""
+    found: list[dict[str, Any]] = []
+    stack: list[tuple[Any, str]] = [(node, where)]
+    while stack and len(found) < MAX_PROBLEMS:
+        current, at = stack.pop()
+        if isinstance(current, dict | list) and not current:
+            found.append(problem("structure", "an empty array or object is not allowed in FHIR JSON", at))
+        elif isinstance(current, dict):
+            stack.extend((value, f"{at}.{key}") for key, value in current.items())
+        elif isinstance(current, list):
+            stack.extend((value, f"{at}[{index}]") for index, value in enumerate(current))
+    return found
+
+
 def model_problems(model: Any, resource: dict[str, Any], where: str) -> tuple[Any, list[dict[str, Any]]]:
     """The fhir.resources ``model`` instance of ``resource``, or what it finds wrong (types, cardinalities)."""
     try:
@@ -82,7 +98,7 @@ def model_problems(model: Any, resource: dict[str, Any], where: str) -> tuple[An
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
     """``resource`` as valid R4 (the model's JSON), or :class:`Invalid` (400) listing what is wrong."""
     where = str(resource.get("resourceType"))
-    problems = schema_problems(resource, where)
+    problems = schema_problems(resource, where) or empty_problems(resource, where)
     if problems:
         raise Invalid(problems, status=400)
     instance, problems = model_problems(get_fhir_model_class(where), resource, where)
