@@ -8,9 +8,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 FHIR_JSON = "application/fhir+json"
-FHIR_VERSION = "4.0.1"
+#: The version a CapabilityStatement states: R4 as the HL7 JSON Schema the kit ships knows it (its FHIRVersion
+#: codes end at 4.0.0; 4.0.1 is R4's technical correction, accepted below as the same version).
+FHIR_VERSION = "4.0.0"
 #: What ``fhirVersion`` may say for this server (R4 §3.1.0.1.7: the major.minor, or the full version).
-VERSIONS = ("4.0", "4.0.1")
+VERSIONS = ("4.0", "4.0.0", "4.0.1")
 JSON_TYPES = (FHIR_JSON, "application/json")
 #: ``_format`` values the server honours: the JSON mime types and the short form.
 FORMATS = ("json", *JSON_TYPES)
