@@ -7,7 +7,14 @@ from __future__ import annotations
 from esante.simulators.kits.fhir.capability import ResourceType, ServerDescription, SmartEndpoints
 from esante.simulators.kits.fhir.search import HL7_PARAM, SearchParam
 from esante.simulators.mes.measures import catalogue
-from esante.simulators.mes.protocol import AUTHORIZE_PATH, RESOURCE_SCOPES, REVOKE_PATH, SCOPE_OFFLINE, TOKEN_PATH
+from esante.simulators.mes.protocol import (
+    AUTHORIZE_PATH,
+    CONTEXT_SCOPES,
+    RESOURCE_SCOPES,
+    REVOKE_PATH,
+    SCOPE_OFFLINE,
+    TOKEN_PATH,
+)
 
 READ = ("read", "vread", "history-instance", "search-type")
 
@@ -58,7 +65,8 @@ def resource_types() -> tuple[ResourceType, ...]:
     )
 
 
-SMART = SmartEndpoints(AUTHORIZE_PATH, TOKEN_PATH, REVOKE_PATH, scopes=(*RESOURCE_SCOPES, SCOPE_OFFLINE))
+SMART = SmartEndpoints(AUTHORIZE_PATH, TOKEN_PATH, REVOKE_PATH,
+                       scopes=(*CONTEXT_SCOPES, *RESOURCE_SCOPES, SCOPE_OFFLINE))
 
 
 def description(version: str, date: str) -> ServerDescription:

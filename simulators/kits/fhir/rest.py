@@ -370,8 +370,9 @@ def _check_if_match(request: Request, current: dict[str, Any]) -> None:
 
 def _not_modified(request: Request, resource: dict[str, Any]) -> bool:
     none_match = request.headers.get("if-none-match")
-    if none_match is not None:
-        return none_match.strip() in (etag(resource), etag(resource)[2:], "*")
+    if none_match is not None:  # W/"2", "2", or the bare 2 some clients send
+        wanted = {tag.strip().removeprefix("W/").strip('"') for tag in none_match.split(",")}
+        return bool(wanted & {resource["meta"]["versionId"], "*"})
     since = request.headers.get("if-modified-since")
     if since is None:
         return False
