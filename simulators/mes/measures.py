@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any
+from urllib.parse import parse_qsl
 
 import yaml
 
-from esante.simulators.kits.fhir.errors import FhirError, Invalid, problem
+from esante.simulators.kits.fhir.errors import Invalid, problem
 from esante.simulators.kits.fhir.values import date_range
 from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, MEASURE_KINDS, OBSERVATION_CATEGORY, UCUM
 
@@ -189,15 +190,11 @@ def _idempotency_key(entry: dict[str, Any], where: str, problems: list[dict[str,
     if condition is None:
         return None
     identifiers = {f"{i.get('system')}|{i.get('value')}" for i in entry["resource"].get("identifier") or []}
-    key = condition.removeprefix("identifier=") if condition.startswith("identifier=") else None
+    asked = parse_qsl(condition)  # as a search: percent-encoded or not
+    key = asked[0][1] if len(asked) == 1 and asked[0][0] == "identifier" else None
     if key is None or key not in identifiers:
         problems.append(problem("invalid", f"ifNoneExist {condition!r} must be identifier=<system>|<value> of "
                                            "the Observation's own identifier", f"{where}.request.ifNoneExist"))
         return None
     return key
 
-
-def bundle_or_error(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        raise FhirError(400, "invalid", "POST to the FHIR base takes a transaction Bundle", expression=["Bundle"])
-    return body

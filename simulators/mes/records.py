@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -81,12 +82,12 @@ class Records(Backend):
         notes, patient = MesNotes.of(request), context.caller.reference
         if write.resource_type == "DocumentReference":
             key, _ = documents.validate_document(write.resource, patient)
-            write.criteria = write.criteria or f"identifier={key}"  # a retried push is filed once
+            write.criteria = write.criteria or urlencode([("identifier", key)])  # a retried push is filed once
             notes.idempotency_key = key
             return
         key = agenda.validate_appointment(write.resource, patient)
         if write.criteria is not None:
-            if write.criteria != f"identifier={key}":
+            if parse_qsl(write.criteria) != [("identifier", key)]:
                 raise Invalid([problem("invalid", f"PUT ?{write.criteria[:200]} must name the appointment's own "
                                                   f"identifier ({key})", "Appointment.identifier")], status=400)
             notes.idempotency_key = key
@@ -107,8 +108,8 @@ class Records(Backend):
         observations = server.types["Observation"]
         notes = MesNotes.of(request)
         with store.lock:
-            known = server.match(store, observations, f"identifier={entry.key}", "ifNoneExist") if entry.key \
-                else None
+            known = server.match(store, observations, urlencode([("identifier", entry.key)]), "ifNoneExist") \
+                if entry.key else None
             if known is not None:
                 device = _device_of(store, known)
                 done = {"Observation": (known, False), "Device": (device, False) if device else

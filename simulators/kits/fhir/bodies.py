@@ -5,6 +5,7 @@ reaches the parser's recursion. What it holds is validated by :mod:`.validation`
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -47,9 +48,21 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if json_depth(text) > max_depth:
         raise FhirError(400, "too-costly", f"the JSON is nested deeper than {max_depth} levels")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except ValueError as exc:
-        raise FhirError(400, "structure", f"the body is not JSON: {exc}") from None
+        raise FhirError(400, "structure", f"the body is not JSON: {str(exc)[:200]}") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number (RFC 8259)")
+
+
+def _finite(text: str) -> float:
+    """A JSON number Python can hold: 1e400 would become infinity, which no JSON answer can carry back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 async def read_resource(request: Request, resource_type: str | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -330,7 +330,7 @@ def _without_server_fields(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _criteria(request: Request) -> str:
-    criteria = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "_format")
+    criteria = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "_format"])
     if not criteria:
         raise FhirError(400, "invalid", "PUT on the type's endpoint is a conditional update: give the search "
                                         "criteria (PUT [type]?identifier=system|value), or PUT [type]/[id]")
