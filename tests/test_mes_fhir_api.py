@@ -43,7 +43,7 @@ class Api:
     http: httpx.Client
     token: str = ""
     patient: str = ""
-    seen: list[tuple[str, Any]] = field(default_factory=list)
+    seen: list[tuple[str, Any]] = field(default_factory=list, repr=False)
 
     def call(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
              **kw: Any) -> httpx.Response:
@@ -391,3 +391,21 @@ def test_no_query_makes_a_5xx(api: Api, query: list[tuple[str, str]], kind: str)
     answer = api.call("GET", f"/{kind}", params=query)
     assert answer.status_code < 500, answer.text
     assert answer.status_code in (200, 400, 403, 406), answer.text
+
+
+HEADERS = st.dictionaries(st.sampled_from(["Accept", "Content-Type", "Prefer", "If-Match", "If-None-Match",
+                                           "If-Modified-Since", "If-None-Exist"]),
+                          st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40) |
+                          st.sampled_from(['W/"1"', "return=minimal", "handling=lenient", "application/fhir+json",
+                                           "identifier=|", "*", "Thu, 01 Jan 2099 00:00:00 GMT"]), max_size=4)
+ROUTES = st.sampled_from([("GET", "/metadata"), ("GET", "/Appointment"), ("POST", "/Appointment"),
+                          ("PUT", "/Appointment?identifier=urn:oid:1.2.250.1.999.1|r1"), ("POST", "/Patient/_search"),
+                          ("GET", "/Patient/x"), ("DELETE", "/Appointment"), ("OPTIONS", "")])
+
+
+@FUZZ
+@given(headers=HEADERS, route=ROUTES)
+def test_no_header_makes_a_5xx(api: Api, headers: dict[str, str], route: tuple[str, str]) -> None:
+    body = json.dumps(lab.appointment(api.ref, "r1")) if route[0] in ("POST", "PUT") else None
+    answer = api.call(route[0], route[1], body, headers=headers)
+    assert answer.status_code < 500, answer.text
