@@ -19,7 +19,8 @@ The service says who may do what and adds its rules through a :class:`Backend`; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -120,30 +121,31 @@ class FhirServer:
         return capability_statement(self.description, list(self.types.values()), self.origin(request), self.base)
 
     def smart_configuration(self, request: Request) -> Response:
+        FhirNotes.of(request).interaction = "smart-configuration"
         if self.description.smart is None:
             raise FhirError(404, "not-found", "this server is not protected by SMART on FHIR")
         return JSONResponse(self.description.smart.configuration(self.origin(request)))
 
-    async def handle_smart_configuration(self, request: Request) -> Response:
-        """``/.well-known/smart-configuration`` at the server's root too (where some clients look)."""
-        notes = FhirNotes.of(request)
-        notes.interaction = "smart-configuration"
-        try:
-            return self.smart_configuration(request)
-        except FhirError as error:
-            error.note(notes)
-            return error.response()
-
     # -- dispatch ----------------------------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
-        notes = FhirNotes.of(request)
+        """Everything under the base."""
+        return await self._answered(request, self._dispatch)
+
+    async def handle_smart_configuration(self, request: Request) -> Response:
+        """``/.well-known/smart-configuration`` at the server's root too (where some clients look)."""
+        return await self._answered(request, self.smart_configuration)
+
+    async def _answered(self, request: Request, work: Callable[[Request], Any]) -> Response:
+        """``work``'s answer, or the OperationOutcome of the FhirError it raised (noted)."""
         try:
-            return await self._dispatch(request, notes)
+            answer = work(request)
+            return await answer if inspect.isawaitable(answer) else answer
         except FhirError as error:
-            error.note(notes)
+            error.note(FhirNotes.of(request))
             return error.response()
 
-    async def _dispatch(self, request: Request, notes: FhirNotes) -> Response:
+    async def _dispatch(self, request: Request) -> Response:
+        notes = FhirNotes.of(request)
         path = request.url.path[len(self.base):].strip("/")
         segments = path.split("/") if path else []
         method = "GET" if request.method == "HEAD" else request.method
