@@ -88,8 +88,9 @@ class Records(Backend):
         key = agenda.validate_appointment(write.resource, patient)
         if write.criteria is not None:
             if parse_qsl(write.criteria) != [("identifier", key)]:
-                raise Invalid([problem("invalid", f"PUT ?{write.criteria[:200]} must name the appointment's own "
-                                                  f"identifier ({key})", "Appointment.identifier")], status=400)
+                raise Invalid([problem("invalid", f"the condition {write.criteria[:200]!r} must name the appointment's "
+                                                  f"own identifier (identifier={key})", "Appointment.identifier")],
+                              status=400)
             notes.idempotency_key = key
 
     async def written(self, request: Request, context: Context, write: Write, stored: dict[str, Any],
