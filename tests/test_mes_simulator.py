@@ -302,8 +302,8 @@ def test_rate_limit_answers_429_with_retry_after(mes: Mes) -> None:
     mes.behaviour("rate_limited", path_prefix="/fhir", count=1)
     answer = api(mes, tokens, "GET", "/Observation")
     assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
-    statuses = {api(mes, tokens, "GET", "/Observation").status_code for _ in range(60)}
-    assert 429 in statuses  # over 50 calls in a second: the real limiter
+    # over 50 calls in a second: the real limiter (200 calls span more than one whole second of the window)
+    assert any(api(mes, tokens, "GET", "/Observation").status_code == 429 for _ in range(200))
 
 
 def test_unavailable_fault_is_an_operation_outcome(mes: Mes) -> None:
