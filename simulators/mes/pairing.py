@@ -24,6 +24,7 @@ from esante.simulators.mes.protocol import (
     ACCESS_LIFETIME,
     CODE_LIFETIME,
     CONSENT_PATH,
+    CONTEXT_SCOPES,
     GRANT_CODE,
     GRANT_REFRESH,
     PAIRING_LIFETIME,
@@ -204,7 +205,7 @@ def _pending(form: dict[str, str], partner: MesPartner, redirect_uri: str) -> Pe
         raise OAuthError("invalid_request", "PKCE with code_challenge_method=S256 is required")
     check_pkce("S256", form["code_challenge"])
     scopes = form.get("scope", "").split()
-    refused = [s for s in scopes if s not in partner.scopes]
+    refused = [s for s in scopes if s not in partner.scopes and s not in CONTEXT_SCOPES]
     if not scopes or refused:
         raise OAuthError("invalid_scope", f"scopes not granted to {partner.name}: {' '.join(refused) or '(none)'}")
     return PendingAuthorization(id=new_id(), client_id=partner.client_id, redirect_uri=redirect_uri,
