@@ -177,7 +177,8 @@ class Lps(_Frozen):
     authorised: bool
 
 
-ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"]
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
+                           "tls_client_auth"]
 
 
 class OidcClient(_Frozen):
@@ -206,7 +207,7 @@ class OidcClient(_Frozen):
 
     @model_validator(mode="after")
     def _coherent(self) -> OidcClient:
-        secret_methods = {"client_secret_basic", "client_secret_post"} & set(self.auth_methods)
+        secret_methods = {"client_secret_basic", "client_secret_post", "client_secret_jwt"} & set(self.auth_methods)
         if secret_methods and not self.secret:
             raise ValueError(f"client {self.client_id}: {', '.join(sorted(secret_methods))} needs a secret")
         if "private_key_jwt" in self.auth_methods and not self.public_key_pem:

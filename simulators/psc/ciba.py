@@ -55,8 +55,7 @@ class Ciba(Endpoints):
         ciba = CibaRequest(new_id(24), auth.client.client_id, form["login_hint"], " ".join(scopes), binding,
                            form["channel"], expires=time.time() + CIBA_REQUEST_LIFETIME, interval=CIBA_INTERVAL,
                            deny="ciba_deny" in behaviours_of(request))
-        with self.state.lock:
-            self.state.ciba[ciba.auth_req_id] = ciba
+        self.state.hold_ciba(ciba)
         return JSONResponse({"auth_req_id": ciba.auth_req_id, "expires_in": CIBA_REQUEST_LIFETIME,
                              "interval": CIBA_INTERVAL}, headers=NO_STORE)
 

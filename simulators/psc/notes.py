@@ -18,12 +18,12 @@ class AuthorizationResponse(BaseModel):
 
 class TokensIssued(BaseModel):
     """A token answer: the signing key used, the session, the access token's lifetime, the refresh token's
-    first characters (enough to follow it, not to use it)."""
+    first characters (enough to follow it, not to use it; none for client credentials)."""
 
     kid: str
     sid: str
     expires_in: int
-    refresh_token_prefix: str
+    refresh_token_prefix: str | None = None
 
 
 class TokenExchanged(BaseModel):
