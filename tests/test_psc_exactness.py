@@ -203,3 +203,19 @@ def test_an_access_token_forgotten_after_expiry_is_still_told_expired(psc: Runni
     noted = [e.notes.get("token_state") for e in psc.lab["psc"].exchanges("forgotten-token")
              if e.notes.get("operation") == "userinfo"]
     assert noted == ["unknown", "expired"]
+
+
+def test_a_ping_mode_client_must_give_its_notification_token(psc: RunningPsc) -> None:
+    data = psc.simulator.dataset.model_dump(mode="json")
+    saved = json.loads(json.dumps(data))
+    data["oidc_clients"][0] |= {"backchannel_token_delivery_mode": "ping",
+                                "backchannel_client_notification_endpoint": "http://127.0.0.1:9/ping"}
+    assert psc.admin("PUT", "/dataset", {"data": data}).status_code == 200
+    try:
+        form = {"scope": "openid scope_all", "login_hint": "810999900011", "channel": "CARD"}
+        missing = psc.http.post(psc.url + CIBA_PATH, data=form, auth=BASIC)
+        assert "client_notification_token" in oauth_error(missing, 400, "invalid_request")
+        started = psc.http.post(psc.url + CIBA_PATH, data=form | {"client_notification_token": "t" * 20}, auth=BASIC)
+        assert started.status_code == 200, started.text
+    finally:
+        assert psc.admin("PUT", "/dataset", {"data": saved}).status_code == 200

@@ -1,7 +1,8 @@
 """A relying party nobody here wrote, unchanged: panva's openid-client (v6 API), through
 ``tests/node-oidc/psc_rp.mjs``, signs professionals in at the PSC simulator knowing only its issuer — the code
 flow of its README (PKCE, no nonce) and with a nonce, the query and form_post response modes, userinfo as JSON
-and as a signed JWT, refresh, introspection, revocation, CIBA, client credentials, token exchange, and the
+and as a signed JWT, refresh, introspection, revocation, CIBA (poll, and ping to a notification endpoint the
+script serves), client credentials, token exchange, and the
 client authentications client_secret_basic, client_secret_jwt, private_key_jwt and tls_client_auth.
 
 Needs Node.js and the packages installed beside the script: ``npm ci --prefix tests/node-oidc`` (versions pinned
@@ -10,9 +11,11 @@ in its ``package-lock.json``). Skips, saying which is missing, otherwise.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -56,6 +59,12 @@ def run(node: str, psc: RunningPsc, scenario: str, **job: Any) -> dict[str, Any]
     answer = json.loads(done.stdout)
     assert answer.pop("ok"), answer
     return answer | {"_case": case}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def mtls(psc: RunningPsc) -> dict[str, str]:
@@ -102,6 +111,25 @@ def test_openid_client_over_mutual_tls_gets_and_refreshes_certificate_bound_toke
 def test_openid_client_polls_ciba(node: str, psc: RunningPsc) -> None:
     seen = run(node, psc, "ciba")
     assert seen["claims"]["sub"].endswith(CLAIRE_VASSEUR) and seen["claims"]["at_hash"]
+
+
+def test_a_client_registered_for_ciba_ping_is_notified_then_gets_its_tokens(node: str, psc: RunningPsc) -> None:
+    port = free_port()
+    saved = psc.simulator.dataset.model_dump(mode="json")
+    data = copy.deepcopy(saved)
+    data["oidc_clients"].append({
+        "client_id": "esante-ciba-ping-rp", "name": "CIBA PING SERVER (FICTIVE)", "secret": SECRET,
+        "auth_methods": ["client_secret_basic"], "redirect_uris": ["https://ping.example.org/none"],
+        "grant_types": ["urn:openid:params:grant-type:ciba"], "backchannel_token_delivery_mode": "ping",
+        "backchannel_client_notification_endpoint": f"http://127.0.0.1:{port}/ciba-ping"})
+    assert psc.admin("PUT", "/dataset", {"data": data}).status_code == 200
+    try:
+        seen = run(node, psc, "cibaPing", clientId="esante-ciba-ping-rp", pingPort=port)
+    finally:
+        assert psc.admin("PUT", "/dataset", {"data": saved}).status_code == 200
+    assert seen["bearer"] and seen["sameRequest"] and seen["claims"]["sub"].endswith(CLAIRE_VASSEUR)
+    [poll] = [e for e in psc.lab["psc"].exchanges(seen["_case"]) if e.notes.get("grant_type")]
+    assert poll.notes["ciba_ping"]["status"] == 204
 
 
 def test_openid_client_exchanges_its_token_over_mutual_tls(node: str, psc: RunningPsc) -> None:

@@ -204,6 +204,9 @@ class OidcClient(_Frozen):
     grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
     #: A resource server of the realm (the MSSanté messaging servers): it may introspect any user's token.
     resource_server: bool = False
+    #: CIBA token delivery (CIBA Core §4): ``poll``, or ``ping`` to the client's notification endpoint.
+    backchannel_token_delivery_mode: Literal["poll", "ping"] = "poll"
+    backchannel_client_notification_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> OidcClient:
@@ -214,6 +217,8 @@ class OidcClient(_Frozen):
             raise ValueError(f"client {self.client_id}: private_key_jwt needs public_key_pem")
         if "tls_client_auth" in self.auth_methods and not self.tls_client_auth_cn:
             raise ValueError(f"client {self.client_id}: tls_client_auth needs tls_client_auth_cn")
+        if self.backchannel_token_delivery_mode == "ping" and not self.backchannel_client_notification_endpoint:
+            raise ValueError(f"client {self.client_id}: CIBA ping needs backchannel_client_notification_endpoint")
         return self
 
 

@@ -109,7 +109,7 @@ def ciba_poll(issuer: Issuer, auth: AuthenticatedClient, form: dict[str, str]) -
             request.last_poll = now
         if request.status == "pending" and issuer.ciba_auto and now - request.created >= CIBA_AUTO_APPROVAL_DELAY:
             request.status = "denied" if request.deny else "approved"
-    issuer.notes.ciba_status = request.status
+    issuer.notes.ciba_status, issuer.notes.ciba_ping = request.status, request.ping
     if request.expires < now:
         raise OAuthError("expired_token", "The auth_req_id has expired")
     if too_soon:

@@ -73,7 +73,7 @@ RESPONSE_TYPE_CODE: Final = "code"
 KEYCLOAK_RESPONSE_TYPES: Final = ("code", "none", "id_token", "token", "id_token token", "code id_token",
                                   "code token", "code id_token token")
 CIBA_CHANNELS: Final = ("CARD", "MOBILE")  # PSC's custom ``channel`` parameter
-CIBA_DELIVERY_MODES: Final = ("poll",)
+CIBA_DELIVERY_MODES: Final = ("poll", "ping")
 
 # -- lifetimes (seconds) -----------------------------------------------------------------------------------
 ACCESS_TOKEN_LIFETIME: Final = 120      # "2 minutes" (IG sécurisation, errors page)

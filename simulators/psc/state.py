@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from esante.simulators.kits.oauth.server import EXPIRED_KEPT, AuthorizationState, IssuedToken
+from esante.simulators.psc.notes import BackchannelDelivery
 from esante.simulators.psc.protocol import SESSION_IDLE_LIFETIME, SESSION_MAX_LIFETIME
 
 
@@ -63,6 +64,8 @@ class CibaRequest:
     status: CibaStatus = "pending"
     deny: bool = False  # the simulated professional will refuse (``ciba_deny`` behaviour)
     last_poll: float | None = None
+    notification_token: str | None = None  # ping mode: the bearer token of the client's notification
+    ping: BackchannelDelivery | None = None  # ping mode: the notification sent, and what the client answered
 
 
 class FederatorState(AuthorizationState):

@@ -7,6 +7,7 @@
 // and writes one JSON line on stdout: {ok: true, ...what the scenario saw} | {ok: false, error, code?}.
 // The CA the simulator's certificate chains to comes in NODE_EXTRA_CA_CERTS.
 import fs from "node:fs";
+import http from "node:http";
 import * as client from "openid-client";
 import { Agent, fetch as undiciFetch } from "undici";
 
@@ -99,6 +100,32 @@ const SCENARIOS = {
       login_hint: job.nationalId, binding_message: "42", channel: "MOBILE" });
     const tokens = await client.pollBackchannelAuthenticationGrant(config, started);
     return { claims: tokens.claims(), interval: started.interval };
+  },
+  /** CIBA in ping mode: PSC tells the client's notification endpoint (served here) when the professional has
+   * answered; the client then asks for its tokens once. */
+  async cibaPing(config) {
+    const token = client.randomState();
+    const notified = new Promise((resolve, reject) => {
+      const server = http.createServer((request, response) => {
+        let body = "";
+        request.on("data", (chunk) => { body += chunk; });
+        request.on("end", () => {
+          response.writeHead(204).end();
+          server.close();
+          resolve({ authorization: request.headers.authorization, body: JSON.parse(body) });
+        });
+      });
+      server.on("error", reject);
+      server.listen(job.pingPort, "127.0.0.1");
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));  // the notification endpoint is listening
+    const started = await client.initiateBackchannelAuthentication(config, { scope: SCOPE, acr_values: "eidas1",
+      login_hint: job.nationalId, binding_message: "17", channel: "CARD", client_notification_token: token });
+    const ping = await notified;
+    const tokens = await client.genericGrantRequest(config, "urn:openid:params:grant-type:ciba",
+      { auth_req_id: ping.body.auth_req_id });
+    return { claims: tokens.claims(), bearer: ping.authorization === `Bearer ${token}`,
+      sameRequest: ping.body.auth_req_id === started.auth_req_id };
   },
   /** The API Pro Santé connectée: the PSC token exchanged over mutual TLS for a certificate-bound one. */
   async tokenExchange(config) {
