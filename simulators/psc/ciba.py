@@ -88,7 +88,10 @@ class Ciba(Endpoints):
         with self.state.lock:
             if ciba.notification_token is None or ciba.ping is not None:
                 return None
-            uri = str(self.dataset.oidc_client(ciba.client_id).backchannel_client_notification_endpoint)
+            try:
+                uri = str(self.dataset.oidc_client(ciba.client_id).backchannel_client_notification_endpoint)
+            except KeyError:  # the data set changed since the request: no one to tell
+                return None
             ciba.ping = BackchannelDelivery(client_id=ciba.client_id, uri=uri)
         try:
             async with httpx.AsyncClient(timeout=PING_TIMEOUT) as http:
