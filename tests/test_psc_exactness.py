@@ -16,6 +16,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
+from esante.simulators.kits.oauth.oidc import token_hash
 from esante.simulators.psc.protocol import (
     AUTHORIZE_PATH,
     CIBA_PATH,
@@ -219,3 +220,11 @@ def test_a_ping_mode_client_must_give_its_notification_token(psc: RunningPsc) ->
         assert started.status_code == 200, started.text
     finally:
         assert psc.admin("PUT", "/dataset", {"data": saved}).status_code == 200
+
+
+def test_the_wrong_at_hash_behaviour_bends_only_the_at_hash(psc: RunningPsc) -> None:
+    assert psc.admin("PUT", "/faults", [{"kind": "behaviour", "fault_code": "id_token_wrong_at_hash",
+                                         "path_prefix": TOKEN_PATH, "count": 1}]).status_code == 200
+    bent, clean = code_flow(psc), code_flow(psc)
+    assert verified(psc, bent["id_token"])["at_hash"] != token_hash(bent["access_token"], "RS256")
+    assert verified(psc, clean["id_token"])["at_hash"] == token_hash(clean["access_token"], "RS256")
