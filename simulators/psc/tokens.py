@@ -1,7 +1,12 @@
 """Token issuance: ID tokens, access tokens (JWT, as Keycloak issues them), opaque refresh tokens.
 
-Named behaviours (``faults.yaml``) bend what is issued here: a wrong nonce, a forged signature, a weak acr,
-another audience, a rotated key, two-second lifetimes.
+Every ID token says when the professional signed in (``auth_time``, the session's: a refreshed one keeps it,
+OpenID Connect Core §12.2), carries the ``at_hash`` of the access token answered beside it (§3.1.3.6, as
+Keycloak always does) and the claims the ``claims`` request parameter asked for it (§5.5). A client's service
+account (client credentials) has a subject of its own and no professional.
+
+Named behaviours (``faults.yaml``) bend what is issued here: a wrong nonce or at_hash, a forged signature, a
+weak acr, another audience, a rotated key, two-second lifetimes.
 """
 
 from __future__ import annotations
