@@ -73,10 +73,10 @@ class MesState(AuthorizationState):
     def issue(self, pairing: Pairing, access_lifetime: float, offline: bool
               ) -> tuple[IssuedToken, IssuedToken | None]:
         """An access token and, for an offline scope, a refresh token good until the pairing's end."""
-        access = IssuedToken(id=new_id(32), kind="access", grant_id=pairing.id, scope=pairing.scope,
-                             expires=time.time() + access_lifetime)
-        refresh = IssuedToken(id=new_id(32), kind="refresh", grant_id=pairing.id, scope=pairing.scope,
-                              expires=pairing.expires) if offline else None
+        access = IssuedToken(id=new_id(32), kind="access", client_id=pairing.client_id, grant_id=pairing.id,
+                             scope=pairing.scope, expires=time.time() + access_lifetime)
+        refresh = IssuedToken(id=new_id(32), kind="refresh", client_id=pairing.client_id, grant_id=pairing.id,
+                              scope=pairing.scope, expires=pairing.expires) if offline else None
         self.keep(access, refresh)
         return access, refresh
 
