@@ -25,15 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from esante.harness import __version__
 from esante.harness.actions import ACTIONS, load_actions
 from esante.harness.campaign import LoadedCampaign, TestCase, load_campaign, resolve_campaign
 from esante.harness.checks import CheckContext, StepObservation, load_checks
 from esante.harness.proxy.settings import PROXY
-from esante.harness.runner import NotApplicable, check_result, exchange_summary, new_run_id, verdict_reason
+from esante.harness.runner import (
+    NotApplicable,
+    check_result,
+    exchange_summary,
+    new_run_id,
+    run_result,
+    verdict_reason,
+)
 from esante.reports import ReportPaths, write_reports
 from esante.reports.model import (
-    CampaignInfo,
     CandidateInfo,
     CaseResult,
     CheckResult,
@@ -129,11 +137,14 @@ def _copy(source: Path, target: Path) -> EvidenceStore:
     if target.exists():
         raise JudgeError(f"{target} exists: judge into a new folder (--out)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True), sqlite3.connect(target)
     try:
-        with sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True) as src, sqlite3.connect(target) as dst:
-            src.backup(dst)
+        src.backup(dst)
     except sqlite3.DatabaseError as exc:
         raise JudgeError(f"{source}: not an evidence store ({exc})") from None
+    finally:
+        src.close()
+        dst.close()
     store = EvidenceStore(target)
     problems = store.verify()
     if problems:
@@ -175,18 +186,12 @@ class _Judgement:
                                         "judged": {"run_id": self.captured_run, "services": sorted(self.services)}},
                           run_id=self.run_id)
         cases = [self._case(case) for case in self.campaign.cases]
-        last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
-                                 run_id=self.run_id)
-        return RunResult(
-            run_id=self.run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
-            campaign=CampaignInfo(id=header.id, version=header.version, title=header.title,
-                                  file=str(self.loaded.path), sha256=self.loaded.sha256,
-                                  requirements=self.campaign.requirements),
-            candidate=CandidateInfo(name=self.candidate.get("name", "captured candidate"),
-                                    version=self.candidate.get("version", "unknown"),
-                                    vendor=self.candidate.get("vendor"), mode="captured"),
-            simulators={p["service"]: p["upstream"] for p in self.captured.values() if p.get("service")},
-            cases=cases, evidence_chain_head=last.chain, evidence_records=last.seq)
+        candidate = CandidateInfo(name=self.candidate.get("name", "captured candidate"),
+                                  version=self.candidate.get("version", "unknown"),
+                                  vendor=self.candidate.get("vendor"), mode="captured")
+        upstreams = {p["service"]: str(p.get("upstream")) for p in self.captured.values() if p.get("service")}
+        return run_result(self.loaded, self.store, self.run_id, started, cases, candidate=candidate,
+                          simulators=upstreams)
 
     def _case(self, case: TestCase) -> CaseResult:
         started, t0 = utc_now(), time.perf_counter()
@@ -221,7 +226,8 @@ class _Judgement:
             if exchange.simulator == PROXY and exchange.id in self.captured:
                 payload = self.captured[exchange.id]
                 exchange = self._as_service(exchange, payload)
-                origins[exchange.id] = f"captured by esante proxy ({payload.get('mode')}) from {payload['upstream']}"
+                origins[exchange.id] = (f"captured by esante proxy ({payload.get('mode')}) "
+                                        f"from {payload.get('upstream')}")
             elif exchange.simulator not in self.services | {PROXY}:
                 origins[exchange.id] = f"journaled by the {exchange.simulator} simulator"
             else:
@@ -278,7 +284,10 @@ class _Judgement:
     def _step(self, record: Record) -> StepObservation:
         p = record.payload
         spec = ACTIONS.get(p.get("action") or "")
-        report = spec.report.model_validate(p["report"]) if spec is not None and p.get("report") else None
+        try:
+            report = spec.report.model_validate(p["report"]) if spec is not None and p.get("report") else None
+        except ValidationError:  # a report this kit does not read: as good as none
+            report = None
         return StepObservation(p.get("index", 0), p.get("action"), p.get("params") or {}, report,
                                p.get("elapsed_ms"), seq=record.seq)
 

@@ -120,17 +120,10 @@ class CampaignRunner:
             result = self._play(case)
             cases.append(result)
             self.progress(f"{case.id} {case.title}", result)
-        last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
-                                 run_id=self.run_id)
-        return RunResult(
-            run_id=self.run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
-            campaign=CampaignInfo(id=header.id, version=header.version, title=header.title,
-                                  file=str(self.loaded.path), sha256=self.loaded.sha256,
-                                  requirements=self.campaign.requirements),
-            candidate=CandidateResult(name=candidate.name, version=candidate.version, vendor=candidate.vendor,
-                                      url=self.driver.base_url if self.driver else None, mode=self.mode.value),
-            simulators=self.env.endpoints, cases=cases, evidence_chain_head=last.chain,
-            evidence_records=last.seq)
+        return run_result(self.loaded, self.store, self.run_id, started, cases, simulators=self.env.endpoints,
+                          candidate=CandidateResult(name=candidate.name, version=candidate.version,
+                                                    vendor=candidate.vendor, mode=self.mode.value,
+                                                    url=self.driver.base_url if self.driver else None))
 
     # -- one test case ---------------------------------------------------------------------------------------
     def _play(self, case: TestCase) -> CaseResult:
@@ -298,6 +291,20 @@ class CampaignRunner:
             id=case.id, title=case.title, requirements=case.requirements, severity=case.severity.value,
             verdict=verdict, reason=reason, started_at=started, duration_ms=round((time.perf_counter() - t0) * 1000, 1),
             steps=state.step_results, checks=checks, exchanges=[exchange_summary(e) for e in exchanges])
+
+
+def run_result(loaded: LoadedCampaign, store: EvidenceStore, run_id: str, started: str, cases: list[CaseResult], *,
+               candidate: CandidateResult, simulators: dict[str, str]) -> RunResult:
+    """Close a run in the evidence (``run.end``, its verdict counts) and give the results model the reports render."""
+    last = store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
+                        run_id=run_id)
+    header = loaded.campaign.campaign
+    return RunResult(
+        run_id=run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
+        campaign=CampaignInfo(id=header.id, version=header.version, title=header.title, file=str(loaded.path),
+                              sha256=loaded.sha256, requirements=loaded.campaign.requirements),
+        candidate=candidate, simulators=simulators, cases=cases, evidence_chain_head=last.chain,
+        evidence_records=last.seq)
 
 
 def verdict_reason(verdict: Verdict, checks: list[CheckResult]) -> str:

@@ -54,6 +54,7 @@ from esante.simulators.core.pki import CA_CERT_FILE, TestCA, client_ssl_context,
 from esante.simulators.core.runtime import SimulatorSettings, TlsSettings
 from esante.simulators.core.server import ServerHandle, free_port
 from tests.conftest import official_request
+from tests.insi_official import require_official
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,3 +410,37 @@ def _answer_once(listener: socket.socket, context: ssl.SSLContext) -> None:
         tls.recv(65536)
         tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
                     b"hello")
+
+
+# -- an outsider: zeep, from the official WSDL alone --------------------------------------------------------------
+def test_zeep_through_the_proxy_then_against_the_replay(tmp_path: Path, mitmdump: str) -> None:
+    """An independent SOAP client generated from the official INSi WSDL reads the same answers through the proxy
+    (mutual TLS with its own certificate) and from the replay of what the proxy recorded; and the replay's fault
+    for a request never recorded parses as the WSDL's ``siram:Erreur``."""
+    require_official()
+    from zeep.exceptions import Fault
+
+    from tests.test_insi_zeep import InsiZeep, _assert_found, requests
+
+    pki, recordings = tmp_path / "pki", tmp_path / "recordings"
+    with LocalEnvironment(["insi"], store=EvidenceStore(tmp_path / "e.sqlite"), pki_dir=pki) as env:
+        cert, key = TestCA.load_or_create(pki).issue_client("INSI-AUTO").write(pki / "zeep", "insi-auto")
+        session = requests.Session()
+        session.verify, session.cert = str(pki / CA_CERT_FILE), (str(cert), str(key))
+        settings = ProxySettings([Upstream("insi", env.endpoints["insi"])], pki_dir=pki,
+                                 upstream_ca=pki / CA_CERT_FILE, client_certs=pki / "zeep", record_dir=recordings,
+                                 mitmdump=mitmdump)
+        with ProxyHandle(settings, env.store) as proxy:
+            found = InsiZeep(proxy.endpoints({})["insi"] + "/lps", session).traits("NOËL", ["FRANÇOIS"], "M",
+                                                                                   "1971-12-25")
+    _assert_found(found, "1711244109063", "96", "FRANCOIS GABRIEL")
+    replay_settings = SimulatorSettings(evidence_path=tmp_path / "replay.sqlite", pki_dir=pki,
+                                        options={"recordings": str(recordings)})
+    replay_app = create_app(build_simulator("replay", replay_settings), replay_settings)
+    with ServerHandle(replay_app, tls=TlsSettings(pki_dir=pki)) as replay:
+        client = InsiZeep(f"{replay.url}/lps", session)
+        _assert_found(client.traits("NOËL", ["FRANÇOIS"], "M", "1971-12-25"), "1711244109063", "96",
+                      "FRANCOIS GABRIEL")
+        with pytest.raises(Fault) as fault:
+            client.traits("NEVERSEEN", ["X"], "M", "1971-12-25")
+    assert client.erreur(fault.value).code and fault.value.code

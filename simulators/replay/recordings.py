@@ -185,7 +185,7 @@ def recording_name(sequence: int, recording: Recording) -> str:
     """``0001-INSI-01-RECSANSVITALE.yaml``: sorts in recording order, says the case and the operation."""
     label = recording.match.get("operation") or recording.request.path.strip("/").replace("/", "_") or "root"
     parts = [f"{sequence:04d}", recording.case or "no-case", str(label)]
-    return "-".join("".join(c if c.isalnum() or c in "._" else "_" for c in part) for part in parts)[:150] \
+    return "-".join("".join(c if c.isalnum() or c in "._-" else "_" for c in part) for part in parts)[:150] \
         + RECORDING_SUFFIX
 
 
