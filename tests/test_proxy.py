@@ -444,3 +444,14 @@ def test_zeep_through_the_proxy_then_against_the_replay(tmp_path: Path, mitmdump
         with pytest.raises(Fault) as fault:
             client.traits("NEVERSEEN", ["X"], "M", "1971-12-25")
     assert client.erreur(fault.value).code and fault.value.code
+
+
+def test_without_mitmproxy_the_proxy_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESANTE_MITMDUMP", str(tmp_path / "absent"))
+    with pytest.raises(ProxyUnavailable, match=r"mitmproxy==11\.0\.2"):
+        find_mitmdump()
+    result = CliRunner().invoke(app, ["proxy", "--upstream", "insi=https://127.0.0.1:1", "--evidence",
+                                      str(tmp_path / "capture.sqlite")])
+    assert result.exit_code == 4 and "ESANTE_MITMDUMP" in result.output
+    wrong = CliRunner().invoke(app, ["proxy", "--upstream", "insi", "--evidence", str(tmp_path / "capture.sqlite")])
+    assert wrong.exit_code == 4 and "SERVICE=URL" in wrong.output

@@ -23,6 +23,7 @@ import base64
 import json
 import logging
 import os
+import time
 from collections import OrderedDict
 from http.client import HTTPConnection
 from pathlib import Path
@@ -162,11 +163,11 @@ class Capture:
         request = flow.request
         path, _, query = request.path.partition("?")
         client = flow.client_conn
-        payload = {"flow": flow.id, "listener": client.proxy_mode.full_spec, "host": request.host,
+        payload = {"listener": client.proxy_mode.full_spec, "host": request.host,
                    "port": request.port, "upstream_scheme": request.scheme, "method": request.method,
                    "path": unquote(path), "query": query, "scheme": "https" if client.tls_established else "http",
                    "headers": _fields(request.headers), "client": _address(client.peername),
-                   "client_certificate": _pem(client), "started": request.timestamp_start, **_bodies(request)}
+                   "client_certificate": _pem(client), **_bodies(request)}
         try:
             flow.metadata[EXCHANGE] = (await CONTROLLER.send("request", payload))["exchange_id"]
             return True
@@ -184,10 +185,9 @@ class Capture:
         upstream = {"address": _address(server.address), "peer": _address(server.peername), "sni": server.sni,
                     "tls_version": server.tls_version, "certificate": _pem(server),
                     "client_certificate": _PRESENTED.get(_address(flow.client_conn.peername) or "")}
-        ended = flow.response.timestamp_end if flow.response and flow.response.timestamp_end else None
+        ended = (flow.response.timestamp_end if flow.response else None) or time.time()
         payload = {"exchange_id": exchange, "upstream": upstream, **answer,
-                   "duration_ms": round(((ended or flow.request.timestamp_end or 0) - flow.request.timestamp_start)
-                                        * 1000, 3) if ended else None}
+                   "duration_ms": round((ended - flow.request.timestamp_start) * 1000, 3)}
         try:
             await CONTROLLER.send("response", payload)
         except (OSError, RuntimeError) as exc:

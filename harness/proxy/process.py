@@ -58,7 +58,7 @@ class ProxyHandle:
         self.ports = {u.service: settings.ports.get(u.service) or free_port(settings.host) for u in settings.upstreams}
         self.port = settings.port or free_port(settings.host)
         self._controller = ServerHandle(control_app(self.control), host=settings.host, port=settings.admin_port)
-        self._confdir = Path(tempfile.mkdtemp(prefix="esante-proxy-"))
+        self._confdir = Path()  # mitmproxy's configuration folder (its CA), made by start()
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- where the candidate and the harness reach it --------------------------------------------------------------
@@ -101,6 +101,8 @@ class ProxyHandle:
                 "-s", str(ADDONS), *(a for k, v in options.items() for a in ("--set", f"{k}={v}"))]
 
     def start(self) -> ProxyHandle:
+        find_mitmdump(self.settings.mitmdump)  # says how to install it, before anything is made
+        self._confdir = Path(tempfile.mkdtemp(prefix="esante-proxy-"))
         command = self.command()
         self._write_ca()
         self._controller.start()
