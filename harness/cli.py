@@ -137,6 +137,7 @@ def verify(bundle: Path, trusted_key: Path | None = typer.Option(None, help="PEM
 
 @app.command()
 def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulator name (insi)"),
+        recordings: Path | None = typer.Argument(None, help="replay: the recordings folder (esante proxy --record)"),
         host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
         port: int = typer.Option(8001, envvar="ESANTE_PORT"),
         tls: bool = typer.Option(False, envvar="ESANTE_TLS", help="serve HTTPS with a certificate from the test PKI"),
@@ -163,6 +164,8 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     pki = pki_dir or default_pki_dir()
     settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset, pki_dir=pki)
     settings.options.update(_options(option))
+    if recordings is not None:
+        settings.options["recordings"] = str(recordings)
     try:
         simulator = build_simulator(name, settings)
     except (KeyError, TypeError, ValueError) as exc:  # unknown simulator, or an option it does not take
@@ -301,6 +304,73 @@ def _wait_for_interrupt() -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def proxy(upstream: list[str] = typer.Option(..., help="a service behind the proxy, SERVICE=URL "
+                                                       "(insi=https://host:port); repeat for several"),
+          mode: str = typer.Option("reverse", help="reverse (the candidate calls the proxy) or explicit (the "
+                                                   "candidate keeps the services' URLs and uses the proxy)"),
+          host: str = typer.Option("127.0.0.1", help="the address to listen on"),
+          port: int = typer.Option(8080, help="explicit mode: the proxy's port"),
+          service_port: list[str] = typer.Option([], help="reverse mode: a fixed port, SERVICE=PORT"),
+          admin_port: int = typer.Option(8079, help="the admin API's port (case context, journal)"),
+          evidence: Path = typer.Option(Path("evidence.sqlite"), envvar="ESANTE_EVIDENCE"),
+          pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR", help="the test PKI: its CA signs the "
+                                                                               "certificates the candidate sees"),
+          upstream_ca: Path | None = typer.Option(None, help="the CA the upstream's certificate chains to "
+                                                             "[default: the public CAs]"),
+          client_certs: Path | None = typer.Option(None, help="a folder of the candidate's client certificates "
+                                                              "with their keys: the one it presents goes upstream"),
+          client_cert: Path | None = typer.Option(None, help="a client certificate with its key, presented "
+                                                             "upstream otherwise"),
+          record: Path | None = typer.Option(None, help="keep each upstream answer with its request in this folder "
+                                                        "(for esante sim replay)"),
+          mask_secrets: bool = typer.Option(False, help="record: mask tokens and assertions (always flagged)"),
+          mitmdump: str | None = typer.Option(None, envvar="ESANTE_MITMDUMP", help="mitmproxy's mitmdump "
+                                                                               "[default: on the PATH]")) -> None:
+    """Capture a candidate's traffic with a service into the evidence store (mitmproxy), until Ctrl-C."""
+    from esante.harness.proxy import ProxyHandle, ProxySettings, ProxyUnavailable, Upstream, describe
+    from esante.simulators.core.pki import default_pki_dir
+
+    try:
+        settings = ProxySettings(
+            [Upstream.parse(u) for u in upstream], mode=mode, host=host, port=port,
+            ports={k: int(v) for k, v in _pairs(service_port, "=").items()}, admin_port=admin_port,
+            evidence_path=evidence, pki_dir=pki_dir or default_pki_dir(), upstream_ca=upstream_ca,
+            client_certs=client_certs, client_cert=client_cert, record_dir=record, mask_secrets=mask_secrets,
+            mitmdump=mitmdump)
+        with ProxyHandle(settings) as running:
+            console.print(describe(running), soft_wrap=True, highlight=False, markup=False)
+            _wait_for_interrupt()
+    except (ValueError, ProxyUnavailable) as exc:
+        console.print(f"[red]cannot proxy:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    console.print("proxy stopped")
+
+
+@app.command()
+def judge(campaign: str = typer.Argument(..., help="campaign file, or a shipped campaign name (insi)"),
+          evidence: Path = typer.Option(..., help="the capture: an evidence store, or a folder holding one"),
+          run_id: str | None = typer.Option(None, "--run", help="the captured run [default: the last captured]"),
+          case: list[str] = typer.Option([], help="judge only these case ids"),
+          out: Path | None = typer.Option(None, help="output folder (default runs/<judge id>/)"),
+          signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle")) -> None:
+    """Run a campaign's checks on captured traffic (esante proxy) and write the reports and the bundle."""
+    from esante.harness.judge import JudgeError, JudgeRequest
+    from esante.harness.judge import judge as judge_capture
+
+    try:
+        output = judge_capture(JudgeRequest(campaign, evidence, out_dir=out, run_id=run_id,
+                                            case_ids=set(case) or None, signing_key=signing_key))
+    except (CampaignError, FileNotFoundError, JudgeError) as exc:
+        console.print(f"[red]cannot judge:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    for result in output.result.cases:
+        _progress(f"{result.id} {result.title}", result)
+    console.print(f"judgement   {output.result.run_id} of {evidence}\nHTML report {output.reports.html}\n"
+                  f"PDF report  {output.reports.pdf}\nevidence    {output.reports.bundle}", soft_wrap=True)
+    raise typer.Exit(exit_code(output.result))
 
 
 @app.command("check-campaign")

@@ -26,7 +26,7 @@ from esante.harness import __version__
 from esante.harness.actions import ACTIONS, ActionSpec, load_actions
 from esante.harness.browser import Browser
 from esante.harness.campaign import LoadedCampaign, Mode, Step, TestCase
-from esante.harness.checks import CheckContext, StepObservation, load_checks
+from esante.harness.checks import CheckContext, RegisteredCheck, StepObservation, load_checks
 from esante.harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
 from esante.harness.environment import SimulatorClient
 from esante.harness.operator import Operator
@@ -120,17 +120,10 @@ class CampaignRunner:
             result = self._play(case)
             cases.append(result)
             self.progress(f"{case.id} {case.title}", result)
-        last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
-                                 run_id=self.run_id)
-        return RunResult(
-            run_id=self.run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
-            campaign=CampaignInfo(id=header.id, version=header.version, title=header.title,
-                                  file=str(self.loaded.path), sha256=self.loaded.sha256,
-                                  requirements=self.campaign.requirements),
-            candidate=CandidateResult(name=candidate.name, version=candidate.version, vendor=candidate.vendor,
-                                      url=self.driver.base_url if self.driver else None, mode=self.mode.value),
-            simulators=self.env.endpoints, cases=cases, evidence_chain_head=last.chain,
-            evidence_records=last.seq)
+        return run_result(self.loaded, self.store, self.run_id, started, cases, simulators=self.env.endpoints,
+                          candidate=CandidateResult(name=candidate.name, version=candidate.version,
+                                                    vendor=candidate.vendor, mode=self.mode.value,
+                                                    url=self.driver.base_url if self.driver else None))
 
     # -- one test case ---------------------------------------------------------------------------------------
     def _play(self, case: TestCase) -> CaseResult:
@@ -158,7 +151,7 @@ class CampaignRunner:
         checks = [] if state.error else self._judge(case, dataset, exchanges, state)
         checks += state.problems
         verdict = Verdict.ERROR if state.error else worst([c.verdict for c in checks])
-        reason = state.error or self._reason(verdict, checks)
+        reason = state.error or verdict_reason(verdict, checks)
         record = self.store.append("case.verdict", {"verdict": verdict.value, "reason": reason,
                                                     "checks": [c.model_dump(mode="json") for c in checks]},
                                    run_id=self.run_id, case_id=case.id)
@@ -288,36 +281,64 @@ class CampaignRunner:
                 results.append(CheckResult(check=expectation.check, requirements=[], verdict=Verdict.ERROR,
                                            message=f"no check named {expectation.check!r} is registered"))
                 continue
-            ctx = CheckContext(case.id, exchanges, state.steps, expectation.with_, dataset)
-            try:
-                outcome = registered(ctx)
-            except Exception as exc:  # a check that crashes is a harness error, never a pass
-                message = f"check crashed: {type(exc).__name__}: {exc}"
-                results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
-                                           verdict=Verdict.ERROR, message=message))
-                continue
-            refs = [EvidenceRef(seq=e.request_seq, digest=e.request_digest, kind="exchange.request",
-                                label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
-            results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
-                                       verdict=outcome.verdict, message=outcome.message, evidence=refs))
+            results.append(check_result(registered, CheckContext(case.id, exchanges, state.steps, expectation.with_,
+                                                                 dataset)))
         return results
-
-    @staticmethod
-    def _reason(verdict: Verdict, checks: list[CheckResult]) -> str:
-        if verdict is Verdict.PASSED:
-            return f"all {len(checks)} check(s) passed"
-        bad = [c for c in checks if c.verdict == verdict]
-        return "; ".join(f"{c.check}: {c.message}" for c in bad)
 
     def _result(self, case: TestCase, started: str, t0: float, verdict: Verdict, reason: str, state: _CaseState,
                 checks: list[CheckResult], exchanges: list[Exchange], record: Record) -> CaseResult:
         return CaseResult(
             id=case.id, title=case.title, requirements=case.requirements, severity=case.severity.value,
             verdict=verdict, reason=reason, started_at=started, duration_ms=round((time.perf_counter() - t0) * 1000, 1),
-            steps=state.step_results, checks=checks, exchanges=[_summary(e) for e in exchanges])
+            steps=state.step_results, checks=checks, exchanges=[exchange_summary(e) for e in exchanges])
 
 
-def _summary(e: Exchange) -> ExchangeSummary:
+def run_result(loaded: LoadedCampaign, store: EvidenceStore, run_id: str, started: str, cases: list[CaseResult], *,
+               candidate: CandidateResult, simulators: dict[str, str]) -> RunResult:
+    """Close a run in the evidence (``run.end``, its verdict counts) and give the results model the reports render."""
+    last = store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
+                        run_id=run_id)
+    header = loaded.campaign.campaign
+    return RunResult(
+        run_id=run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
+        campaign=CampaignInfo(id=header.id, version=header.version, title=header.title, file=str(loaded.path),
+                              sha256=loaded.sha256, requirements=loaded.campaign.requirements),
+        candidate=candidate, simulators=simulators, cases=cases, evidence_chain_head=last.chain,
+        evidence_records=last.seq)
+
+
+def verdict_reason(verdict: Verdict, checks: list[CheckResult]) -> str:
+    """Why a case has its verdict: the checks that gave it."""
+    if verdict is Verdict.PASSED:
+        return f"all {len(checks)} check(s) passed"
+    bad = [c for c in checks if c.verdict == verdict]
+    return "; ".join(f"{c.check}: {c.message}" for c in bad)
+
+
+class NotApplicable(Exception):
+    """Raised while a check reads what this observation does not hold (what only a simulator knows, the
+    candidate's reports): the check is reported not applicable, saying why, never passed."""
+
+
+def check_result(registered: RegisteredCheck, ctx: CheckContext) -> CheckResult:
+    """One check's verdict in one context, with the exchanges it cites."""
+    requirements = list(registered.requirements)
+    try:
+        outcome = registered(ctx)
+    except NotApplicable as exc:
+        return CheckResult(check=registered.name, requirements=requirements, verdict=Verdict.SKIPPED,
+                           message=f"not applicable: {exc}")
+    except Exception as exc:  # a check that crashes is a harness error, never a pass
+        return CheckResult(check=registered.name, requirements=requirements, verdict=Verdict.ERROR,
+                           message=f"check crashed: {type(exc).__name__}: {exc}")
+    refs = [EvidenceRef(seq=e.request_seq, digest=e.request_digest, kind="exchange.request",
+                        label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
+    return CheckResult(check=registered.name, requirements=requirements, verdict=outcome.verdict,
+                       message=outcome.message, evidence=refs)
+
+
+def exchange_summary(e: Exchange) -> ExchangeSummary:
+    """An exchange as the reports show it."""
     notes = dict(e.notes)
     operation, faults = notes.pop("operation", None), notes.pop("injected_faults", None) or []
     return ExchangeSummary(
