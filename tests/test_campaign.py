@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from esante.harness.campaign import CampaignError, campaign_schema, load_campaign, resolve_campaign
 from esante.harness.checks import load_checks
+from esante.harness.kits import kits
+from esante.harness.session import load
 
 ROOT = Path(__file__).parent.parent
 BAD = Path(__file__).parent / "vectors" / "campaigns"
@@ -37,6 +39,41 @@ def test_unknown_check_is_named_with_file_and_line() -> None:
     with pytest.raises(CampaignError) as error:
         load_campaign(BAD / "unknown_check.yaml", known_checks=load_checks())
     assert "unknown_check.yaml:18: cases[0].expect[1].check: unknown check 'insi.does_not_exist'" in str(error.value)
+
+
+@pytest.mark.parametrize("name", sorted(kits()))
+def test_shipped_campaigns_play_as_written(name: str) -> None:
+    """Every step of every shipped campaign builds its parameters from the data set, with a known action."""
+    assert load(name).campaign.cases
+
+
+def test_every_problem_a_run_would_trip_on_is_named_in_one_pass() -> None:
+    with pytest.raises(CampaignError) as error:
+        load(str(BAD / "many_problems.yaml"))
+    found = str(error.value).splitlines()
+    expected = [
+        ":6: campaign.simulators[1]: unknown simulator 'nosuch'",
+        ":14: cases[0].steps[0].action: unknown driver action 'insi.lookup_trait' (did you mean "
+        "'insi.lookup_traits'?)",
+        ":22: cases[1].steps[0]: insi.lookup_traits: no patient with id 'P999' in data set 'default'",
+        ":28: cases[2].requirements[0]: requirement 'INSI-NOPE-01' is not declared",
+        ":34: cases[2].expect[0].check: unknown check 'insi.does_not_exist'",
+        ":35: cases[2].expect[1].check: check 'insi.security_context' judges requirement(s) the campaign does "
+        "not declare: INSI-SEC-01",
+        ":38: cases[3].severity: Input should be",
+    ]
+    assert len(found) == len(expected), found
+    for line, wanted in zip(found, expected, strict=True):
+        assert line.startswith(str(BAD / "many_problems.yaml")) and wanted in line, line
+
+
+def test_duplicate_case_ids_are_named_at_the_second(tmp_path: Path) -> None:
+    data = yaml.safe_load(resolve_campaign("insi").read_text())
+    data["cases"][3]["id"] = data["cases"][1]["id"]
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    with pytest.raises(CampaignError, match=r"twice.yaml:\d+: cases\[3\]\.id: duplicate test case id 'INSI-02'"):
+        load_campaign(path)
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
