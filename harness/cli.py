@@ -205,7 +205,9 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
         pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR"),
         option: list[str] = typer.Option([], envvar="ESANTE_SIM_OPTIONS",
                                           help="a simulator option KEY=VALUE, e.g. auto_login=PS001 or "
-                                               "ciba=manual for psc")) -> None:
+                                               "ciba=manual for psc"),
+        stop_with_parent: bool = typer.Option(False, hidden=True, help="stop when the process that started this "
+                                                                       "one is gone (the pytest plugin's)")) -> None:
     """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed).
 
     Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
@@ -230,7 +232,29 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
                                hostnames=tuple(hostname)) if tls or mtls else None
     console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
                   f"(evidence {evidence}); admin token: {settings.admin_token}")
+    if stop_with_parent:
+        _stop_with_parent()
     serve(create_app(simulator, settings), host=host, port=port, tls=tls_settings)
+
+
+def _stop_with_parent(poll: float = 0.5, grace: float = 10.0) -> None:
+    """Stop as on SIGTERM once this process's parent is gone (it is then adopted: its parent id changes), and for
+    good ``grace`` seconds later: a simulator a test session started must not outlive it, however it ended."""
+    import os
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
 def _port_taken(host: str, port: int) -> str | None:
