@@ -139,19 +139,19 @@ class CampaignRunner:
             "candidate": candidate.model_dump(), "harness_version": __version__, "mode": self.mode.value,
             "simulators": self.env.endpoints, **({"cases_done": sorted(done)} if self.resumed else {})},
             run_id=self.run_id)
-        to_play = [c for c in self.campaign.cases if c.id not in done and self._skip_reason(c) is None]
+        to_play = [c.id for c in self.campaign.cases if c.id not in done and self._skip_reason(c) is None]
+        positions = {case_id: n for n, case_id in enumerate(to_play, 1)}
         cases = []
         for case in self.campaign.cases:
             if case.id in done:
                 cases.append(done[case.id])
                 continue
-            position = next((n for n, c in enumerate(to_play, 1) if c is case), 0)
-            if position:
-                self.progress(CaseProgress(position, len(to_play), case))
+            if case.id in positions:
+                self.progress(CaseProgress(positions[case.id], len(to_play), case))
             result = self._play(case)
             cases.append(result)
-            if position:
-                self.progress(CaseProgress(position, len(to_play), case, result))
+            if case.id in positions:
+                self.progress(CaseProgress(positions[case.id], len(to_play), case, result))
         last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
                                  run_id=self.run_id)
         return RunResult(

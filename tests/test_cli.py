@@ -4,6 +4,7 @@ not a file, a port in use), ``check-campaign``, ``schema``."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -13,11 +14,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from esante.harness.cli import app
 from esante.harness.kits import defects, kits
-from esante.harness.run_display import MAX_REASON, shorten
+from esante.harness.run_display import MAX_REASON, RunDisplay, shorten
+from esante.harness.runner import CaseProgress
+from esante.harness.session import load
+from esante.reports.model import CaseResult, CheckResult, Verdict
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -71,6 +76,33 @@ def test_a_long_reason_is_cut_at_a_word_with_an_ellipsis() -> None:
     shortened = shorten(reason)
     assert len(shortened) <= MAX_REASON + 2 and shortened.endswith("DateNaissance …")
     assert shorten("short enough") == "short enough"
+
+
+def test_on_a_terminal_a_progress_bar_runs_beneath_the_lines() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    case = load("insi").campaign.cases[0]
+    result = CaseResult(id=case.id, title=case.title, requirements=[], severity="major", verdict=Verdict.FAILED,
+                        reason="r", started_at="", duration_ms=120.0, checks=[CheckResult(
+                            check="insi.soap12_envelope", requirements=["INSI-EXG-01"], verdict=Verdict.FAILED,
+                            message="body is not a SOAP envelope")])
+    with RunDisplay(console, live=True) as display:
+        display(CaseProgress(1, 2, case))
+        display(CaseProgress(1, 2, case, result))
+    shown = screen.getvalue()
+    assert "1/2" in shown and "\x1b[" in shown  # the bar, drawn with terminal codes
+    assert "INSI-01 Identity found from traits (0.1 s)" in shown
+    assert "insi.soap12_envelope [INSI-EXG-01]: body is not a SOAP envelope" in shown
+
+
+def test_an_operator_session_without_input_stops_and_says_how_to_resume(tmp_path: Path,
+                                                                          env: dict[str, str]) -> None:
+    out = tmp_path / "session"
+    stopped = CliRunner().invoke(app, ["run", "insi", "--operator", "--out", str(out), "--case", "INSI-02"],
+                                 input="", env=env)
+    assert stopped.exit_code == 130, stopped.output
+    assert f"resume: esante run insi --candidate reference --operator --resume {out}" in stopped.output
+    assert CliRunner().invoke(app, ["run", "insi", "--resume", str(out)], env=env).exit_code == 2  # no --operator
 
 
 def test_check_campaign_names_file_line_and_field(tmp_path: Path) -> None:
