@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shlex
 import socket
 import zipfile
 from pathlib import Path
@@ -102,8 +103,6 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
         with RunDisplay(console, live=console.is_terminal and not operator) as display:
             output = play(request, progress=display)
     except RunInterrupted as stopped:
-        import shlex
-
         console.print(Text(f"\n{stopped}"), soft_wrap=True)
         console.print(Text("resume: " + shlex.join([*again, "--resume", str(stopped.out_dir)])), soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -265,8 +264,9 @@ def _port_taken(host: str, port: int) -> str | None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
-        in_use = "the port is in use (another simulator, or another program)"
-        return in_use if exc.errno in (errno.EADDRINUSE, errno.EACCES) else exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            return "the port is in use (another simulator, or another program)"
+        return exc.strerror or str(exc)
     return None
 
 

@@ -189,6 +189,8 @@ def play(request: RunRequest, progress: Progress | None = None) -> RunOutput:
     session = saved or (SavedSession(run_id=run_id, started_at=utc_now(), campaign_sha256=loaded.sha256,
                                      case_ids=sorted(request.case_ids) if request.case_ids else None)
                         if operator else None)
+    if session is not None:
+        session.write(out_dir)  # resumable from the start, even before a case is judged
     case_ids = set(saved.case_ids) if saved and saved.case_ids else request.case_ids
     resumed = Resumed(saved.started_at, {r.id: r for r in saved.results}) if saved else None
     with environment(request, header.simulators, store, pki_dir, header.dataset) as env, \

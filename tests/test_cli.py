@@ -102,6 +102,7 @@ def test_an_operator_session_without_input_stops_and_says_how_to_resume(tmp_path
                                  input="", env=env)
     assert stopped.exit_code == 130, stopped.output
     assert f"resume: esante run insi --candidate reference --operator --resume {out}" in stopped.output
+    assert (out / "operator-session.json").is_file()  # resumable though no case was judged
     assert CliRunner().invoke(app, ["run", "insi", "--resume", str(out)], env=env).exit_code == 2  # no --operator
 
 
