@@ -384,7 +384,7 @@ def _step(where: _Where, loc: tuple[Any, ...], step: Step, actions: Mapping[str,
         return [where((*loc, "action"), f"unknown driver action {step.action!r}{_close(step.action, actions)}")]
     try:
         params = spec.parameters(step, dataset)
-    except (LookupError, ValueError, TypeError) as exc:
+    except Exception as exc:  # a kit's builder meets whatever the file holds: any failure is the file's problem
         return [where(loc, f"{step.action}: {_first_line(exc)}")]
     try:
         (step.instruction or spec.instruction).format_map(params)

@@ -168,3 +168,22 @@ def test_deeply_nested_yaml_is_refused(tmp_path: Path) -> None:
     deep.write_text("campaign: " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(CampaignError, match="nested too deeply"):
         load_campaign(deep)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=UNTIMED)
+@given(case=st.integers(0, 16), field=st.sampled_from(["patient", "professional", "with", "action", "instruction"]),
+       junk=st.one_of(st.none(), st.integers(), text, st.lists(text, max_size=2),
+                      st.dictionaries(st.sampled_from(["traits", "ins", "status", "card", "structure"]),
+                                      st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)),
+                                      max_size=2)))
+def test_what_a_step_names_is_checked_without_ever_failing_otherwise(tmp_path: Path, case: int, field: str,
+                                                                     junk: object) -> None:
+    """Junk where a step names its patient, parameters or instruction: a valid campaign or a CampaignError."""
+    data = yaml.safe_load(resolve_campaign("insi").read_text(encoding="utf-8"))
+    data["cases"][case]["steps"][0][field] = junk
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    try:
+        load(str(path))
+    except CampaignError as exc:
+        assert str(exc).startswith(str(path) + ":")
