@@ -203,3 +203,19 @@ def _report_fields(report: Any) -> dict[str, str]:
         if sep and name.strip():
             fields.setdefault(name.strip().lower(), value.strip())
     return fields
+
+
+# -- in a worker process (the mail kit's WorkerPool) ---------------------------------------------------------------
+_WORKER_DATASET: list[Dataset] = []
+
+
+def worker_init(dataset: Dataset) -> None:
+    """A worker process's start: the data set its inspections judge against."""
+    _WORKER_DATASET[:] = [dataset]
+
+
+def inspect_in_worker(raw: bytes, recipients: list[str], patients: list[str],
+                      originals: dict[str, Original]) -> MessageNotes:
+    """:func:`inspect_message` with the worker's data set."""
+    return inspect_message(raw, recipients, dataset=_WORKER_DATASET[0], patient_recipients=patients,
+                           originals=originals)
