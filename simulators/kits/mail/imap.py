@@ -113,9 +113,9 @@ class _Refused(ResponseError):
 
 
 class _LineRefused(Exception):
-    def __init__(self, tag: bytes, reason: bytes) -> None:
+    def __init__(self, tag: bytes, reason: bytes, *, close: bool = False) -> None:
         super().__init__(reason)
-        self.tag, self.reason = tag, reason
+        self.tag, self.reason, self.close = tag, reason, close
 
 
 # -- commands pymap lacks ---------------------------------------------------------------------------------------
@@ -294,7 +294,10 @@ class MailImapState(ConnectionState):
 
     async def do_command(self, cmd: Command) -> CommandResponse:
         if isinstance(cmd, _RefusedLine):
-            return ResponseBad(cmd.tag, cmd.reason)
+            response = ResponseBad(cmd.tag, cmd.reason)
+            if cmd.close:
+                response.add_untagged(ResponseBye(b"Closing the connection."))
+            return response
         ended = self.rules.command(_name(cmd), self._session is not None)
         if ended:
             raise _Refused(lambda tag: ResponseBye(ended.encode(), ResponseCode.of(b"ALERT")))
@@ -347,9 +350,9 @@ class _RefusedLine(Command):
 
     command = b"[REFUSED]"
 
-    def __init__(self, tag: bytes, reason: bytes) -> None:
+    def __init__(self, tag: bytes, reason: bytes, *, close: bool = False) -> None:
         super().__init__(tag)
-        self.reason = reason
+        self.reason, self.close = reason, close
 
     @classmethod
     def parse(cls, buf: memoryview, params: Params) -> tuple[Command, memoryview]:  # pragma: no cover
@@ -388,9 +391,10 @@ class MailImapConnection(IMAPConnection):
         except asyncio.IncompleteReadError as partial:
             self.rules.record.heard(partial.partial)
             raise EOFError() from None
-        except asyncio.LimitOverrunError:
+        except asyncio.LimitOverrunError as overrun:
+            head = await self.reader.readexactly(overrun.consumed)
             await self._discard_line()
-            raise _LineRefused(b"*", b"Command line too long (at most %d bytes)." % MAX_LINE) from None
+            raise _LineRefused(_tag(head), b"Command line too long (at most %d bytes)." % MAX_LINE) from None
         self.rules.record.heard(line)
         return line
 
@@ -419,19 +423,10 @@ class MailImapConnection(IMAPConnection):
             literals += 1
             length = int(plus.group(1))
             if length > MAX_LITERAL_PLUS or literals > MAX_LITERALS:
-                await self._skip(length)
-                raise _LineRefused(_tag(buf), b"Literal too large or too many literals.")
+                # RFC 7888 §4: refused, and the connection closed rather than the promised octets read
+                raise _LineRefused(_tag(buf), b"[TOOBIG] Literal too large or too many literals.", close=True)
             buf += await self._literal(length)
             buf += await self._line()
-
-    async def _skip(self, length: int) -> None:
-        """Read and drop a refused literal and the rest of its line, in chunks: nothing is kept."""
-        while length > 0:
-            chunk = await self.reader.read(min(length, 64 * 1024))
-            if not chunk:
-                raise EOFError()
-            length -= len(chunk)
-        await self._discard_line()
 
     async def read_continuation(self, literal_length: int) -> memoryview:
         literal = await self._literal(literal_length)
@@ -441,7 +436,7 @@ class MailImapConnection(IMAPConnection):
         try:
             line = await self.readline()
         except _LineRefused as refused:
-            return _RefusedLine(refused.tag, refused.reason)
+            return _RefusedLine(refused.tag, refused.reason, close=refused.close)
         if _nesting(line) > MAX_NESTING:
             return _RefusedLine(_tag(line), b"Parentheses nested too deep (at most %d)." % MAX_NESTING)
         continuations: list[memoryview] = []
