@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from pymap.backend.dict.mailbox import MailboxData, MailboxSet, Message
 from pymap.exceptions import AppendFailure
@@ -24,6 +24,7 @@ from pymap.parsing.message import AppendMessage
 from pymap.parsing.response import ResponseCode
 
 from esante.simulators.kits.mail.bounds import StructureRefused, check_structure
+from esante.simulators.kits.mail.structure import RfcMessage
 
 #: The folders every address has after a reset, with their RFC 6154 attribute: a client saves sent mail in
 #: ``Sent``, drafts in ``Drafts``, and moves what it deletes to ``Trash``.
@@ -54,13 +55,29 @@ class StoreMailbox(MailboxData):
         content = await asyncio.to_thread(MessageContent.parse, raw)
         async with self.messages_lock.write_lock():  # as pymap's append, with the content already read
             self._max_uid = uid = self._max_uid + 1
-            message = Message(uid, append_msg.when or datetime.now(UTC), append_msg.flag_set,
+            message = RfcMessage(uid, append_msg.when or datetime.now(UTC), append_msg.flag_set,
                               email_id=self._content_cache.add(content),
                               thread_id=self._thread_cache.add(content), recent=recent, content=content)
             self._messages[uid] = message
             self._mod_sequences.update([uid])
             self._updated.set()
             return message
+
+    # pymap's copy, move and expunged views make plain messages: they answer FETCH as RfcMessage does
+    async def copy(self, uid: int, destination: MailboxData, *, recent: bool = False) -> int | None:
+        return _retyped(destination, await super().copy(uid, destination, recent=recent))
+
+    async def move(self, uid: int, destination: MailboxData, *, recent: bool = False) -> int | None:
+        return _retyped(destination, await super().move(uid, destination, recent=recent))
+
+    async def get(self, uid: int, cached_msg: Any) -> Message:
+        return RfcMessage.of(await super().get(uid, cached_msg))
+
+
+def _retyped(mailbox: MailboxData, uid: int | None) -> int | None:
+    if uid is not None:  # right after pymap put it there, nothing awaited since
+        mailbox._messages[uid] = RfcMessage.of(mailbox._messages[uid])
+    return uid
 
 
 class StoreFolders(MailboxSet):
