@@ -78,7 +78,7 @@ class MssanteSimulator(Simulator):
     def start_listeners(self, context: ListenerContext) -> None:
         hostnames = context.tls.hostnames if context.tls else ("localhost", "127.0.0.1")
         pool = WorkerPool(INSPECTION_WORKERS, INSPECTION_DEADLINE, initializer=worker_init,
-                          initargs=(self.post.dataset,), preload=["esante.simulators.mssante.inspection"])
+                          initargs=(self.post.dataset,))
         mail = MailContext(self.post, context.runtime, mail_tls(context, hostnames), lambda: self.peer("psc"), pool)
         self.mail = MailServers(context.host, (self.smtp_port, self.imap_port), smtp=smtp_server(mail),
                                 imap=imap_server(mail), store=self.post.store, pool=pool)

@@ -3,8 +3,8 @@
 pymap keeps, per mailbox, the modification sequence every selected session reads its own view from (untagged
 ``EXISTS``, ``EXPUNGE`` and ``FETCH`` as RFC 3501 §5.2 and §7.4.1 want, IDLE woken by new mail). What is added
 here: the special-use folders (RFC 6154) every address has, seeded INBOX messages after each reset, a quota,
-and message parsing off the event loop, after :func:`~.bounds.check_structure`, so that no message stalls the
-other sessions.
+messages kept as their bytes (:class:`~.structure.RfcMessage`: parsed off the event loop when read), and
+:func:`~.bounds.check_structure` before anything is stored, so that no message stalls the other sessions.
 
 Everything runs on the mail servers' event loop; :meth:`MailStore.reset` may be called from any thread.
 """
@@ -19,9 +19,9 @@ from typing import Any, Final
 
 from pymap.backend.dict.mailbox import MailboxData, MailboxSet, Message
 from pymap.exceptions import AppendFailure
-from pymap.mime import MessageContent
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.response import ResponseCode
+from pymap.parsing.specials import ObjectId
 
 from esante.simulators.kits.mail.bounds import StructureRefused, check_structure
 from esante.simulators.kits.mail.structure import RfcMessage
@@ -40,7 +40,7 @@ class QuotaExceeded(AppendFailure):
 
 
 class StoreMailbox(MailboxData):
-    """pymap's in-memory mailbox, reading a message off the event loop and refusing one beyond the bounds."""
+    """pymap's in-memory mailbox, keeping messages as bytes and refusing one beyond the bounds."""
 
     quota: int = 100_000
 
@@ -52,12 +52,11 @@ class StoreMailbox(MailboxData):
             raise AppendFailure(None, f"Message refused: {refused}.".encode(), ResponseCode.of(b"LIMIT")) from None
         if len(self._messages) >= self.quota:  # pymap's own dict of this mailbox's messages
             raise QuotaExceeded(None, b"Mailbox full.", ResponseCode.of(b"OVERQUOTA"))
-        content = await asyncio.to_thread(MessageContent.parse, raw)
-        async with self.messages_lock.write_lock():  # as pymap's append, with the content already read
+        async with self.messages_lock.write_lock():  # as pymap's append, keeping the bytes only (RfcMessage)
             self._max_uid = uid = self._max_uid + 1
             message = RfcMessage(uid, append_msg.when or datetime.now(UTC), append_msg.flag_set,
-                              email_id=self._content_cache.add(content),
-                              thread_id=self._thread_cache.add(content), recent=recent, content=content)
+                                 email_id=ObjectId.random_email_id(), thread_id=ObjectId.random_thread_id(),
+                                 recent=recent, content=raw)  # type: ignore[arg-type]
             self._messages[uid] = message
             self._mod_sequences.update([uid])
             self._updated.set()

@@ -11,6 +11,8 @@ answering both as the RFC says; the rest is pymap's.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -133,13 +135,24 @@ class RfcLoadedMessage(LoadedMessage):
         return _RfcBody(super().get_body_structure())
 
 
+@functools.lru_cache(maxsize=32)
+def parsed(raw: bytes) -> MessageContent:
+    """pymap's MIME reading of a message, for the few being fetched or searched now: kept parsed, a message
+    costs 20 times its size (every header parsed, every line indexed); kept as bytes, nothing."""
+    return MessageContent.parse(raw)
+
+
 class RfcMessage(Message):
-    """pymap's in-memory message, loading as :class:`RfcLoadedMessage`."""
+    """pymap's in-memory message keeping only its bytes (in pymap's content slot, so that pymap's copies carry
+    them), read when a FETCH or SEARCH needs more than flags, off the event loop, as
+    :class:`RfcLoadedMessage`."""
 
     __slots__ = ()
 
     async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
-        return RfcLoadedMessage(self, requirement, self._content)
+        raw: Any = self._content
+        content = await asyncio.to_thread(parsed, raw) if requirement & FetchRequirement.CONTENT else None
+        return RfcLoadedMessage(self, requirement, content)
 
     @classmethod
     def of(cls, message: Message) -> RfcMessage:

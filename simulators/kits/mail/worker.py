@@ -4,20 +4,24 @@ A message's inspection is CPU work (MIME, zip, XML, the DMP's document rules): o
 stall every SMTP and IMAP session, and in a thread it would still hold the interpreter lock most of the time.
 Processes take nothing from the loop, and one that overruns its deadline is killed and replaced, which no
 thread can be. ``concurrent.futures.ProcessPoolExecutor`` cannot kill one task's process (a killed worker
-breaks the whole pool), hence this small pool: one pipe per process, one task at a time per process.
+breaks the whole pool), hence this small pool: one process per slot, one task at a time, pickles over its
+standard input and output.
 
-Processes come from the ``forkserver`` context (never ``fork`` from this multi-threaded server), with the
-modules named by ``preload`` imported once in the fork server, so a replacement starts in milliseconds.
+The processes are plain ``python -m esante.simulators.kits.mail.worker``, not ``multiprocessing``'s: never
+``fork`` from this multi-threaded server, and ``spawn`` or ``forkserver`` would import the program's main
+module again in each worker, which breaks any script that starts a lab without an ``if __name__`` guard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
-from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
-from typing import Any
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import IO, Any
 
 
 class Overdue(Exception):
@@ -28,35 +32,54 @@ class TaskFailed(Exception):
     """The task raised in its process; the message names the exception."""
 
 
-def _serve(connection: Connection, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+def _send(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    size = stream.read(8)
+    if len(size) < 8:
+        raise EOFError("the other end closed")
+    return pickle.loads(stream.read(int.from_bytes(size, "big")))
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """A worker's life: its initializer, then one task after another until its input closes."""
+    initializer, initargs = _receive(requests)
     if initializer is not None:
         initializer(*initargs)
     while True:
         try:
-            function, args = connection.recv()
-        except (EOFError, OSError):
+            function, args = _receive(requests)
+        except EOFError:
             return
         try:
-            connection.send((True, function(*args)))
+            answer = (True, function(*args))
         except Exception as exc:  # the task's own failure, sent back as text
-            connection.send((False, f"{type(exc).__name__}: {exc}"))
+            answer = (False, f"{type(exc).__name__}: {exc}")
+        _send(answers, answer)
 
 
 class _Process:
-    def __init__(self, context: Any, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, initializer, initargs), daemon=True)
-        self.process.start()
-        child.close()
+    def __init__(self, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests, self.answers = self.process.stdin, self.process.stdout
+        _send(self.requests, (initializer, initargs))
 
     def call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
-        self.connection.send((function, args))
-        return self.connection.recv()
+        _send(self.requests, (function, args))
+        return _receive(self.answers)
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
-        self.connection.close()
+        self.process.wait(timeout=5)
+        for stream in (self.requests, self.answers):
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 class WorkerPool:
@@ -64,11 +87,9 @@ class WorkerPool:
     Call :meth:`start` (and :meth:`run`) on the event loop that owns the pool."""
 
     def __init__(self, size: int, deadline: float, *, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = (), preload: Sequence[str] = ()) -> None:
+                 initargs: tuple[Any, ...] = ()) -> None:
         self.size, self.deadline = size, deadline
         self.initializer, self.initargs = initializer, initargs
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(preload))
         self._idle: asyncio.Queue[_Process] | None = None
         self._all: set[_Process] = set()
 
@@ -78,7 +99,7 @@ class WorkerPool:
             self._idle.put_nowait(await self._spawn())
 
     async def _spawn(self) -> _Process:
-        process = await asyncio.to_thread(_Process, self._context, self.initializer, self.initargs)
+        process = await asyncio.to_thread(_Process, self.initializer, self.initargs)
         self._all.add(process)
         return process
 
@@ -121,3 +142,9 @@ class WorkerPool:
                 process.kill()
         self._all.clear()
         self._idle = None
+
+
+if __name__ == "__main__":  # a worker: answers on a copy of stdout; whatever a task prints goes to stderr
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, answers)
