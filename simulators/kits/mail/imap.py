@@ -63,6 +63,7 @@ from pysasl.hashing import BuiltinHash
 
 from esante.simulators.core.journal import Session
 from esante.simulators.kits.mail import sasl
+from esante.simulators.kits.mail.rules import MailRules
 from esante.simulators.kits.mail.store import SPECIAL_USE, MailStore
 
 MAX_LINE: Final = 64 * 1024          # one command line, literals apart
@@ -73,26 +74,8 @@ IDLE_TIMEOUT: Final = 30 * 60.0      # RFC 3501 §5.4: at least 30 minutes of in
 _LITERAL_PLUS = re.compile(rb"\{(\d{1,20})\+\}\r?\n$")
 
 
-class ImapRules(Protocol):
+class ImapRules(MailRules, Protocol):
     """What a service decides for one IMAP connection; the kit asks at each step."""
-
-    record: Session  # the connection's journal (transcripts, notes)
-
-    def opened(self, peer: Any) -> None:
-        """The connection from ``peer`` begins: open its journal (:attr:`record`)."""
-
-    def refusal(self) -> str | None:
-        """A reason to refuse the connection at the greeting (``BYE [UNAVAILABLE]``), or None."""
-
-    def starttls_refusal(self) -> str | None:
-        """A reason STARTTLS is unavailable now (``NO [UNAVAILABLE]``), or None."""
-
-    def tls_started(self) -> None: ...
-
-    async def verify(self, mechanism: str, credentials: sasl.Credentials | None, certificate: bytes | None,
-                     problem: str = "") -> str | None:
-        """The address these ``mechanism`` credentials open, or None (the attempt goes into the journal).
-        ``credentials`` is None when the response was malformed (``problem`` says how)."""
 
     def authenticated(self) -> bool:
         """Called once a mailbox is open; True drops the connection there (a fault)."""

@@ -8,8 +8,8 @@ and EHLO's, and the ``PIPELINING`` and ``ENHANCEDSTATUSCODES`` keywords; ``START
 (``554 5.5.1``, where aiosmtpd answers ``220`` then fails); the ``Received:`` trace field (RFC 5321 §4.4) on
 what is delivered; recipients named twice kept once. The session's transcript goes into the core journal.
 
-The service gives one :class:`SubmissionRules` object per connection: it is aiosmtpd's handler (``handle_MAIL``,
-``handle_RCPT``, ``handle_DATA``) and answers the kit's questions.
+The service gives one :class:`~.rules.MailRules` object per connection: it is aiosmtpd's handler
+(``handle_MAIL``, ``handle_RCPT``, ``handle_DATA``) and answers the kit's questions.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import logging
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
 
-from esante.simulators.core.journal import Session
 from esante.simulators.kits.mail import sasl
+from esante.simulators.kits.mail.rules import MailRules
 
 AUTH_LINE_LIMIT: Final = 12288  # RFC 4954 §4: an initial response may be this long (a JWT is long)
 _ENHANCED = re.compile(r"^\d\.\d{1,3}\.\d{1,3}( |$)")
@@ -43,27 +43,6 @@ TLS_ACTIVE: Final = "554 5.5.1 Error: TLS already active"  # as Postfix answers 
 
 # aiosmtpd fills its deprecated Session.login_data itself after every successful AUTH, and logs a warning
 logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
-
-
-class SubmissionRules(Protocol):
-    """What a service decides for one SMTP connection (besides aiosmtpd's ``handle_*`` hooks)."""
-
-    record: Session
-
-    def opened(self, peer: Any) -> None:
-        """The connection from ``peer`` begins: open its journal (:attr:`record`)."""
-
-    def refusal(self) -> str | None:
-        """A reply refusing the connection at the greeting (``421 ...``), or None."""
-
-    def starttls_refusal(self) -> str | None:
-        """A reply when STARTTLS is unavailable now (``454 ...``), or None."""
-
-    def tls_started(self) -> None: ...
-
-    async def verify(self, mechanism: str, credentials: sasl.Credentials | None, certificate: bytes | None,
-                     problem: str = "") -> str | None:
-        """The address these credentials open, or None (see :class:`~.imap.ImapRules`)."""
 
 
 def with_enhanced_code(reply: str) -> str:
@@ -87,7 +66,7 @@ class SubmissionServer(SMTP):
 
     line_length_limit = AUTH_LINE_LIMIT  # the line reader's limit; per-command limits below
 
-    def __init__(self, rules: SubmissionRules, *, tls: Any, hostname: str, ident: str, max_size: int) -> None:
+    def __init__(self, rules: MailRules, *, tls: Any, hostname: str, ident: str, max_size: int) -> None:
         super().__init__(rules, hostname=hostname, ident=ident, tls_context=tls, require_starttls=True,
                          auth_required=True, auth_require_tls=True, auth_exclude_mechanism=["LOGIN", "PLAIN"],
                          data_size_limit=max_size, decode_data=False, loop=asyncio.get_running_loop())
