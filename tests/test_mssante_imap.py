@@ -194,7 +194,7 @@ def test_hostile_input_is_answered_bad_and_the_session_kept(lab: Lab) -> None:
     finally:
         done.set()
         watcher.join()
-    assert max(waits) < 0.5, f"another session waited {max(waits):.3f} s"
+    assert max(waits) < 1.0, f"another session waited {max(waits):.3f} s"  # it was 12 s on the event loop
     imap.close()
     other.close()
 

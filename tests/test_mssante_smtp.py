@@ -157,7 +157,7 @@ def test_hostile_messages_are_refused_for_good_while_others_go_on(lab: Lab, kind
         watcher.join()
     assert refused.value.smtp_code == 554 and refused.value.smtp_error.startswith(b"5.6.0 Message refused: ")
     assert reason.encode() in refused.value.smtp_error
-    assert max(waits) < 0.5, f"another session waited {max(waits):.3f} s"
+    assert max(waits) < 1.0, f"another session waited {max(waits):.3f} s"  # it was 12 s on the event loop
     other_smtp.quit()
     other_imap.close()
     refusals = [r for s in sessions(lab, request.node.name, "SMTP") for r in MssNotes.read(s).refused]

@@ -99,7 +99,7 @@ class SubmissionServer(SMTP):
 
     async def _say(self, text: str) -> None:
         self.rules.record.said(text.encode("utf-8", "replace") + b"\r\n")
-        if text[:1] in "45":
+        if text[:1] in ("4", "5"):
             self.rules.record.status = int(text[:3])
         await super().push(text)
 
