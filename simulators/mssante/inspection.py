@@ -17,6 +17,7 @@ from esante.simulators.core.findings import Finding
 from esante.simulators.dataset import Dataset
 from esante.simulators.kits.ihe_xds.ebrim import MetadataError, parse_submission
 from esante.simulators.kits.ihe_xds.submission import check_submission
+from esante.simulators.mssante.incoming import build, inbox_data
 from esante.simulators.mssante.notes import MessageNotes
 from esante.simulators.mssante.protocol import MES_FIN, Header, Mdn, Xdm
 from esante.simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
@@ -210,8 +211,14 @@ _WORKER_DATASET: list[Dataset] = []
 
 
 def worker_init(dataset: Dataset) -> None:
-    """A worker process's start: the data set its inspections judge against."""
+    """A worker process's start: the data set its inspections judge against, and one inspection of a seeded
+    message, so that the first real one does not pay for loading the rules and value sets."""
     _WORKER_DATASET[:] = [dataset]
+    try:
+        address, raw = build(inbox_data()[0], dataset)
+    except KeyError:  # a data set without the seeded professionals
+        return
+    inspect_message(raw, [address], dataset=dataset, patient_recipients=[], originals={})
 
 
 def inspect_in_worker(raw: bytes, recipients: list[str], patients: list[str],

@@ -5,6 +5,8 @@ that answer them)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from esante.simulators.dataset import Dataset
 from esante.simulators.kits.mail.bounds import check_structure
 from esante.simulators.kits.mail.store import MailStore
@@ -53,7 +55,7 @@ class PostOffice:
     async def inspect_off_loop(self, raw: bytes, recipients: list[str], pool: WorkerPool) -> MessageNotes:
         """:meth:`inspect` in one of ``pool``'s processes (initialised with this data set), after the MIME
         structure bounds (:class:`~esante.simulators.kits.mail.bounds.StructureRefused` beyond them)."""
-        check_structure(raw)
+        await asyncio.to_thread(check_structure, raw)  # linear, but 20 MB take a while: not on the loop
         return await pool.run(inspect_in_worker, raw, recipients, self._patients(recipients), dict(self.originals))
 
     async def deliver(self, raw: bytes, message: MessageNotes) -> None:

@@ -45,11 +45,16 @@ class StoreMailbox(MailboxData):
     quota: int = 100_000
 
     async def append(self, append_msg: AppendMessage, *, recent: bool = False) -> Message:
-        raw = append_msg.literal
+        """IMAP APPEND: within the MIME bounds, or ``NO [LIMIT]``."""
         try:
-            check_structure(raw)
+            await asyncio.to_thread(check_structure, append_msg.literal)  # linear, but 20 MB take a while
         except StructureRefused as refused:
             raise AppendFailure(None, f"Message refused: {refused}.".encode(), ResponseCode.of(b"LIMIT")) from None
+        return await self.add(append_msg, recent=recent)
+
+    async def add(self, append_msg: AppendMessage, *, recent: bool = False) -> Message:
+        """Store a message already within the MIME bounds; ``NO [OVERQUOTA]`` past the quota."""
+        raw = append_msg.literal
         if len(self._messages) >= self.quota:  # pymap's own dict of this mailbox's messages
             raise QuotaExceeded(None, b"Mailbox full.", ResponseCode.of(b"OVERQUOTA"))
         async with self.messages_lock.write_lock():  # as pymap's append, keeping the bytes only (RfcMessage)
@@ -154,12 +159,11 @@ class MailStore:
         return folders
 
     async def deliver(self, address: str, raw: bytes, when: datetime | None = None) -> int:
-        """Put a message in the address's INBOX (``\\Recent``); its UID. :class:`MailboxFull` past the quota,
-        :class:`~.bounds.StructureRefused` beyond the MIME bounds."""
-        check_structure(raw)
+        """Put a message the caller checked (:func:`~.bounds.check_structure`) in the address's INBOX
+        (``\\Recent``); its UID. :class:`MailboxFull` past the quota."""
         inbox = await (await self.folders(address)).get_mailbox("INBOX")
         try:
-            message = await inbox.append(AppendMessage(raw, when, frozenset()), recent=True)
+            message = await inbox.add(AppendMessage(raw, when, frozenset()), recent=True)
         except QuotaExceeded:
             raise MailboxFull(address) from None
         return message.uid
