@@ -30,7 +30,7 @@ from esante.simulators.mssante.sessions import MailContext
 from esante.simulators.mssante.smtp import smtp_server
 
 INSPECTION_WORKERS = 2
-INSPECTION_DEADLINE = 20.0  # seconds one message's inspection may take (a 20 MB structured message: about 2)
+INSPECTION_DEADLINE = 20.0  # seconds one message's inspection may take (a 15 MB structured message: about 1)
 
 
 def mail_tls(context: ListenerContext, hostnames: tuple[str, ...]) -> Any:
