@@ -241,6 +241,26 @@ def test_listeners_live_and_die_with_the_http_server(tmp_path: Path) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1)
 
 
+def test_inspection_workers_are_replaced_only_when_the_data_set_changes(tmp_path: Path) -> None:
+    """The runner sets the data set before every case: the same one keeps the warm workers, another replaces them
+    (they judge with the data set they were started with)."""
+    from esante.simulators.core.app import create_app
+    from esante.simulators.core.runtime import SimulatorSettings
+    from esante.simulators.core.server import ServerHandle
+    from esante.simulators.dataset import load_dataset
+    from esante.simulators.mssante import MssanteSimulator
+
+    dataset = load_dataset()
+    simulator = MssanteSimulator(dataset)
+    with ServerHandle(create_app(simulator, SimulatorSettings(evidence_path=tmp_path / "e.sqlite"))):
+        assert simulator.mail is not None and simulator.mail.pool is not None
+        started = simulator.mail.pool.pids
+        simulator.load_dataset(load_dataset())
+        assert simulator.mail.pool.pids == started
+        simulator.load_dataset(dataset.model_copy(update={"version": f"{dataset.version}-edited"}))
+        assert simulator.mail.pool.pids and not simulator.mail.pool.pids & started
+
+
 def test_session_transcripts_are_bounded() -> None:
     from esante.simulators.core.journal import Session
     from esante.simulators.core.notes import Notes

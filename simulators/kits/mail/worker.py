@@ -93,6 +93,11 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Process] | None = None
         self._all: set[_Process] = set()
 
+    @property
+    def pids(self) -> set[int]:
+        """The worker processes' ids (diagnostics, tests)."""
+        return {process.process.pid for process in self._all}
+
     async def start(self) -> None:
         self._idle = asyncio.Queue()
         for _ in range(self.size):
