@@ -7,6 +7,7 @@ notification endpoint when the professional has answered (§10.2), then asks for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
@@ -100,6 +101,8 @@ class Ciba(Endpoints):
             ciba.ping.status = answer.status_code
         except httpx.HTTPError as exc:
             ciba.ping.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            ciba.pinged.set()
         return ciba.ping
 
     async def ecps(self, request: Request) -> Response:
@@ -133,3 +136,11 @@ def _notification_token(client: OidcClient, form: dict[str, str]) -> str | None:
     if len(token) > MAX_NOTIFICATION_TOKEN or not token.isprintable():
         raise OAuthError("invalid_request", "Invalid parameter: client_notification_token")
     return token
+
+
+async def ping_settled(ciba: CibaRequest | None) -> None:
+    """Wait for a ping in flight to be answered: a client told by its ping polls at once, often before its answer
+    to the ping reached us, and the poll's evidence must say what that answer was."""
+    if ciba is not None and ciba.ping is not None:
+        with contextlib.suppress(TimeoutError):  # the ping's own timeout ends it first; the poll never fails on it
+            await asyncio.wait_for(ciba.pinged.wait(), PING_TIMEOUT + 1)

@@ -9,6 +9,7 @@ after two, a session after four hours or thirty idle minutes, as at PSC.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -66,6 +67,7 @@ class CibaRequest:
     last_poll: float | None = None
     notification_token: str | None = None  # ping mode: the bearer token of the client's notification
     ping: BackchannelDelivery | None = None  # ping mode: the notification sent, and what the client answered
+    pinged: asyncio.Event = field(default_factory=asyncio.Event)  # set once the client answered (or failed to)
 
 
 class FederatorState(AuthorizationState):

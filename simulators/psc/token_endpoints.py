@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from esante.simulators.kits.oauth.clients import cert_thumbprint
 from esante.simulators.kits.oauth.errors import NO_STORE, OAuthError
 from esante.simulators.kits.oauth.requests import bearer_token, read_form
+from esante.simulators.psc.ciba import ping_settled
 from esante.simulators.psc.claims import userinfo_claims
 from esante.simulators.psc.federator import Endpoints, client_cert
 from esante.simulators.psc.grants import redeem
@@ -26,6 +27,9 @@ class TokenEndpoints(Endpoints):
     async def token(self, request: Request) -> Response:
         form = await read_form(request)
         auth = self.authenticate(request, form)
+        with self.state.lock:
+            ciba = self.state.ciba.get(form.get("auth_req_id", ""))
+        await ping_settled(ciba)
         return JSONResponse(redeem(self.issuer(request), auth, form), headers=NO_STORE)
 
     def _bearer(self, request: Request, form: dict[str, str]) -> tuple[dict[str, Any], Session]:
