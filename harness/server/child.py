@@ -1,0 +1,107 @@
+"""One run of the lab, in its own process: ``python -m esante.harness.server.child SPEC.json``.
+
+A run is :func:`esante.harness.session.play` as ``esante run`` does it; in a process of its own it has its own
+simulators and candidate, it can be cancelled by ending the process, and nothing it does can disturb another
+run. It tells the worker what happens as JSON lines on its standard output (``start`` with the cases,
+``case`` as each is judged, then ``done``, ``refused`` or ``error``) and ends itself if its worker dies (the
+evidence store has committed every record: the run is then marked interrupted, its evidence intact).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from esante.harness.campaign import CampaignError, LoadedCampaign, Mode
+from esante.harness.driver import DriverClient, DriverError
+from esante.harness.server.freeze import differences, freeze
+from esante.harness.session import REFERENCE, RunRequest, load, play
+from esante.reports.model import CaseResult
+
+EXIT_REFUSED, EXIT_ERROR, EXIT_ORPHANED = 4, 5, 70
+
+
+class RunSpec(BaseModel):
+    """What the worker asks the child to play."""
+
+    campaign: str
+    candidate: str  # the driver URL, or "reference"
+    candidate_identity: dict[str, Any]
+    defects: list[str] = []
+    case_ids: list[str] | None = None
+    out_dir: Path
+    signing_key: Path | None = None
+    pki_dir: Path | None = None
+    frozen: dict[str, Any] | None = None
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+
+
+def _watch_parent() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(EXIT_ORPHANED)  # the worker died: stop here, every record so far is committed
+
+
+def _case_list(loaded: LoadedCampaign, selected: list[str] | None) -> list[dict[str, Any]]:
+    return [{"id": c.id, "title": c.title, "requirements": list(c.requirements),
+             "attestation": any(s.attest is not None for s in c.steps),
+             "selected": selected is None or c.id in selected} for c in loaded.campaign.cases]
+
+
+def _refusals(spec: RunSpec, loaded: LoadedCampaign) -> list[str]:
+    """Why a frozen session cannot play here and now (empty: it can)."""
+    if spec.frozen is None:
+        return []
+    problems = differences(spec.frozen, freeze(loaded, spec.candidate_identity))
+    if spec.candidate != REFERENCE:
+        with DriverClient(spec.candidate) as driver:
+            declared = driver.info()
+        if declared.version != spec.candidate_identity.get("version"):
+            problems.append(f"candidate.version: frozen {spec.candidate_identity.get('version')!r}, the driver "
+                            f"declares {declared.version!r}")
+    return problems
+
+
+def _progress(label: str, result: CaseResult | None) -> None:
+    case_id = label.split(" ", 1)[0]
+    if result is None:
+        emit("case_start", case=case_id)
+    else:
+        emit("case", case=case_id, verdict=result.verdict.value, reason=result.reason[:2000])
+
+
+def main(spec_path: str) -> int:
+    threading.Thread(target=_watch_parent, daemon=True).start()
+    spec = RunSpec.model_validate_json(Path(spec_path).read_text(encoding="utf-8"))
+    request = RunRequest(campaign=spec.campaign, candidate=spec.candidate, out_dir=spec.out_dir,
+                         defects=spec.defects, mode=Mode.DRIVER,
+                         case_ids=set(spec.case_ids) if spec.case_ids is not None else None,
+                         pki_dir=spec.pki_dir, signing_key=spec.signing_key)
+    try:
+        loaded = load(request)
+        problems = _refusals(spec, loaded)
+        if problems:
+            emit("refused", problems=problems)
+            return EXIT_REFUSED
+        emit("start", cases=_case_list(loaded, spec.case_ids))
+        output = play(request, progress=_progress)
+    except (CampaignError, FileNotFoundError, DriverError, ValueError, OSError) as exc:
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        return EXIT_ERROR
+    emit("done", run_id=output.result.run_id, verdict=output.result.verdict.value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
