@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -22,6 +22,16 @@ def now() -> datetime:
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite gives back naive datetimes: they were written in UTC."""
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment in UTC, given back aware whatever the database (SQLite keeps none of the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return aware(value)
 
 
 class Role(StrEnum):
@@ -63,7 +73,7 @@ ACTIVE_RUNS = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+        dict[str, Any]: JSON, list[str]: JSON, datetime: UtcDateTime}
 
 
 class Organisation(Base):

@@ -165,8 +165,8 @@ def _kill(child: subprocess.Popen[str]) -> None:
 def _apply(s: Session, run: Run, event: dict[str, Any]) -> None:
     kind = event.get("event")
     if kind == "start":
-        cases = [c for c in event.get("cases", []) if c.get("selected")]
-        for position, case in enumerate(cases):
+        cases = [(n, c) for n, c in enumerate(event.get("cases", [])) if c.get("selected")]
+        for position, case in cases:  # the case's place in the campaign: the HTML report's #case-<n>
             s.add(CaseResult(run_id=run.id, position=position, case_id=str(case["id"]), title=str(case["title"]),
                              requirements=list(case["requirements"]), attestation=bool(case["attestation"])))
         run.cases_total = len(cases)
