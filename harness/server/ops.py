@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,6 +78,14 @@ def is_staff(user: User) -> bool:
     return user.role in (Role.REVIEWER, Role.ADMIN)
 
 
+_T = TypeVar("_T")
+MAX_ID = 2**62  # an id a database column holds (a bigger one from a client is simply not found)
+
+
+def _row(s: Session, model: type[_T], row_id: int | None) -> _T | None:
+    return s.get(model, row_id) if row_id is not None and 0 < row_id < MAX_ID else None
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise Forbidden(message)
@@ -106,7 +114,7 @@ def create_user(s: Session, actor: User | None, email: str, name: str, password:
     if role not in set(Role) or "@" not in email or len(password) < 8:
         raise Invalid("an account needs an e-mail, a role (editor, reviewer, admin) and a password of 8 characters "
                       "or more")
-    if role == Role.EDITOR and (organisation_id is None or s.get(Organisation, organisation_id) is None):
+    if role == Role.EDITOR and (organisation_id is None or _row(s, Organisation, organisation_id) is None):
         raise Invalid("an editor belongs to an organisation")
     if s.scalar(select(User).where(User.email == email)):
         raise Conflict(f"an account {email} exists already")
@@ -170,7 +178,7 @@ def visible_candidates(s: Session, actor: User) -> Sequence[Candidate]:
 
 
 def get_candidate(s: Session, actor: User, candidate_id: int) -> Candidate:
-    candidate = s.get(Candidate, candidate_id)
+    candidate = _row(s, Candidate, candidate_id)
     if candidate is None or not (is_staff(actor) or candidate.organisation_id == actor.organisation_id):
         raise NotFound(f"no candidate {candidate_id}")
     return candidate
@@ -179,7 +187,7 @@ def get_candidate(s: Session, actor: User, candidate_id: int) -> Candidate:
 def create_candidate(s: Session, actor: User, fields: CandidateFields) -> Candidate:
     _check_candidate(fields)
     organisation = actor.organisation_id if actor.role == Role.EDITOR else fields.organisation_id
-    if organisation is None or s.get(Organisation, organisation) is None:
+    if organisation is None or _row(s, Organisation, organisation) is None:
         raise Invalid("the candidate's organisation is unknown")
     if s.scalar(select(Candidate).where(Candidate.organisation_id == organisation, Candidate.name == fields.name,
                                         Candidate.version == fields.version)):
@@ -269,7 +277,7 @@ def visible_sessions(s: Session, actor: User, kind: str | None = None) -> Sequen
 
 
 def get_session(s: Session, actor: User, session_id: int) -> LabSession:
-    session = s.get(LabSession, session_id)
+    session = _row(s, LabSession, session_id)
     if session is None or not (is_staff(actor) or session.organisation_id == actor.organisation_id):
         raise NotFound(f"no session {session_id}")
     return session
@@ -347,7 +355,7 @@ def start_run(s: Session, actor: User, session_id: int, campaigns_dir: Path | No
 
 
 def get_run(s: Session, actor: User, run_id: int) -> Run:
-    run = s.get(Run, run_id)
+    run = _row(s, Run, run_id)
     if run is None:
         raise NotFound(f"no run {run_id}")
     get_session(s, actor, run.session_id)
@@ -436,14 +444,12 @@ def current_cases(session: LabSession, entries: Sequence[ReviewEntry] = ()) -> d
             for row in run.cases:
                 if row.verdict is not None:
                     views[row.case_id] = CaseView(row)
-    for entry in entries:
+    for entry in entries:  # comments stay with the case; a verdict judged one run's result, and goes with it
         view = views.get(entry.case_id)
-        if view is None or view.result.run_id != entry.run_id:
-            continue
-        if entry.kind == "verdict":
-            view.reviewer_verdict = entry
-        else:
+        if view is not None and entry.kind != "verdict":
             view.comments.append(entry)
+        elif view is not None and view.result.run_id == entry.run_id:
+            view.reviewer_verdict = entry
     return views
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from esante.harness.server.child import EXIT_REFUSED, RunSpec
 from esante.harness.server.db import Database
-from esante.harness.server.models import CandidateMode, CaseResult, Run, RunStatus, now
+from esante.harness.server.models import CandidateMode, CaseResult, Run, RunStatus, aware, now
 from esante.harness.session import REFERENCE
 from esante.reports.model import RunResult
 
@@ -195,15 +195,31 @@ def _file_report(s: Session, run: Run, folder: Path) -> None:
           + ", ".join(f"{n} {v}" for v, n in result.counts().items() if n))
 
 
+def _dead_here(worker: str | None) -> bool:
+    """Whether ``worker`` (``host:pid``) was a process of this machine that no longer exists."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def interrupt_stale(db: Database, older_than: timedelta = STALE_AFTER) -> int:
-    """Mark interrupted the running runs whose worker has not heartbeaten for ``older_than``."""
+    """Mark interrupted the running runs whose worker is gone: a process of this machine that no longer exists,
+    or a worker anywhere that has not heartbeaten for ``older_than``."""
     limit = now() - older_than
     with db.session() as s:
-        stale = s.scalars(select(Run).where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < limit)).all()
-        for run in stale:
-            _file(s, run, RunStatus.INTERRUPTED, f"its worker ({run.worker}) stopped answering; the evidence "
-                                                 "recorded until then is intact")
-    return len(stale)
+        running = s.scalars(select(Run).where(Run.status == RunStatus.RUNNING)).all()
+        gone = [r for r in running if _dead_here(r.worker) or (aware(r.heartbeat_at) or limit) < limit]
+        for run in gone:
+            _file(s, run, RunStatus.INTERRUPTED, f"its worker ({run.worker}) stopped; the evidence recorded until "
+                                                 "then is intact")
+    return len(gone)
 
 
 def cancel(db: Database, run_id: int) -> None:
@@ -221,14 +237,12 @@ class LocalPool:
         self.db, self.settings, self.size = db, settings, size
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
 
     def start(self) -> LocalPool:
         for n in range(self.size):
             thread = threading.Thread(target=self._work, name=f"lab-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        threading.Thread(target=self._sweep, name="lab-sweeper", daemon=True).start()
         with self.db.session() as s:  # runs queued before a restart
             for run_id in s.scalars(select(Run.id).where(Run.status == RunStatus.QUEUED).order_by(Run.id)):
                 self.submit(run_id)
@@ -245,11 +259,6 @@ class LocalPool:
                 with self.db.session() as s:
                     _file(s, s.get_one(Run, run_id), RunStatus.ERROR, f"the lab failed: {type(exc).__name__}: {exc}")
 
-    def _sweep(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS * 2):
-            interrupt_stale(self.db)
-
     def stop(self) -> None:
-        self._stop.set()
         for _ in self._threads:
             self._queue.put(None)
