@@ -178,5 +178,9 @@ def lab_in_process(folder: Path, database: str = "", campaigns: Path | None = No
 def lab_over_http(folder: Path, database: str = "", workers: int = 2) -> Iterator[tuple[str, People]]:
     """A lab on a real loopback HTTP server (uvicorn), for browsers and ``esante submit``."""
     lab = make_lab(folder, database, workers)
-    with ServerHandle(create_app(lab)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
-        yield server.url, populate(People(client, lab))
+    lab.start()  # ServerHandle runs no lifespan
+    try:
+        with ServerHandle(create_app(lab)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            yield server.url, populate(People(client, lab))
+    finally:
+        lab.stop()

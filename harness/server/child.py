@@ -61,6 +61,9 @@ def _case_list(loaded: LoadedCampaign, selected: list[str] | None) -> list[dict[
 
 def _refusals(spec: RunSpec, loaded: LoadedCampaign) -> list[str]:
     """Why a frozen session cannot play here and now (empty: it can)."""
+    unknown = sorted(set(spec.case_ids or ()) - {c.id for c in loaded.campaign.cases})
+    if unknown:
+        return [f"no case {', '.join(unknown)} in campaign {loaded.campaign.campaign.id}"]
     if spec.frozen is None:
         return []
     problems = differences(spec.frozen, freeze(loaded, spec.candidate_identity))

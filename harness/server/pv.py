@@ -92,7 +92,7 @@ class _Pv(FPDF):
 
     def line_of(self, text: str, size: float = 9, bold: bool = False) -> None:
         self.set_font(SANS, "B" if bold else "", size)
-        self.multi_cell(0, size * 0.5, clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, clean(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def rows(self, widths: tuple[float, ...], heading: tuple[str, ...], rows: Iterable[Sequence[str]]) -> None:
         self.set_font(SANS, "", 8)

@@ -159,25 +159,25 @@ def add_session(kind: str = Form(...), candidate_id: int = Form(...), campaign: 
     return back(f"/sessions/{session.id}")
 
 
-def _session_context(w: Who, session_id: int) -> dict[str, Any]:
+def _session_page(request: Request, w: Who, session_id: int, template: str) -> HTMLResponse:
     with w.unit() as (s, user):
         session = ops.get_session(s, user, session_id)
         views = ops.current_cases(session, ops.review_entries(s, session))
         active = [r for r in session.runs if r.status in ACTIVE_RUNS]
-        return {"user": user, "session": session, "cases": list(views.values()), "runs": list(session.runs),
-                "active": active[0] if active else None, "reviewing": session.reviewer_id == user.id,
-                "campaigns": ops.campaign_names(w.lab.campaigns_dir), "defects": sorted(all_defects()),
-                "verdicts": [v.value for v in review.REVIEW_VERDICTS]}
+        return render(request, template, user=user, session=session, cases=list(views.values()),
+                      runs=list(session.runs), active=active[0] if active else None,
+                      reviewing=session.reviewer_id == user.id, campaigns=ops.campaign_names(w.lab.campaigns_dir),
+                      defects=sorted(all_defects()), verdicts=[v.value for v in review.REVIEW_VERDICTS])
 
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
 def session_page(request: Request, session_id: int, w: Who = Depends(page_user)) -> HTMLResponse:
-    return render(request, "session.html", **_session_context(w, session_id))
+    return _session_page(request, w, session_id, "session.html")
 
 
 @router.get("/sessions/{session_id}/progress", response_class=HTMLResponse)
 def session_progress(request: Request, session_id: int, w: Who = Depends(page_user)) -> HTMLResponse:
-    return render(request, "_runs.html", **_session_context(w, session_id))
+    return _session_page(request, w, session_id, "_runs.html")
 
 
 def _cases(value: str) -> list[str] | None:
