@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from esante.harness.server import ops, review
-from esante.harness.server.app import Lab, Who
+from esante.harness.server.context import Who, lab_of
 from esante.harness.server.models import (
     ACTIVE_RUNS,
     AuditEvent,
@@ -31,7 +31,7 @@ from esante.harness.server.models import (
     User,
 )
 from esante.harness.server.models import Session as LabSession
-from esante.harness.server.ops import CandidateFields, NotFound
+from esante.harness.server.ops import CandidateFields, NotFound, Unauthenticated
 from esante.harness.server.pv import PV_BUNDLE, PV_PDF
 from esante.harness.server.security import authenticate, new_api_token, same_token, token_user
 from esante.harness.server.worker import cancel
@@ -45,10 +45,6 @@ RUN_FILES = {"report.html": "report.html", "report.json": "report.json", "junit.
 MEDIA = {".html": "text/html", ".json": "application/json", ".xml": "application/xml", ".pdf": "application/pdf",
          ".zip": "application/zip"}
 EVENTS_MAX_SECONDS = 3600
-
-
-def lab_of(request: Request) -> Lab:
-    return request.app.state.lab
 
 
 def who(request: Request, authorization: str = Header(default=""),
@@ -67,10 +63,6 @@ def who(request: Request, authorization: str = Header(default=""),
         if user is None or not user.active:
             raise Unauthenticated("sign in: send Authorization: Bearer <token>")
         return Who(lab, user.id)
-
-
-class Unauthenticated(ops.OpError):
-    status = 401
 
 
 # -- models ---------------------------------------------------------------------------------------------------
@@ -285,8 +277,7 @@ def me(w: Who = Depends(who)) -> User:
 @router.get("/organisations", response_model=list[OrganisationOut])
 def organisations(w: Who = Depends(who)) -> list[Organisation]:
     with w.unit() as (s, user):
-        ops.list_users(s, user)  # administrators only
-        return list(s.query(Organisation).order_by(Organisation.id))
+        return list(ops.list_organisations(s, user))
 
 
 @router.post("/organisations", response_model=OrganisationOut, status_code=201)
@@ -490,7 +481,10 @@ def _download(path: Path, name: str, inline: bool = False) -> FileResponse:
             summary="A run's report.html, report.json, junit.xml, report.pdf, bundle or reviewed-bundle")
 def run_download(run_id: int, name: str, w: Who = Depends(who)) -> FileResponse:
     path = run_file(w, run_id, name)
-    return _download(path, f"run-{run_id}-{path.name}", inline=name == "report.html")
+    response = _download(path, f"run-{run_id}-{path.name}", inline=name == "report.html")
+    if name == "report.html":  # the report shows what candidates sent: its own origin, away from the lab's cookies
+        response.headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups"
+    return response
 
 
 def _progress(w: Who, run_id: int) -> dict[str, Any]:

@@ -6,77 +6,27 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
 from esante.harness import __version__
-from esante.harness.server import ops
+from esante.harness.server import api, ops, web
+from esante.harness.server.context import Lab
 from esante.harness.server.db import Database
 from esante.harness.server.models import Role, User
 from esante.harness.server.ops import OpError
 from esante.harness.server.security import Throttled
-from esante.harness.server.worker import HEARTBEAT_SECONDS, Dispatcher, LabSettings, LocalPool, interrupt_stale
+from esante.harness.server.worker import Dispatcher, LabSettings
 
 HERE = Path(__file__).parent
 SESSION_HOURS = 8
-
-
-@dataclass
-class Lab:
-    """Everything a request needs: the database, where files go, and who plays the runs."""
-
-    db: Database
-    settings: LabSettings
-    dispatcher: Dispatcher | None = None
-    campaigns_dir: Path | None = None
-    workers: int = 2
-    secure_cookies: bool = False
-    secret: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        if self.dispatcher is None:
-            self.dispatcher = LocalPool(self.db, self.settings, self.workers).start()
-        threading.Thread(target=self._sweep, name="lab-sweeper", daemon=True).start()
-
-    def _sweep(self) -> None:
-        while True:
-            interrupt_stale(self.db)
-            if self._stop.wait(HEARTBEAT_SECONDS * 2):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        stop = getattr(self.dispatcher, "stop", None)
-        if stop is not None:
-            stop()
-
-    def submit(self, run_id: int) -> None:
-        assert self.dispatcher is not None
-        self.dispatcher.submit(run_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Who:
-    """The signed-in user of a request; each operation opens its own unit of work."""
-
-    lab: Lab
-    user_id: int
-
-    @contextmanager
-    def unit(self) -> Iterator[tuple[Session, User]]:
-        with self.lab.db.session() as s:
-            yield s, s.get_one(User, self.user_id)
 
 
 def lab_secret(data_dir: Path) -> str:
@@ -117,14 +67,10 @@ def ensure_admin(lab: Lab, email: str, password: str | None) -> str | None:
 def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
-    from esante.harness.server.web import error_page
-
-    return error_page(request, status, message, headers)
+    return web.error_page(request, status, message, headers)
 
 
 def create_app(lab: Lab) -> FastAPI:
-    from esante.harness.server import api, web
-
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         lab.start()

@@ -66,6 +66,12 @@ def freeze(loaded: LoadedCampaign, candidate: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def candidate_identity(candidate: Any) -> dict[str, Any]:
+    """What a session freezes of its candidate (a :class:`~.models.Candidate`)."""
+    return {"name": candidate.name, "version": candidate.version, "vendor": candidate.vendor,
+            "mode": candidate.mode}
+
+
 def differences(frozen: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """What differs between two freezes, named by path (``campaign.sha256``)."""
     found = []

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from esante.harness.campaign import CampaignError
 from esante.harness.kits import defects as all_defects
 from esante.harness.kits import kits
-from esante.harness.server.freeze import freeze
+from esante.harness.server.freeze import candidate_identity, freeze
 from esante.harness.server.models import (
     ACTIVE_RUNS,
     AuditEvent,
@@ -52,6 +52,10 @@ from esante.reports.model import Verdict
 
 class OpError(Exception):
     status = 400
+
+
+class Unauthenticated(OpError):
+    status = 401
 
 
 class NotFound(OpError):
@@ -131,6 +135,11 @@ def list_users(s: Session, actor: User) -> Sequence[User]:
     return s.scalars(select(User).order_by(User.id)).all()
 
 
+def list_organisations(s: Session, actor: User) -> Sequence[Organisation]:
+    _require(is_staff(actor), "the list of organisations is the staff's")
+    return s.scalars(select(Organisation).order_by(Organisation.name)).all()
+
+
 def audit_log(s: Session, actor: User, limit: int = 200) -> Sequence[AuditEvent]:
     _require(actor.role == Role.ADMIN, "only an administrator reads the audit log")
     return s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).all()
@@ -170,18 +179,24 @@ def certificate_subjects(pem: str) -> list[str]:
         raise Invalid("certificates: not PEM X.509 certificates") from None
 
 
+def _scoped(query: Any, model: type[Candidate] | type[LabSession], actor: User) -> Any:
+    """The rows ``actor`` may see: staff every organisation's, an editor their own organisation's."""
+    return query if is_staff(actor) else query.where(model.organisation_id == actor.organisation_id)
+
+
+def _owned(s: Session, actor: User, model: type[_T], row_id: int, what: str) -> _T:
+    row = _row(s, model, row_id)
+    if row is None or not (is_staff(actor) or row.organisation_id == actor.organisation_id):  # type: ignore[attr-defined]
+        raise NotFound(f"no {what} {row_id}")  # another organisation's is "not found": its name does not leak
+    return row
+
+
 def visible_candidates(s: Session, actor: User) -> Sequence[Candidate]:
-    query = select(Candidate).order_by(Candidate.name, Candidate.id)
-    if not is_staff(actor):
-        query = query.where(Candidate.organisation_id == actor.organisation_id)
-    return s.scalars(query).all()
+    return s.scalars(_scoped(select(Candidate).order_by(Candidate.name, Candidate.id), Candidate, actor)).all()
 
 
 def get_candidate(s: Session, actor: User, candidate_id: int) -> Candidate:
-    candidate = _row(s, Candidate, candidate_id)
-    if candidate is None or not (is_staff(actor) or candidate.organisation_id == actor.organisation_id):
-        raise NotFound(f"no candidate {candidate_id}")
-    return candidate
+    return _owned(s, actor, Candidate, candidate_id, "candidate")
 
 
 def create_candidate(s: Session, actor: User, fields: CandidateFields) -> Candidate:
@@ -268,24 +283,12 @@ def campaign_reference(name: str, campaigns_dir: Path | None) -> str:
 # -- sessions ---------------------------------------------------------------------------------------------
 
 def visible_sessions(s: Session, actor: User, kind: str | None = None) -> Sequence[LabSession]:
-    query = select(LabSession).order_by(LabSession.id.desc())
-    if not is_staff(actor):
-        query = query.where(LabSession.organisation_id == actor.organisation_id)
-    if kind:
-        query = query.where(LabSession.kind == kind)
-    return s.scalars(query).all()
+    query = _scoped(select(LabSession).order_by(LabSession.id.desc()), LabSession, actor)
+    return s.scalars(query.where(LabSession.kind == kind) if kind else query).all()
 
 
 def get_session(s: Session, actor: User, session_id: int) -> LabSession:
-    session = _row(s, LabSession, session_id)
-    if session is None or not (is_staff(actor) or session.organisation_id == actor.organisation_id):
-        raise NotFound(f"no session {session_id}")
-    return session
-
-
-def candidate_identity(candidate: Candidate) -> dict[str, Any]:
-    return {"name": candidate.name, "version": candidate.version, "vendor": candidate.vendor,
-            "mode": candidate.mode}
+    return _owned(s, actor, LabSession, session_id, "session")
 
 
 def create_session(s: Session, actor: User, kind: str, candidate_id: int, campaign: str,
@@ -317,13 +320,17 @@ def create_session(s: Session, actor: User, kind: str, candidate_id: int, campai
 
 
 def _may_run(actor: User, session: LabSession) -> bool:
+    """Who starts a run: a sandbox's editor (or an administrator); a rehearsal's editor while it is open; an
+    official session's reviewers while it is open; the reviewer who claimed a session under review (re-runs)."""
+    if session.status == SessionStatus.IN_REVIEW:
+        return session.reviewer_id == actor.id
+    if session.status != SessionStatus.OPEN:
+        return False
     if session.kind == SessionKind.OFFICIAL:
-        return actor.role == Role.REVIEWER and session.status in (SessionStatus.OPEN, SessionStatus.IN_REVIEW) \
-            and (session.status == SessionStatus.OPEN or session.reviewer_id == actor.id)
+        return actor.role == Role.REVIEWER
     if session.kind == SessionKind.REHEARSAL:
-        return (session.status == SessionStatus.OPEN and not is_staff(actor)) or \
-            (session.status == SessionStatus.IN_REVIEW and session.reviewer_id == actor.id)
-    return not is_staff(actor) or actor.role == Role.ADMIN
+        return actor.role == Role.EDITOR
+    return actor.role in (Role.EDITOR, Role.ADMIN)
 
 
 def start_run(s: Session, actor: User, session_id: int, campaigns_dir: Path | None, *,
@@ -339,14 +346,13 @@ def start_run(s: Session, actor: User, session_id: int, campaigns_dir: Path | No
             raise Invalid("a rehearsal or official session plays its own campaign, without defects")
         if any(r.status in ACTIVE_RUNS for r in session.runs):
             raise Conflict("a run of this session is under way already")
-    name = campaign or session.campaign
-    campaign_reference(name, campaigns_dir)
+    reference = campaign_reference(campaign or session.campaign, campaigns_dir)
     if defects and session.candidate.mode != CandidateMode.REFERENCE:
         raise Invalid("defects are the reference candidate's: this candidate is not the reference")
     unknown = sorted(set(defects) - set(all_defects()))
     if unknown:
         raise Invalid(f"unknown defect(s): {', '.join(unknown)}")
-    run = Run(session_id=session.id, campaign=campaign_reference(name, campaigns_dir), case_ids=case_ids or None,
+    run = Run(session_id=session.id, campaign=reference, case_ids=case_ids or None,
               defects=list(defects), requested_by_id=actor.id, reason=reason.strip())
     s.add(run)
     s.flush()

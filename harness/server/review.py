@@ -46,7 +46,7 @@ def _reviewer(actor: User) -> dict[str, Any]:
     return {"id": actor.id, "email": actor.email, "name": actor.name}
 
 
-def _case(s: Session, session: LabSession, case_id: str) -> ops.CaseView:
+def _case(session: LabSession, case_id: str) -> ops.CaseView:
     view = ops.current_cases(session).get(case_id)
     if view is None:
         raise Invalid(f"no judged case {case_id!r} in session {session.id}")
@@ -62,7 +62,7 @@ def _text(value: str, what: str) -> str:
 
 def comment(s: Session, actor: User, session_id: int, case_id: str, text: str) -> ReviewEntry:
     session = ops.reviewing(s, actor, session_id)
-    view = _case(s, session, case_id)
+    view = _case(session, case_id)
     text = _text(text, "a comment")
     seq, digest = _record(view.result.run, "review.comment", {"reviewer": _reviewer(actor), "text": text,
                                                                "session": session.id}, case_id)
@@ -75,7 +75,7 @@ def comment(s: Session, actor: User, session_id: int, case_id: str, text: str) -
 
 def set_verdict(s: Session, actor: User, session_id: int, case_id: str, verdict: str, reason: str) -> ReviewEntry:
     session = ops.reviewing(s, actor, session_id)
-    view = _case(s, session, case_id)
+    view = _case(session, case_id)
     if verdict not in {v.value for v in REVIEW_VERDICTS}:
         raise Invalid(f"a reviewer's verdict is one of {', '.join(v.value for v in REVIEW_VERDICTS)}")
     reason = _text(reason, "the reason for a reviewer's verdict")

@@ -17,10 +17,9 @@ from fastapi.templating import Jinja2Templates
 
 from esante.harness.kits import defects as all_defects
 from esante.harness.server import ops, review
-from esante.harness.server.api import Unauthenticated, lab_of
-from esante.harness.server.app import Who
-from esante.harness.server.models import ACTIVE_RUNS, CandidateMode, Organisation, Role, SessionKind, User
-from esante.harness.server.ops import CandidateFields
+from esante.harness.server.context import Who, lab_of
+from esante.harness.server.models import ACTIVE_RUNS, CandidateMode, Role, SessionKind, User
+from esante.harness.server.ops import CandidateFields, Unauthenticated
 from esante.harness.server.pv import KIND_LABELS
 from esante.harness.server.security import authenticate, new_api_token, new_csrf_token, same_token
 from esante.harness.server.worker import cancel
@@ -112,7 +111,8 @@ def home(request: Request, w: Who = Depends(page_user)) -> HTMLResponse:
 def candidates_page(request: Request, w: Who = Depends(page_user)) -> HTMLResponse:
     with w.unit() as (s, user):
         return render(request, "candidates.html", user=user, candidates=ops.visible_candidates(s, user),
-                      organisations=s.query(Organisation).order_by(Organisation.name).all(), modes=list(CandidateMode))
+                      organisations=ops.list_organisations(s, user) if ops.is_staff(user) else [],
+                      modes=list(CandidateMode))
 
 
 @router.post("/candidates")
@@ -255,8 +255,8 @@ def review_page(request: Request, w: Who = Depends(page_user)) -> HTMLResponse:
 def admin_page(request: Request, w: Who = Depends(page_user)) -> HTMLResponse:
     with w.unit() as (s, user):
         return render(request, "admin.html", user=user, users=ops.list_users(s, user),
-                      organisations=s.query(Organisation).order_by(Organisation.name).all(),
-                      events=ops.audit_log(s, user, 100), roles=list(Role))
+                      organisations=ops.list_organisations(s, user), events=ops.audit_log(s, user, 100),
+                      roles=list(Role))
 
 
 @router.post("/admin/organisations")

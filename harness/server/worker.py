@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from esante.harness.server.child import EXIT_REFUSED, RunSpec
 from esante.harness.server.db import Database
+from esante.harness.server.freeze import candidate_identity
 from esante.harness.server.models import CandidateMode, CaseResult, Run, RunStatus, aware, now
 from esante.harness.session import REFERENCE
 from esante.reports.model import RunResult
@@ -69,8 +70,7 @@ def claim(db: Database, run_id: int) -> bool:
 
 def _spec(s: Session, run: Run, settings: LabSettings) -> RunSpec:
     candidate = run.session.candidate
-    identity = {"name": candidate.name, "version": candidate.version, "vendor": candidate.vendor,
-                "mode": candidate.mode}
+    identity = candidate_identity(candidate)
     target = REFERENCE if candidate.mode == CandidateMode.REFERENCE else candidate.driver_url or ""
     frozen = run.session.frozen
     return RunSpec(campaign=run.campaign, candidate=target, candidate_identity=identity, defects=list(run.defects),
