@@ -162,6 +162,12 @@ def test_a_sandbox_run_plays_and_serves_its_reports_to_its_organisation_only(peo
     assert bundle.headers["content-type"] == "application/zip"
     assert "text/html" in people.call(ALPHA, "GET", f"/runs/{run['id']}/files/report.html", 200).headers["content-type"]
     people.call(ALPHA, "GET", f"/runs/{run['id']}/files/evidence.sqlite", 404)
+    html = people.call(ALPHA, "GET", f"/runs/{run['id']}/files/report.html", 200).text
+    member = html.split('href="exchanges/', 1)[1].split('"', 1)[0]  # the report links each exchange's whole body
+    body = people.call(ALPHA, "GET", f"/runs/{run['id']}/files/exchanges/{member}", 200)
+    assert body.text.startswith("<") and body.headers["content-security-policy"] == "sandbox"
+    for hostile in ("..%2Freport.json", "x%2F..%2F..%2Fmanifest.json", "nothing.bin"):
+        people.call(ALPHA, "GET", f"/runs/{run['id']}/files/exchanges/{hostile}", 404)
     people.call(BETA, "GET", f"/runs/{run['id']}", 404)
     people.call(BETA, "GET", f"/runs/{run['id']}/files/bundle", 404)
     events = people.call(ALPHA, "GET", f"/runs/{run['id']}/events", 200)

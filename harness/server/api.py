@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zipfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +37,7 @@ from esante.harness.server.pv import PV_BUNDLE, PV_PDF
 from esante.harness.server.security import authenticate, new_api_token, same_token, token_user
 from esante.harness.server.worker import cancel
 from esante.reports import BUNDLE_NAME, PDF_NAME
+from esante.simulators.core.evidence.bundle import unsafe_name
 
 router = APIRouter(prefix="/api/v1", tags=["lab"])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -485,6 +487,22 @@ def run_download(run_id: int, name: str, w: Who = Depends(who)) -> FileResponse:
     if name == "report.html":  # the report shows what candidates sent: its own origin, away from the lab's cookies
         response.headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups"
     return response
+
+
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+SANDBOXED = {"Content-Security-Policy": "sandbox"}
+
+
+@router.get("/runs/{run_id}/files/exchanges/{member:path}", response_class=Response,
+            summary="An exchange's whole body, from the run's bundle (what the HTML report's links open)")
+def run_exchange(run_id: int, member: str, w: Who = Depends(who)) -> Response:
+    name = f"exchanges/{member}"
+    with zipfile.ZipFile(run_file(w, run_id, "bundle")) as archive:
+        info = archive.NameToInfo.get(name)
+        if unsafe_name(name) or info is None or info.file_size > MAX_MEMBER_BYTES:
+            raise NotFound(f"the bundle of run {run_id} has no {name}")
+        data = archive.read(info)
+    return Response(data, media_type="text/plain; charset=utf-8", headers=SANDBOXED)
 
 
 def _progress(w: Who, run_id: int) -> dict[str, Any]:
