@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,6 +185,31 @@ def test_defects_are_the_reference_candidates_and_known(people: People) -> None:
     people.call(ALPHA, "POST", f"/sessions/{mine['id']}/runs", 422, json={"defects": ["no_message_id"]})
     unreachable = played(people, ALPHA, mine["id"], case_ids=["INSI-02"])
     assert unreachable["status"] == "error" and "driver" in unreachable["detail"]
+
+
+def test_an_operator_mode_candidate_is_played_by_a_person_answering_in_the_lab(people: People) -> None:
+    candidate = people.json(ALPHA, "POST", "/candidates", 201, json={"name": "desktop", "version": "4.2",
+                                                                       "mode": "operator"})
+    sandbox = session(people, ALPHA, "sandbox", candidate["id"])
+    run = people.json(ALPHA, "POST", f"/sessions/{sandbox['id']}/runs", 201, json={"case_ids": ["INSI-02"]})
+    people.call(ALPHA, "POST", f"/runs/{run['id']}/answer", 409, json={"answer": "too early"})
+    asked: list[dict] = []
+    deadline = time.monotonic() + 120
+    while (current := people.json(ALPHA, "GET", f"/runs/{run['id']}"))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, current
+        prompt = current["prompt"]
+        if prompt and prompt not in asked[-1:]:
+            asked.append(prompt)
+            people.call(BETA, "POST", f"/runs/{run['id']}/answer", 404, json={"answer": "not mine"})
+            answer = "not_found" if prompt["question"].startswith("What did the software report") else ""
+            people.json(ALPHA, "POST", f"/runs/{run['id']}/answer", json={"answer": answer})
+        time.sleep(0.2)
+    assert current["status"] == "finished" and current["prompt"] is None, current
+    assert "INSI-02" in asked[0]["context"] and asked[0]["question"].startswith("Press Enter")
+    store = EvidenceStore(Path(people.lab.settings.run_folder(run["id"])) / "evidence.sqlite")
+    [step] = store.records(kind="step")
+    assert step.payload["mode"] == "operator" and step.payload["report"]["outcome"] == "not_found"
+    store.close()
 
 
 def test_a_queued_or_running_run_can_be_cancelled(people: People) -> None:

@@ -171,6 +171,12 @@ class RunOut(Out):
     started_at: datetime | None
     finished_at: datetime | None
     reviewed_bundle_sha256: str | None
+    prompt: dict[str, str] | None = Field(description="operator mode: what the run asks now (question, and what "
+                                                      "it showed since the last one)")
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(description="what the person answers (empty: the question's default)")
 
 
 class SessionIn(BaseModel):
@@ -461,6 +467,13 @@ def cancel_run(run_id: int, w: Who = Depends(who)) -> Run:
     cancel(w.lab.db, run_id)
     with w.unit() as (s, user):
         return ops.get_run(s, user, run_id)
+
+
+@router.post("/runs/{run_id}/answer", response_model=RunOut,
+             summary="Operator mode: answer the question the run asks")
+def answer(run_id: int, body: AnswerIn, w: Who = Depends(who)) -> Run:
+    with w.unit() as (s, user):
+        return ops.answer_run(s, user, run_id, body.answer)
 
 
 def run_file(w: Who, run_id: int, name: str) -> Path:

@@ -9,6 +9,7 @@ evidence store has committed every record: the run is then marked interrupted, i
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -18,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from rich.console import Console
+from rich.panel import Panel
 
 from esante.harness.campaign import CampaignError, LoadedCampaign, Mode
 from esante.harness.driver import DriverClient, DriverError
+from esante.harness.operator import Attestation, Operator
 from esante.harness.server.freeze import differences, freeze
 from esante.harness.session import REFERENCE, RunRequest, load, play
 from esante.reports.model import CaseResult
 
 EXIT_REFUSED, EXIT_ERROR, EXIT_ORPHANED = 4, 5, 70
+MAX_ANSWER = 10_000
 
 
 class RunSpec(BaseModel):
@@ -40,10 +45,37 @@ class RunSpec(BaseModel):
     signing_key: Path | None = None
     pki_dir: Path | None = None
     frozen: dict[str, Any] | None = None
+    mode: Mode = Mode.DRIVER
 
 
 def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}, default=str), flush=True)
+
+
+class WebOperator(Operator):
+    """Operator mode through the lab's pages: what :class:`Operator` shows and asks goes to the worker as an
+    ``ask`` event (the question, and what was shown since the last one), and the person's answer comes back as a
+    JSON line on standard input."""
+
+    def __init__(self) -> None:
+        self.screen = io.StringIO()
+        super().__init__(console=Console(file=self.screen, width=100, color_system=None), ask=self._ask)
+
+    def _ask(self, question: str) -> str:
+        shown = self.screen.getvalue()
+        self.screen.seek(0)
+        self.screen.truncate()
+        emit("ask", question=question.strip(), context=shown.strip())
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError("the lab stopped answering")
+        return str(json.loads(line).get("answer", ""))[:MAX_ANSWER]
+
+    def attest(self, case_id: str, statement: str) -> Attestation:
+        """As a terminal's, without the attached file: a path typed here would name a file of the worker."""
+        self.console.print(Panel(statement, title=f"{case_id} — please confirm"))
+        confirmed = self._prompt("Is this true? (yes/no)").lower() in ("y", "yes", "o", "oui")
+        return Attestation(confirmed, self._prompt("Note (optional)"))
 
 
 def _watch_parent() -> None:
@@ -67,7 +99,7 @@ def _refusals(spec: RunSpec, loaded: LoadedCampaign) -> list[str]:
     if spec.frozen is None:
         return []
     problems = differences(spec.frozen, freeze(loaded, spec.candidate_identity))
-    if spec.candidate != REFERENCE:
+    if spec.mode is Mode.DRIVER and spec.candidate != REFERENCE:
         with DriverClient(spec.candidate) as driver:
             declared = driver.info()
         if declared.version != spec.candidate_identity.get("version"):
@@ -88,7 +120,8 @@ def main(spec_path: str) -> int:
     threading.Thread(target=_watch_parent, daemon=True).start()
     spec = RunSpec.model_validate_json(Path(spec_path).read_text(encoding="utf-8"))
     request = RunRequest(campaign=spec.campaign, candidate=spec.candidate, out_dir=spec.out_dir,
-                         defects=spec.defects, mode=Mode.DRIVER,
+                         defects=spec.defects, mode=spec.mode,
+                         operator=WebOperator() if spec.mode is Mode.OPERATOR else None,
                          case_ids=set(spec.case_ids) if spec.case_ids is not None else None,
                          pki_dir=spec.pki_dir, signing_key=spec.signing_key)
     try:

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from esante.harness.server.db import Database
 from esante.harness.server.models import User
-from esante.harness.server.worker import HEARTBEAT_SECONDS, Dispatcher, LabSettings, LocalPool, interrupt_stale
+from esante.harness.server.worker import Dispatcher, LabSettings, LocalPool, interrupt_stale
+
+SWEEP_SECONDS = 5.0  # how often runs whose worker is gone are looked for
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Lab:
     def _sweep(self) -> None:
         while True:
             interrupt_stale(self.db)
-            if self._stop.wait(HEARTBEAT_SECONDS * 2):
+            if self._stop.wait(SWEEP_SECONDS):
                 return
 
     def stop(self) -> None:

@@ -179,6 +179,9 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     reviewed_bundle_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: operator mode: what the run asks the person now ({"question", "context"}), and their answer
+    prompt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    answer: Mapped[str | None] = mapped_column(Text)
     session: Mapped[Session] = relationship(back_populates="runs")
     cases: Mapped[list[CaseResult]] = relationship(back_populates="run", order_by="CaseResult.position")
 

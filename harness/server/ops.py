@@ -302,8 +302,6 @@ def create_session(s: Session, actor: User, kind: str, candidate_id: int, campai
                                                                         "editor's")
     candidate = get_candidate(s, actor, candidate_id)
     reference = campaign_reference(campaign, campaigns_dir)
-    if kind != SessionKind.SANDBOX and candidate.mode == CandidateMode.OPERATOR:
-        raise Invalid("the lab plays rehearsal and official sessions with a driver")
     session = LabSession(kind=kind, organisation_id=candidate.organisation_id, candidate_id=candidate.id,
                          campaign=campaign, created_by_id=actor.id, title=title.strip()[:300])
     if kind != SessionKind.SANDBOX:
@@ -374,6 +372,22 @@ def cancel_run(s: Session, actor: User, run_id: int) -> Run:
     if run.status not in ACTIVE_RUNS:
         raise Conflict(f"run {run.id} is {run.status}")
     audit(s, actor, "run.cancel", f"run:{run.id}")
+    return run
+
+
+def answer_run(s: Session, actor: User, run_id: int, answer: str) -> Run:
+    """An operator-mode run's question answered by the person at the software: whoever started the run, or an
+    editor of the candidate's organisation."""
+    run = get_run(s, actor, run_id)
+    _require(actor.id == run.requested_by_id or (actor.role == Role.EDITOR and
+                                                 actor.organisation_id == run.session.organisation_id),
+             "the person at the candidate's software answers its questions")
+    if run.status != RunStatus.RUNNING or run.prompt is None:
+        raise Conflict(f"run {run.id} asks nothing now")
+    if len(answer) > 10_000:
+        raise Invalid("an answer has at most 10000 characters")
+    run.answer = answer
+    audit(s, actor, "run.answer", f"run:{run.id}", question=run.prompt.get("question"))
     return run
 
 

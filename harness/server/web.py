@@ -235,6 +235,13 @@ def session_lock(session_id: int, w: Who = Depends(checked)) -> Response:
     return _session_action(session_id, review.lock, w, w.lab.settings)
 
 
+@router.post("/runs/{run_id}/answer")
+def run_answer(run_id: int, answer: str = Form(""), w: Who = Depends(checked)) -> Response:
+    with w.unit() as (s, user):
+        session_id = ops.answer_run(s, user, run_id, answer).session_id
+    return back(f"/sessions/{session_id}#run-{run_id}")
+
+
 @router.post("/runs/{run_id}/cancel")
 def run_cancel(run_id: int, w: Who = Depends(checked)) -> Response:
     with w.unit() as (s, user):

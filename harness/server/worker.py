@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from esante.harness.campaign import Mode
 from esante.harness.server.child import EXIT_REFUSED, RunSpec
 from esante.harness.server.db import Database
 from esante.harness.server.freeze import candidate_identity
@@ -32,7 +33,7 @@ from esante.harness.server.models import CandidateMode, CaseResult, Run, RunStat
 from esante.harness.session import REFERENCE
 from esante.reports.model import RunResult
 
-HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_SECONDS = 0.5  # also how soon a cancellation or an operator's answer reaches the run
 #: a running run whose worker has not been heard of for this long is interrupted
 STALE_AFTER = timedelta(seconds=30)
 KILL_GRACE_SECONDS = 5.0
@@ -72,10 +73,10 @@ def _spec(s: Session, run: Run, settings: LabSettings) -> RunSpec:
     candidate = run.session.candidate
     identity = candidate_identity(candidate)
     target = REFERENCE if candidate.mode == CandidateMode.REFERENCE else candidate.driver_url or ""
-    frozen = run.session.frozen
+    mode = Mode.OPERATOR if candidate.mode == CandidateMode.OPERATOR else Mode.DRIVER
     return RunSpec(campaign=run.campaign, candidate=target, candidate_identity=identity, defects=list(run.defects),
                    case_ids=run.case_ids, out_dir=settings.run_folder(run.id), signing_key=settings.signing_key,
-                   pki_dir=settings.pki_dir, frozen=frozen)
+                   pki_dir=settings.pki_dir, frozen=run.session.frozen, mode=mode)
 
 
 def execute(db: Database, settings: LabSettings, run_id: int) -> None:
@@ -84,10 +85,6 @@ def execute(db: Database, settings: LabSettings, run_id: int) -> None:
         return
     with db.session() as s:
         run = s.get_one(Run, run_id)
-        if run.session.candidate.mode == CandidateMode.OPERATOR:
-            _file(s, run, RunStatus.ERROR, "an operator-mode candidate is played from a terminal (esante run "
-                                           "--operator); the lab plays candidates with a driver")
-            return
         spec = _spec(s, run, settings)
         run.folder = str(spec.out_dir)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +102,8 @@ class _Execution:
     def run(self) -> None:
         with (self.spec.out_dir / "child.log").open("ab") as log:
             child = subprocess.Popen([sys.executable, "-m", "esante.harness.server.child", str(self.spec_file)],
-                                     stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                     start_new_session=True)
             reader = threading.Thread(target=self._read, args=(child,), daemon=True)
             reader.start()
             self._watch(child)
@@ -135,6 +133,11 @@ class _Execution:
                 run = s.get_one(Run, self.run_id)
                 run.heartbeat_at = now()
                 wanted = run.cancel_requested
+                answer = run.answer if run.prompt is not None else None
+                if answer is not None:  # cleared before it is passed on: the next question may come at once
+                    run.prompt = run.answer = None
+            if answer is not None:
+                _tell(child, answer)
             if wanted and not self.cancelled:
                 self.cancelled = True
                 child.terminate()
@@ -157,6 +160,15 @@ class _Execution:
                                                      "the evidence recorded until then is intact")
 
 
+def _tell(child: subprocess.Popen[str], answer: str) -> None:
+    assert child.stdin is not None
+    try:
+        child.stdin.write(json.dumps({"answer": answer}) + "\n")
+        child.stdin.flush()
+    except (BrokenPipeError, ValueError):  # the run ended meanwhile
+        pass
+
+
 def _kill(child: subprocess.Popen[str]) -> None:
     if child.poll() is None:
         child.kill()
@@ -170,6 +182,9 @@ def _apply(s: Session, run: Run, event: dict[str, Any]) -> None:
             s.add(CaseResult(run_id=run.id, position=position, case_id=str(case["id"]), title=str(case["title"]),
                              requirements=list(case["requirements"]), attestation=bool(case["attestation"])))
         run.cases_total = len(cases)
+    elif kind == "ask":
+        run.prompt = {"question": str(event.get("question", "")), "context": str(event.get("context", ""))}
+        run.answer = None
     elif kind == "case_start":
         run.current_case = str(event.get("case"))
     elif kind == "case":
@@ -181,6 +196,7 @@ def _apply(s: Session, run: Run, event: dict[str, Any]) -> None:
 
 def _file(s: Session, run: Run, status: RunStatus, detail: str) -> None:
     run.status, run.detail, run.finished_at, run.current_case = status, detail, now(), None
+    run.prompt = run.answer = None
 
 
 def _file_report(s: Session, run: Run, folder: Path) -> None:

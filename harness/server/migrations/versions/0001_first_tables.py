@@ -15,7 +15,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('login_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -176,10 +175,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_review_entries_session_id'), ['session_id'], unique=False)
 
 
-
-
 def downgrade() -> None:
-
     with op.batch_alter_table('review_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_entries_session_id'))
 
@@ -207,4 +203,3 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_login_attempts_at'))
 
     op.drop_table('login_attempts')
-
