@@ -346,3 +346,34 @@ def test_a_browser_session_needs_its_csrf_token_to_change_anything(people: Peopl
     assert client.post("/candidates", data={"name": "x", "version": "1", "mode": "reference"}).status_code == 403
     assert client.post("/api/v1/candidates", json={"name": "x", "version": "1", "mode": "reference"}).status_code == 403
     assert client.get("/api/v1/candidates").status_code == 200  # reading with the cookie needs no token
+
+
+def _browser_sign_in(people: People, email: str) -> str:
+    """Sign in through the form, as a browser does; the CSRF token of the new session."""
+    client = people.client
+    client.cookies.clear()
+    csrf = client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf},
+                       follow_redirects=False).status_code == 303
+    return client.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+def test_every_page_renders_for_the_people_it_is_for(people: People) -> None:
+    candidate = reference(people)
+    sandbox = session(people, ALPHA, "sandbox", candidate["id"])
+    pages = {ADMIN: ["/", "/admin", "/candidates", "/review", "/tokens", f"/candidates/{candidate['id']}"],
+             ALPHA: ["/", "/candidates", "/tokens", f"/candidates/{candidate['id']}", f"/sessions/{sandbox['id']}",
+                     f"/sessions/{sandbox['id']}/progress"],
+             REVIEWER: ["/", "/review", f"/sessions/{sandbox['id']}"]}
+    for email, paths in pages.items():
+        csrf = _browser_sign_in(people, email)
+        for path in paths:
+            page = people.client.get(path)
+            assert page.status_code == 200 and ("<main" in page.text or "id=\"runs\"" in page.text), (email, path)
+        token = people.client.post("/tokens", data={"label": "ci", "csrf_token": csrf})
+        assert token.status_code == 200 and 'id="new-token">esl_' in token.text
+    _browser_sign_in(people, BETA)
+    for path in (f"/candidates/{candidate['id']}", f"/sessions/{sandbox['id']}", "/admin", "/review"):
+        assert people.client.get(path).status_code in (403, 404), path
+    people.client.cookies.clear()
+    assert people.client.get("/candidates", follow_redirects=False).headers["location"].startswith("/login")

@@ -93,6 +93,8 @@ def login(request: Request, email: str = Form(...), password: str = Form(...), n
 
 @router.post("/logout")
 def logout(request: Request, w: Who = Depends(checked)) -> Response:
+    with w.unit() as (s, user):
+        ops.audit(s, user, "logout", f"user:{user.id}")
     request.session.clear()
     return back("/login")
 
