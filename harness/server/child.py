@@ -1,20 +1,21 @@
-"""One run of the lab, in its own process: ``python -m esante.harness.server.child SPEC.json``.
+"""One run of the lab, in its own process (:func:`play_in_process`, started by the worker).
 
 A run is :func:`esante.harness.session.play` as ``esante run`` does it; in a process of its own it has its own
 simulators and candidate, it can be cancelled by ending the process, and nothing it does can disturb another
-run. It tells the worker what happens as JSON lines on its standard output (``start`` with the cases,
-``case`` as each is judged, then ``done``, ``refused`` or ``error``) and ends itself if its worker dies (the
-evidence store has committed every record: the run is then marked interrupted, its evidence intact).
+run. It tells the worker what happens as events on a pipe (``start`` with the cases, ``case`` as each is judged,
+``ask`` in operator mode, then ``done``, ``refused`` or ``error``), reads an operator's answers on another, and
+ends itself if its worker dies (the evidence store has committed every record: the run is then marked
+interrupted, its evidence intact). Its output goes to the run's ``child.log``.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,14 @@ class RunSpec(BaseModel):
     mode: Mode = Mode.DRIVER
 
 
+class _Channel:
+    events: Connection | None = None   # to the worker
+    answers: Connection | None = None  # from the worker (operator mode)
+
+
 def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+    assert _Channel.events is not None
+    _Channel.events.send({"event": event, **fields})
 
 
 class WebOperator(Operator):
@@ -66,10 +73,8 @@ class WebOperator(Operator):
         self.screen.seek(0)
         self.screen.truncate()
         emit("ask", question=question.strip(), context=shown.strip())
-        line = sys.stdin.readline()
-        if not line:
-            raise EOFError("the lab stopped answering")
-        return str(json.loads(line).get("answer", ""))[:MAX_ANSWER]
+        assert _Channel.answers is not None
+        return str(_Channel.answers.recv())[:MAX_ANSWER]  # EOFError if the worker is gone
 
     def attest(self, case_id: str, statement: str) -> Attestation:
         """As a terminal's, without the attached file: a path typed here would name a file of the worker."""
@@ -116,9 +121,17 @@ def _progress(label: str, result: CaseResult | None) -> None:
         emit("case", case=case_id, verdict=result.verdict.value, reason=result.reason[:2000])
 
 
-def main(spec_path: str) -> int:
+def play_in_process(spec_json: str, events: Connection, answers: Connection, log: str) -> None:
+    """The child process's body: play the run ``spec_json`` describes; the exit code says how it ended."""
+    with open(log, "ab", buffering=0) as output:
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+    _Channel.events, _Channel.answers = events, answers
     threading.Thread(target=_watch_parent, daemon=True).start()
-    spec = RunSpec.model_validate_json(Path(spec_path).read_text(encoding="utf-8"))
+    sys.exit(_play(RunSpec.model_validate_json(spec_json)))
+
+
+def _play(spec: RunSpec) -> int:
     request = RunRequest(campaign=spec.campaign, candidate=spec.candidate, out_dir=spec.out_dir,
                          defects=spec.defects, mode=spec.mode,
                          operator=WebOperator() if spec.mode is Mode.OPERATOR else None,
@@ -137,7 +150,3 @@ def main(spec_path: str) -> int:
         return EXIT_ERROR
     emit("done", run_id=output.result.run_id, verdict=output.result.verdict.value)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
