@@ -11,10 +11,11 @@ and bundle.
 * :mod:`.models`, :mod:`.db`: the tables and the engine (SQLite by default, PostgreSQL for a shared lab);
 * :mod:`.security`: passwords (argon2), API tokens, CSRF, login throttling;
 * :mod:`.ops`: every operation and permission rule, used by the HTML pages (:mod:`.web`) and the JSON API
-  (:mod:`.api`) alike;
+  (:mod:`.api`) alike; :mod:`.review`: what a reviewer records; :mod:`.app` and :mod:`.context`: the
+  application and what each request holds;
 * :mod:`.freeze`: the versions and digests an official session freezes;
 * :mod:`.worker`, :mod:`.child`, :mod:`.queue`: runs in a pool of this process, or in workers on other
-  machines through procrastinate (a PostgreSQL task queue);
+  machines through procrastinate (a PostgreSQL task queue); each run in a process of its own;
 * :mod:`.pv`: the signed procès-verbal;
-* :mod:`.client`: ``esante submit``, from an editor's CI.
+* :mod:`.serve`: ``esante serve``; :mod:`.client`: ``esante submit``, from an editor's CI.
 """
