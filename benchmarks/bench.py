@@ -10,6 +10,9 @@ Figures, written to ``benchmarks/results.json`` with the machine they were taken
 * ``psc_token_refresh_per_s`` — refresh grants per second and p99 latency at the PSC token endpoint (two
   RS256 signatures and the journal per call), against a bare FastAPI endpoint answering a same-size token
   response in the same run, on the same server stack (no aim: a figure to watch);
+* ``psc_memory`` — the PSC simulator's resident memory under sustained refresh grants (two tokens left behind by
+  each), sampled as they pile up past the bound of its tables (``kits/oauth/server.py``, ``MAX_ENTRIES``): it
+  must level off (run alone with ``python benchmarks/bench.py psc_memory``);
 * ``dmp`` — ITI-41 feeds per second with a 100 kB CDA and every check, ITI-18 searches per second as the
   registry grows to 100,000 documents, and the memory of 100,000 documents (``bench_dmp.py``; run alone with
   ``python benchmarks/bench.py dmp``);
@@ -260,6 +263,79 @@ def bench_psc_token(tmp: Path) -> dict[str, float]:
             "bare_fastapi_p99_ms": _p99_ms(bare_latencies), "client_threads": CLIENT_THREADS}
 
 
+MEMORY_LOAD_SECONDS = 240.0  # long enough to pass the tables' bound (two tokens per grant, ~100 grants/s)
+MEMORY_SAMPLE_EVERY = 20.0
+
+
+def _rss_mb(pid: int) -> float:
+    """The resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _refresh_forever(port: int, refresh_token: str, stop: float, counts: list[int], i: int) -> None:
+    """Refresh grants back to back until ``stop``, each with the refresh token of the previous answer (as a
+    client does): every grant leaves a new access and refresh token in the federator's memory."""
+    import base64
+    from urllib.parse import urlencode
+
+    from esante.simulators.psc.protocol import TOKEN_PATH
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "Authorization": "Basic " + base64.b64encode(":".join(PSC_CLIENT).encode()).decode()}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    while time.perf_counter() < stop:
+        conn.request("POST", TOKEN_PATH, headers=headers,
+                     body=urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token}).encode())
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"unexpected status {response.status}: {answer}")
+        refresh_token = answer["refresh_token"]
+        counts[i] += 1
+    conn.close()
+
+
+def bench_psc_memory(tmp: Path) -> dict[str, object]:
+    """PSC's memory under sustained refresh grants (each one leaves two tokens behind): the simulator's resident
+    memory sampled as the tokens pile up past the bound of its tables, which must make it level off."""
+    from esante.simulators.kits.oauth.server import MAX_ENTRIES
+
+    esante = str(Path(sys.executable).with_name("esante"))
+    port = _free_port()
+    sim = _spawn([esante, "sim", "psc", "--port", str(port), "--evidence", str(tmp / "psc-memory.sqlite")])
+    samples: list[dict[str, float]] = []
+    try:
+        _wait_healthy(port, "/_admin/health")
+        tokens = [_psc_refresh_token(port) for _ in range(CLIENT_THREADS)]
+        counts = [0] * CLIENT_THREADS
+        started = time.perf_counter()
+        stop = started + MEMORY_LOAD_SECONDS
+        threads = [threading.Thread(target=_refresh_forever, args=(port, tokens[i], stop, counts, i))
+                   for i in range(CLIENT_THREADS)]
+        for t in threads:
+            t.start()
+        while (now := time.perf_counter()) < stop:
+            samples.append({"s": round(now - started, 1), "grants": sum(counts), "rss_mb": _rss_mb(sim.pid)})
+            time.sleep(MEMORY_SAMPLE_EVERY)
+        for t in threads:
+            t.join()
+        samples.append({"s": round(time.perf_counter() - started, 1), "grants": sum(counts),
+                        "rss_mb": _rss_mb(sim.pid)})
+    finally:
+        sim.terminate()
+        sim.wait()
+    bound = next((x for x in samples if 2 * x["grants"] > MAX_ENTRIES), samples[-1])
+    return {"tokens_issued": 2 * samples[-1]["grants"], "max_entries_per_table": MAX_ENTRIES,
+            "rss_mb_start": samples[0]["rss_mb"], "rss_mb_at_bound": bound["rss_mb"],
+            "rss_mb_end": samples[-1]["rss_mb"],
+            "growth_after_bound_mb_per_10k_grants": round(
+                (samples[-1]["rss_mb"] - bound["rss_mb"]) * 10_000 / max(1, samples[-1]["grants"] - bound["grants"]),
+                2), "samples": samples}
+
+
 def _campaign_seconds(tmp: Path, label: str, simulators: str) -> float:
     from esante.harness.session import RunRequest, play
 
@@ -376,6 +452,7 @@ GROUPS: dict[str, Callable[[Path], dict[str, object]]] = {
     "dmp": lambda tmp: bench_dmp.run(tmp, _spawn, _free_port, _wait_healthy),
     "mes": bench_mes,
     "mssante": bench_mssante.run,
+    "psc_memory": bench_psc_memory,
 }
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
 from esante.harness.campaign import Step
-from esante.harness.driver import API_PREFIX, ActionReport
+from esante.harness.driver import API_PREFIX, ActionOutcome, ActionReport
 from esante.harness.driver import contract_app as base_contract
 from esante.harness.kits import load_kits
 from esante.simulators.dataset import Dataset
@@ -30,9 +30,19 @@ Params = BaseModel | dict[str, Any]
 Builder = Callable[[Step, Dataset], Params]
 #: What the user types on a simulator's page during a browser flow (login page fields), from the parameters.
 FormFiller = Callable[[dict[str, Any]], dict[str, str]]
+
+
+class Ask(Protocol):
+    """Asks a person one question in operator mode and returns the answer (``default`` when they just press
+    Enter). ``field`` is where the answer goes in the report (``identity.ins.key``): an answer the report's model
+    refuses is asked again, that question alone."""
+
+    def __call__(self, question: str, default: str = "", field: str | None = None) -> str: ...
+
+
 #: What a person is asked in operator mode, beyond the outcome and message, to fill the report's own fields:
-#: ``(ask, params, outcome) -> fields``; ``ask(question, default)`` returns the answer.
-OperatorQuestions = Callable[[Callable[[str, str], str], dict[str, Any], str], dict[str, Any]]
+#: ``(ask, params, outcome) -> fields``.
+OperatorQuestions = Callable[[Ask, dict[str, Any], str], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,9 @@ class ActionSpec:
     browser_form: FormFiller | None = None
     #: For operator mode: the questions that fill the report's own fields.
     operator_questions: OperatorQuestions | None = None
+    #: The outcomes the software may report for this action (its service's), offered to a person in operator
+    #: mode; empty: every outcome.
+    outcomes: tuple[ActionOutcome, ...] = ()
 
     def parameters(self, step: Step, dataset: Dataset) -> dict[str, Any]:
         """The parameters of this step as the driver receives them (JSON-ready)."""
@@ -64,11 +77,13 @@ ACTIONS: dict[str, ActionSpec] = {}
 
 def action(name: str, *, title: str, instruction: str, params: type[BaseModel] | None = None,
            report: type[ActionReport] = ActionReport, browser_form: FormFiller | None = None,
-           operator_questions: OperatorQuestions | None = None) -> Callable[[Builder], Builder]:
+           operator_questions: OperatorQuestions | None = None,
+           outcomes: Iterable[ActionOutcome] = ()) -> Callable[[Builder], Builder]:
     """Register the builder of the driver action ``name`` (names are unique across kits)."""
 
     def register(build: Builder) -> Builder:
-        ACTIONS[name] = ActionSpec(name, title, build, instruction, params, report, browser_form, operator_questions)
+        ACTIONS[name] = ActionSpec(name, title, build, instruction, params, report, browser_form, operator_questions,
+                                   tuple(outcomes))
         return build
 
     return register

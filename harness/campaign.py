@@ -6,17 +6,22 @@ as an instruction, or an attestation a person confirms) and expectations (named 
 ids follow from its checks (each check declares those it judges). The JSON Schema of the format is generated
 from the models below and shipped as ``scenarios/campaign.schema.json``.
 
-:func:`load_campaign` reports a bad file by file, line and field: ``insi.yaml:42: cases[3].severity: Input
-should be 'blocking', 'major' or 'minor'``.
+:func:`load_campaign` reports a bad file by file, line and field, every problem in one pass, in file order:
+``insi.yaml:42: cases[3].severity: Input should be 'blocking', 'major' or 'minor'``. Given the registries (as
+``esante run`` and ``esante check-campaign`` give them), it also finds what a run would trip on: unknown checks,
+driver actions and simulators, data-set references that do not exist (``patient: P999``), requirements a case's
+checks judge that the campaign does not declare.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,6 +36,9 @@ MAX_EXPANDED_NODES = 200_000
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Severity(StrEnum):
@@ -102,18 +110,6 @@ class Campaign(Model):
     requirements: dict[str, str] = Field(description="requirement id -> wording")
     cases: list[TestCase] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _coherent(self) -> Campaign:
-        ids = [c.id for c in self.cases]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate test case ids: {', '.join(duplicates)}")
-        for case in self.cases:
-            unknown = [r for r in case.requirements if r not in self.requirements]
-            if unknown:
-                raise ValueError(f"case {case.id} cites requirements not declared: {', '.join(unknown)}")
-        return self
-
 
 class CampaignError(ValueError):
     """A campaign file that cannot be played; the message names file, line and field."""
@@ -130,43 +126,80 @@ class JudgesRequirements(Protocol):
     requirements: Sequence[str]
 
 
-def load_campaign(path: str | Path, *, known_checks: Mapping[str, JudgesRequirements] | None = None
-                  ) -> LoadedCampaign:
-    """Read and validate a campaign file; raise :class:`CampaignError` naming file, line and field.
+class BuildsParameters(Protocol):
+    """A driver action as the runner plays it (:class:`esante.harness.actions.ActionSpec`)."""
 
-    With ``known_checks`` (the check registry), every expectation must name a known check, and each case's
-    requirements are completed with those its checks judge: they follow from the checks, never kept in sync
-    by hand."""
+    instruction: str
+
+    def parameters(self, step: Step, dataset: Any) -> dict[str, Any]: ...
+
+
+Lines = dict[tuple[Any, ...], int]
+Problem = tuple[int, str]  # (line, "file:line: field: what is wrong"), sorted by line to be read in file order
+
+
+def load_campaign(path: str | Path, *, known_checks: Mapping[str, JudgesRequirements] | None = None,
+                  actions: Mapping[str, BuildsParameters] | None = None, simulators: Collection[str] | None = None,
+                  datasets: Callable[[str], Any] | None = None) -> LoadedCampaign:
+    """Read and validate a campaign file; raise :class:`CampaignError` naming file, line and field of every
+    problem found, all in one pass.
+
+    The more it is given, the more it checks what a run would trip on: with ``known_checks`` (the check
+    registry) every expectation must name a known check, and each case's requirements are completed with those
+    its checks judge (they follow from the checks, never kept in sync by hand); with ``simulators`` the
+    simulators named must exist; with ``actions`` and ``datasets`` (a data set by name) every step must name a
+    known driver action whose parameters build from the data set (patient ``P999`` does not) and whose
+    instruction reads them."""
     path = Path(path)
     raw = path.read_bytes()
     if len(raw) > MAX_CAMPAIGN_BYTES:
         raise CampaignError(f"{path}: file of {len(raw)} bytes is larger than {MAX_CAMPAIGN_BYTES}")
-    text = raw.decode("utf-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{path}:1: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    data, lines = _parse(path, text)
+    where = _Where(path, lines)
+    try:
+        campaign: Campaign | None = Campaign.model_validate(data)
+        problems: list[Problem] = []
+    except ValidationError as exc:
+        campaign, problems = None, _described(where, exc)
+    header, requirements, cases = _parts(campaign, data)
+    problems += _coherence(where, cases, requirements)
+    if known_checks is not None:
+        problems += _check_names(where, cases, known_checks, requirements)
+    if header is not None and simulators is not None:
+        problems += _simulators(where, header, cases, simulators)
+    if header is not None and actions is not None and datasets is not None:
+        problems += _steps(where, header, cases, actions, datasets)
+    if problems:
+        raise CampaignError("\n".join(text for _, text in sorted(problems, key=lambda p: p[0])))
+    assert campaign is not None
+    if known_checks is not None:
+        for case in campaign.cases:
+            judged = (r for expectation in case.expect for r in known_checks[expectation.check].requirements)
+            case.requirements = list(dict.fromkeys([*case.requirements, *judged]))
+    return LoadedCampaign(path=path, sha256=hashlib.sha256(raw).hexdigest(), campaign=campaign)
+
+
+def _parse(path: Path, text: str) -> tuple[Any, Lines]:
+    """The YAML document and the line of every value in it; a document that is not YAML, or that would blow up
+    through its aliases, is refused at once (there is nothing further to check)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay shared nodes here: cheap
         data = yaml.safe_load(text)  # shares aliased objects too; only validation would walk them all
+        expanded = _expanded_size(node)
     except RecursionError:
         raise CampaignError(f"{path}:1: the YAML is nested too deeply to be a campaign") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark else "?"
         raise CampaignError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    try:
-        expanded = _expanded_size(node)
-    except RecursionError:
-        raise CampaignError(f"{path}:1: the YAML is nested too deeply to be a campaign") from None
     if expanded > MAX_EXPANDED_NODES:
         raise CampaignError(f"{path}:1: the file expands to {expanded} YAML nodes through aliases "
                             f"(limit {MAX_EXPANDED_NODES}): refused")
-    lines = _line_index(node)
-    try:
-        campaign = Campaign.model_validate(data)
-    except ValidationError as exc:
-        raise CampaignError(_describe(path, exc, lines)) from None
-    if known_checks is not None:
-        _check_names(path, campaign, set(known_checks), lines)
-        _derive_requirements(path, campaign, known_checks, lines)
-    return LoadedCampaign(path=path, sha256=hashlib.sha256(raw).hexdigest(), campaign=campaign)
+    return data, _line_index(node)
 
 
 def resolve_campaign(name_or_path: str) -> Path:
@@ -236,39 +269,142 @@ def _field(loc: tuple[Any, ...]) -> str:
     return text or "(file)"
 
 
-def _describe(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
-    messages = []
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a problem is: ``file:line: field:``, from a YAML path (keys and list indexes)."""
+
+    path: Path
+    lines: Lines
+
+    def __call__(self, loc: tuple[Any, ...], message: str) -> Problem:
+        line = _line_of(self.lines, loc)
+        return (line if isinstance(line, int) else 0, f"{self.path}:{line}: {_field(loc)}: {message}")
+
+
+def _described(where: _Where, exc: ValidationError) -> list[Problem]:
+    found = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        messages.append(f"{path}:{_line_of(lines, loc)}: {_field(loc)}: {error['msg']}")
-    return "\n".join(messages)
+        found.append(where(loc, error["msg"]))
+    return found
 
 
-def _check_names(path: Path, campaign: Campaign, known: set[str], lines: dict[tuple[Any, ...], int]) -> None:
-    problems = []
-    for i, case in enumerate(campaign.cases):
+def _valid(model: type[ModelT], raw: Any) -> ModelT | None:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+Cases = list[tuple[int, TestCase]]
+
+
+def _parts(campaign: Campaign | None, data: Any) -> tuple[CampaignHeader | None, dict[str, str] | None, Cases]:
+    """What can be checked further: the whole campaign when it is well formed, else its header, requirements and
+    each case that is well formed on its own (so one bad case does not hide the problems of the others)."""
+    if campaign is not None:
+        return campaign.campaign, campaign.requirements, list(enumerate(campaign.cases))
+    if not isinstance(data, dict):
+        return None, None, []
+    declared = data.get("requirements")
+    requirements = declared if isinstance(declared, dict) and all(isinstance(k, str) for k in declared) else None
+    raw_cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    cases = [(i, case) for i, raw in enumerate(raw_cases) if (case := _valid(TestCase, raw)) is not None]
+    return _valid(CampaignHeader, data.get("campaign")), requirements, cases
+
+
+def _coherence(where: _Where, cases: Cases, requirements: dict[str, str] | None) -> list[Problem]:
+    found, seen = [], set()
+    for i, case in cases:
+        if case.id in seen:
+            found.append(where(("cases", i, "id"), f"duplicate test case id {case.id!r}"))
+        seen.add(case.id)
+        for j, requirement in enumerate(case.requirements):
+            if requirements is not None and requirement not in requirements:
+                found.append(where(("cases", i, "requirements", j), f"requirement {requirement!r} is not declared "
+                                                                    "under 'requirements'"))
+    return found
+
+
+def _check_names(where: _Where, cases: Cases, known: Mapping[str, JudgesRequirements],
+                 requirements: dict[str, str] | None) -> list[Problem]:
+    """Unknown checks, and requirements a case's checks judge that the campaign does not declare (at the check)."""
+    found = []
+    for i, case in cases:
         for j, expectation in enumerate(case.expect):
-            if expectation.check not in known:
-                loc = ("cases", i, "expect", j, "check")
-                problems.append(f"{path}:{_line_of(lines, loc)}: {_field(loc)}: unknown check "
-                                f"{expectation.check!r}")
-    if problems:
-        raise CampaignError("\n".join(problems))
+            loc = ("cases", i, "expect", j, "check")
+            registered = known.get(expectation.check)
+            if registered is None:
+                found.append(where(loc, f"unknown check {expectation.check!r}{_close(expectation.check, known)}"))
+                continue
+            undeclared = [r for r in registered.requirements if requirements is not None and r not in requirements]
+            if undeclared:
+                found.append(where(loc, f"check {expectation.check!r} judges requirement(s) the campaign does not "
+                                        f"declare: {', '.join(undeclared)}"))
+    return found
 
 
-def _derive_requirements(path: Path, campaign: Campaign, checks: Mapping[str, JudgesRequirements],
-                         lines: dict[tuple[Any, ...], int]) -> None:
-    problems = []
-    for i, case in enumerate(campaign.cases):
-        judged = (r for expectation in case.expect for r in checks[expectation.check].requirements)
-        derived = list(dict.fromkeys([*case.requirements, *judged]))
-        undeclared = [r for r in derived if r not in campaign.requirements]
-        if undeclared:
-            problems.append(f"{path}:{_line_of(lines, ('cases', i, 'expect'))}: cases[{i}]: its checks judge "
-                            f"requirements the campaign does not declare: {', '.join(undeclared)}")
-        case.requirements = derived
-    if problems:
-        raise CampaignError("\n".join(problems))
+def _simulators(where: _Where, header: CampaignHeader, cases: Cases, known: Collection[str]) -> list[Problem]:
+    found = [where(("campaign", "simulators", k), f"unknown simulator {name!r} (known: {', '.join(sorted(known))})")
+             for k, name in enumerate(header.simulators) if name not in known]
+    for i, case in cases:
+        found += [where(("cases", i, "preconditions", "faults", name), f"faults for the {name} simulator, which the "
+                                                                       "campaign does not start")
+                  for name in case.preconditions.faults if name not in header.simulators]
+    return found
+
+
+def _steps(where: _Where, header: CampaignHeader, cases: Cases, actions: Mapping[str, BuildsParameters],
+           datasets: Callable[[str], Any]) -> list[Problem]:
+    """Every action step as the run would play it: a known action, its parameters built from the case's data
+    set, its instruction filled with them."""
+    found: list[Problem] = []
+    loaded: dict[str, Any] = {}
+    for i, case in cases:
+        name = case.preconditions.dataset or header.dataset
+        loc = ("cases", i, "preconditions", "dataset") if case.preconditions.dataset else ("campaign", "dataset")
+        if name not in loaded:
+            try:
+                loaded[name] = datasets(name)
+            except (OSError, ValueError) as exc:
+                loaded[name] = None
+                found.append(where(loc, f"data set {name!r} cannot be loaded: {_first_line(exc)}"))
+        for j, step in enumerate(case.steps):
+            if step.action is not None and loaded[name] is not None:
+                found += _step(where, ("cases", i, "steps", j), step, actions, loaded[name])
+    return found
+
+
+def _step(where: _Where, loc: tuple[Any, ...], step: Step, actions: Mapping[str, BuildsParameters],
+          dataset: Any) -> list[Problem]:
+    assert step.action is not None
+    spec = actions.get(step.action)
+    if spec is None:
+        return [where((*loc, "action"), f"unknown driver action {step.action!r}{_close(step.action, actions)}")]
+    try:
+        params = spec.parameters(step, dataset)
+    except Exception as exc:  # a kit's builder meets whatever the file holds: any failure is the file's problem
+        return [where(loc, f"{step.action}: {_first_line(exc)}")]
+    try:
+        (step.instruction or spec.instruction).format_map(params)
+    except (LookupError, ValueError, AttributeError) as exc:
+        return [where((*loc, "instruction") if step.instruction else loc,
+                      f"{step.action}: the instruction names a parameter the action does not have ({exc})")]
+    return []
+
+
+def _close(name: str, known: Iterable[str]) -> str:
+    matches = get_close_matches(name, list(known), n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return str(text).splitlines()[0] if str(text) else type(exc).__name__
 
 
 def campaign_schema() -> dict[str, Any]:

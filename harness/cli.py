@@ -2,41 +2,60 @@
 
 Exit codes of ``esante run`` (for CI): 0 every case passed (or was skipped), 1 at least one case failed,
 3 no failure but an error or an inconclusive case, 4 the run could not start (bad campaign, unreachable
-candidate). ``esante verify``: 0 intact, 1 altered.
+candidate, a defect of another campaign), 130 an operator session interrupted (``--resume`` takes it up).
+``esante verify``: 0 intact, 1 altered. Usage errors (a missing file, an unknown option): 2.
+
+When standard output is not a terminal (a CI log), lines are never wrapped and ``esante run`` prints one line
+per case as it goes; on a terminal it shows a progress bar. Each command is one function below; sub-commands
+(``esante list ...``, ``esante mes ...``) are typer apps of their own, added with ``app.add_typer``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import shlex
+import socket
+import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from esante.harness.actions import contract_app
-from esante.harness.campaign import CampaignError, Mode, campaign_schema, load_campaign, resolve_campaign
+from esante.harness.actions import contract_app, load_actions
+from esante.harness.campaign import CampaignError, LoadedCampaign, Mode, campaign_schema
 from esante.harness.checks import load_checks
 from esante.harness.driver import DriverError
-from esante.reports.model import CaseResult, RunResult, Verdict
+from esante.harness.kits import defects, kits
+from esante.reports.model import RunResult, Verdict
 
 if TYPE_CHECKING:
     from esante.harness.lab import LabState
+    from esante.harness.session import RunOutput
 
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
-COLOURS = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "dim", "inconclusive": "yellow"}
-EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN = 1, 3, 4
+EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 1, 3, 4, 130
+#: The width of the output when it is not a terminal: wide enough that nothing is ever wrapped.
+UNWRAPPED = 100_000
 
 
-def _progress(label: str, result: CaseResult | None) -> None:
-    if result is None:  # a case starts: its line is printed once judged
-        return
-    colour = COLOURS[result.verdict.value]
-    console.print(f"  [{colour}]{result.verdict.value:<12}[/{colour}] {label}"
-                  + (f"\n{'':15}[dim]{result.reason[:300]}[/dim]" if result.verdict != Verdict.PASSED else ""))
+@app.callback()
+def _output() -> None:
+    """Fit the output to where it goes: a terminal's width, or no wrapping at all in a log."""
+    if not console.is_terminal:
+        console.soft_wrap = True
+        console.width = UNWRAPPED
+
+
+def _fail(what: str, why: str, code: int = EXIT_CANNOT_RUN) -> NoReturn:
+    """Say what went wrong (``why`` printed as it is: no markup, whatever brackets it holds) and exit."""
+    console.print(Text.assemble((f"{what}: ", "red"), why), soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
 
 
 def exit_code(result: RunResult) -> int:
@@ -52,8 +71,11 @@ def exit_code(result: RunResult) -> int:
 def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped campaign name (insi)"),
         candidate: str = typer.Option("reference", help="driver base URL of the candidate, or 'reference'"),
         out: Path | None = typer.Option(None, help="output folder (default runs/<run id>/)"),
-        defect: list[str] = typer.Option([], help="reference candidate only: switch on a named defect"),
+        defect: list[str] = typer.Option([], help="reference candidate only: switch on a named defect of this "
+                                                  "campaign (esante list defects)"),
         operator: bool = typer.Option(False, help="a person plays the candidate at the prompts"),
+        resume: Path | None = typer.Option(None, help="with --operator: take up the interrupted session saved in "
+                                                      "this run folder", file_okay=False),
         case: list[str] = typer.Option([], help="play only these case ids"),
         plain_http: bool = typer.Option(False, help="serve the simulators over plain HTTP instead of HTTPS"),
         signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle"),
@@ -64,35 +86,46 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
                                                                            "[default: esante-conformance:latest]")
         ) -> None:
     """Play a campaign against a candidate and write the reports and the evidence bundle."""
-    from esante.harness.session import RunRequest, play
+    from esante.harness.run_display import RunDisplay
+    from esante.harness.session import RunInterrupted, RunRequest, play
 
-    request = RunRequest(campaign=campaign, candidate=candidate, out_dir=out, defects=defect,
+    if resume is not None and (not operator or case):
+        raise typer.BadParameter("--resume takes up an operator session as it was begun: add --operator, "
+                                 "without --case", param_hint="--resume")
+    request = RunRequest(campaign=campaign, candidate=candidate, out_dir=resume or out, defects=defect,
                          mode=Mode.OPERATOR if operator else Mode.DRIVER, case_ids=set(case) or None,
-                         tls=not plain_http, signing_key=signing_key, simulators=simulators, image=image)
-    try:
-        output = play(request, progress=_progress)
-    except (CampaignError, FileNotFoundError, DriverError, ValueError) as exc:
-        console.print(f"[red]cannot run:[/red] {exc}")
-        raise typer.Exit(EXIT_CANNOT_RUN) from None
-    result = output.result
-    counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
-    console.print(f"\n[bold]{result.campaign.id} {result.campaign.version}[/bold] against "
-                  f"{result.candidate.name} {result.candidate.version}: {counts}")
-    from esante.reports.terminal import requirement_table, what_next
-
-    console.print(requirement_table(result))
-    console.print(f"run id      {result.run_id}", soft_wrap=True)
-    console.print(f"HTML report {output.reports.html}", soft_wrap=True)
-    console.print(f"PDF report  {output.reports.pdf}", soft_wrap=True)
-    console.print(f"JSON report {output.reports.json}", soft_wrap=True)
-    console.print(f"JUnit XML   {output.reports.junit}", soft_wrap=True)
-    console.print(f"evidence    {output.reports.bundle}", soft_wrap=True)
-    rerun = ["esante", "run", campaign, "--candidate", candidate, *(a for d in defect for a in ("--defect", d)),
+                         tls=not plain_http, signing_key=signing_key, simulators=simulators, image=image,
+                         resume=resume is not None)
+    again = ["esante", "run", campaign, "--candidate", candidate, *(a for d in defect for a in ("--defect", d)),
              *(["--operator"] if operator else []), *(["--plain-http"] if plain_http else []),
              *(["--simulators", simulators] if simulators != "local" else [])]
-    steps = what_next(result, output.reports.html, output.reports.pdf, output.reports.bundle, rerun)
+    try:
+        with RunDisplay(console, live=console.is_terminal and not operator) as display:
+            output = play(request, progress=display)
+    except RunInterrupted as stopped:
+        console.print(Text(f"\n{stopped}"), soft_wrap=True)
+        console.print(Text("resume: " + shlex.join([*again, "--resume", str(stopped.out_dir)])), soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (CampaignError, FileNotFoundError, DriverError, ValueError) as exc:
+        _fail("cannot run", str(exc))
+    _summary(output, again)
+    raise typer.Exit(exit_code(output.result))
+
+
+def _summary(output: RunOutput, again: list[str]) -> None:
+    from esante.reports.terminal import requirement_table, what_next
+
+    result = output.result
+    counts = ", ".join(f"{n} {v}" for v, n in result.counts().items() if n)
+    console.print(Text.assemble("\n", (f"{result.campaign.id} {result.campaign.version}", "bold"),
+                                f" against {result.candidate.name} {result.candidate.version}: {counts}"))
+    console.print(requirement_table(result))
+    for label, value in (("run id", result.run_id), ("HTML report", output.reports.html),
+                         ("PDF report", output.reports.pdf), ("JSON report", output.reports.json),
+                         ("JUnit XML", output.reports.junit), ("evidence", output.reports.bundle)):
+        console.print(Text(f"{label:<12}{value}"), soft_wrap=True)
+    steps = what_next(result, output.reports.html, output.reports.pdf, output.reports.bundle, again)
     console.print("next: " + "\n      ".join(steps), soft_wrap=True, markup=False, highlight=False)
-    raise typer.Exit(exit_code(result))
 
 
 @app.command()
@@ -110,33 +143,56 @@ def report(run_dir: Path = typer.Argument(..., help="a finished run's folder (re
     try:
         written = rerender(run_dir, formats, out)
     except RunFolderError as exc:
-        console.print(f"[red]cannot render:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(EXIT_CANNOT_RUN) from None
+        _fail("cannot render", str(exc))
     for name, path in written.items():
         console.print(f"{name.upper():<4} report {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()
-def verify(bundle: Path, trusted_key: Path | None = typer.Option(None, help="PEM public key the bundle must be "
-                                                                             "signed with")) -> None:
+def verify(bundle: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                         help="an evidence bundle (evidence-bundle.zip)"),
+           trusted_key: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                                   help="PEM public key the bundle must be signed with")) -> None:
     """Check that an evidence bundle is intact; name what was altered."""
     from esante.reports import verify_bundle
 
     outcome = verify_bundle(bundle, trusted_key.read_bytes() if trusted_key else None)
     if outcome.ok:
-        console.print(f"[green]intact[/green]: run {outcome.run_id}, {outcome.files_checked} files, "
-                      f"signed by {outcome.signer_fingerprint}")
+        console.print(Text.assemble(("intact", "green"), f": run {outcome.run_id}, {outcome.files_checked} files, "
+                                    f"signed by {outcome.signer_fingerprint}"), soft_wrap=True)
         for problem in outcome.problems:
-            console.print(f"  note: {problem}")
+            console.print(Text(f"  note: {problem}"), soft_wrap=True)
         return
-    console.print(f"[red]ALTERED[/red]: {bundle}")
-    for problem in outcome.problems:
-        console.print(f"  - {problem}")
+    folders = _folder_entries(bundle)
+    problems = [p for p in outcome.problems if p not in outcome.notes
+                and not any(p.endswith(f) or f"{f}:" in p for f in folders)]  # what the folder entries trip
+    if folders:
+        shown = ", ".join(folders[:3]) + (", …" if len(folders) > 3 else "")
+        rezipped = (f"the archive was re-zipped: it holds {len(folders)} folder entries ({shown}) that a signed "
+                    "bundle never has; verify the bundle as the run wrote it")
+        if not problems:
+            _fail(f"NOT AS SIGNED: {bundle}", rezipped + " (every file the manifest lists is intact)", 1)
+        problems.insert(0, rezipped)
+    console.print(Text.assemble(("ALTERED", "red"), f": {bundle}"), soft_wrap=True)
+    for problem in problems:
+        console.print(Text(f"  - {problem}"), soft_wrap=True)
+    for note in outcome.notes:
+        console.print(Text(f"  note: {note}"), soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _folder_entries(bundle: Path) -> list[str]:
+    """The folder entries of a zip archive (``exchanges/``): what ``zip -r`` adds, and a signed bundle never has."""
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            return [info.filename for info in archive.infolist() if info.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
 
 
 @app.command()
 def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulator name (insi)"),
+        recordings: Path | None = typer.Argument(None, help="replay: the recordings folder (esante proxy --record)"),
         host: str = typer.Option("127.0.0.1", envvar="ESANTE_HOST"),
         port: int = typer.Option(8001, envvar="ESANTE_PORT"),
         tls: bool = typer.Option(False, envvar="ESANTE_TLS", help="serve HTTPS with a certificate from the test PKI"),
@@ -149,7 +205,9 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
         pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR"),
         option: list[str] = typer.Option([], envvar="ESANTE_SIM_OPTIONS",
                                           help="a simulator option KEY=VALUE, e.g. auto_login=PS001 or "
-                                               "ciba=manual for psc")) -> None:
+                                               "ciba=manual for psc"),
+        stop_with_parent: bool = typer.Option(False, hidden=True, help="stop when the process that started this "
+                                                                       "one is gone (the pytest plugin's)")) -> None:
     """Serve one simulator in the foreground (admin token from ESANTE_ADMIN_TOKEN, else printed).
 
     Every option can come from the environment (``ESANTE_SIMULATOR``, ``ESANTE_PORT``...): that is how the
@@ -163,16 +221,56 @@ def sim(name: str = typer.Argument(..., envvar="ESANTE_SIMULATOR", help="simulat
     pki = pki_dir or default_pki_dir()
     settings = SimulatorSettings.from_env(evidence_path=evidence, dataset=dataset, pki_dir=pki)
     settings.options.update(_options(option))
+    if recordings is not None:
+        settings.options["recordings"] = str(recordings)
     try:
         simulator = build_simulator(name, settings)
     except (KeyError, TypeError, ValueError) as exc:  # unknown simulator, or an option it does not take
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(4) from None
+        _fail("cannot start", str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+    taken = _port_taken(host, port)
+    if taken:  # said before the banner, and before the evidence store is created (by create_app)
+        _fail(f"cannot serve on {host}:{port}", taken)
     tls_settings = TlsSettings(pki_dir=pki, require_client_cert=mtls,
                                hostnames=tuple(hostname)) if tls or mtls else None
     console.print(f"{simulator.title} simulator on {'https' if tls_settings else 'http'}://{host}:{port} "
                   f"(evidence {evidence}); admin token: {settings.admin_token}")
+    if stop_with_parent:
+        _stop_with_parent()
     serve(create_app(simulator, settings), host=host, port=port, tls=tls_settings)
+
+
+def _stop_with_parent(poll: float = 0.5, grace: float = 10.0) -> None:
+    """Stop as on SIGTERM once this process's parent is gone (it is then adopted: its parent id changes), and for
+    good ``grace`` seconds later: a simulator a test session started must not outlive it, however it ended."""
+    import os
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), or None; bound as uvicorn binds."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "the port is in use (another simulator, or another program)"
+        return exc.strerror or str(exc)
+    return None
 
 
 def _options(pairs: list[str]) -> dict[str, object]:
@@ -220,8 +318,7 @@ def lab(names: list[str] = typer.Argument(None, help="simulators to start (defau
     chosen = names or simulator_names()
     unknown = sorted(set(chosen) - set(simulator_names()))
     if unknown:
-        console.print(f"[red]unknown simulator(s) {', '.join(unknown)}; known: {', '.join(simulator_names())}[/red]")
-        raise typer.Exit(EXIT_CANNOT_RUN)
+        _fail("cannot start", f"unknown simulator(s) {', '.join(unknown)}; known: {', '.join(simulator_names())}")
     ports = {name: int(number) for name, number in _pairs(port, "=").items()}
     with Lab(chosen, workdir=workdir, pki_dir=pki_dir or default_pki_dir(), tls=not plain_http, dataset=dataset,
              host=host, ports=ports, options=_lab_options(option)) as running:
@@ -242,15 +339,15 @@ def token(professional: str = typer.Option(..., help="the professional: data-set
           full: bool = typer.Option(False, "--json", help="print the token endpoint's whole answer as JSON")) -> None:
     """Print a fresh Pro Santé Connect access token from a running lab (to try a mail client by hand)."""
     from esante.harness.lab import read_state
-    from esante.harness.lab.psc import TokenRefused, psc_token
+    from esante.harness.lab.oauth import TokenRefused
+    from esante.harness.lab.psc import psc_token
 
     try:
         running = read_state(state)
         tokens = psc_token(running.url("psc"), running.ca_pem(), professional, client_id=client,
                            dataset=running.dataset)
     except (FileNotFoundError, ValueError, KeyError, TokenRefused) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_CANNOT_RUN) from None
+        _fail("no token", str(exc))
     print(tokens.model_dump_json(indent=2, exclude_none=True) if full else tokens.access_token)
 
 
@@ -303,24 +400,170 @@ def _wait_for_interrupt() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-@app.command("check-campaign")
-def check_campaign(campaign: str) -> None:
-    """Validate a campaign file (line and field of every problem)."""
+@app.command()
+def proxy(upstream: list[str] = typer.Option(..., help="a service behind the proxy, SERVICE=URL "
+                                                       "(insi=https://host:port); repeat for several"),
+          mode: str = typer.Option("reverse", help="reverse (the candidate calls the proxy) or explicit (the "
+                                                   "candidate keeps the services' URLs and uses the proxy)"),
+          host: str = typer.Option("127.0.0.1", help="the address to listen on"),
+          port: int = typer.Option(8080, help="explicit mode: the proxy's port"),
+          service_port: list[str] = typer.Option([], help="reverse mode: a fixed port, SERVICE=PORT"),
+          admin_port: int = typer.Option(8079, help="the admin API's port (case context, journal)"),
+          evidence: Path = typer.Option(Path("evidence.sqlite"), envvar="ESANTE_EVIDENCE"),
+          pki_dir: Path | None = typer.Option(None, envvar="ESANTE_PKI_DIR", help="the test PKI: its CA signs the "
+                                                                               "certificates the candidate sees"),
+          upstream_ca: Path | None = typer.Option(None, help="the CA the upstream's certificate chains to "
+                                                             "[default: the public CAs]"),
+          client_certs: Path | None = typer.Option(None, help="a folder of the candidate's client certificates "
+                                                              "with their keys: the one it presents goes upstream"),
+          client_cert: Path | None = typer.Option(None, help="a client certificate with its key, presented "
+                                                             "upstream otherwise"),
+          record: Path | None = typer.Option(None, help="keep each upstream answer with its request in this folder "
+                                                        "(for esante sim replay)"),
+          mask_secrets: bool = typer.Option(False, help="record: mask tokens and assertions (always flagged)"),
+          mitmdump: str | None = typer.Option(None, envvar="ESANTE_MITMDUMP", help="mitmproxy's mitmdump "
+                                                                               "[default: on the PATH]")) -> None:
+    """Capture a candidate's traffic with a service into the evidence store (mitmproxy), until Ctrl-C."""
+    from esante.harness.proxy import ProxyHandle, ProxySettings, ProxyUnavailable, Upstream, describe
+    from esante.simulators.core.pki import default_pki_dir
+
     try:
-        loaded = load_campaign(resolve_campaign(campaign), known_checks=load_checks())
-    except (CampaignError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    console.print(f"[green]valid[/green]: {loaded.campaign.campaign.id} {loaded.campaign.campaign.version}, "
-                  f"{len(loaded.campaign.cases)} cases, sha256 {loaded.sha256}")
+        settings = ProxySettings(
+            [Upstream.parse(u) for u in upstream], mode=mode, host=host, port=port,
+            ports={k: int(v) for k, v in _pairs(service_port, "=").items()}, admin_port=admin_port,
+            evidence_path=evidence, pki_dir=pki_dir or default_pki_dir(), upstream_ca=upstream_ca,
+            client_certs=client_certs, client_cert=client_cert, record_dir=record, mask_secrets=mask_secrets,
+            mitmdump=mitmdump)
+        with ProxyHandle(settings) as running:
+            console.print(describe(running), soft_wrap=True, highlight=False, markup=False)
+            _wait_for_interrupt()
+    except (ValueError, ProxyUnavailable) as exc:
+        console.print(f"[red]cannot proxy:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    console.print("proxy stopped")
 
 
-@app.command("list-checks")
+@app.command()
+def judge(campaign: str = typer.Argument(..., help="campaign file, or a shipped campaign name (insi)"),
+          evidence: Path = typer.Option(..., help="the capture: an evidence store, or a folder holding one"),
+          run_id: str | None = typer.Option(None, "--run", help="the captured run [default: the last captured]"),
+          case: list[str] = typer.Option([], help="judge only these case ids"),
+          out: Path | None = typer.Option(None, help="output folder (default runs/<judge id>/)"),
+          signing_key: Path | None = typer.Option(None, help="Ed25519 key signing the bundle")) -> None:
+    """Run a campaign's checks on captured traffic (esante proxy) and write the reports and the bundle."""
+    from esante.harness.judge import JudgeError, JudgeRequest
+    from esante.harness.judge import judge as judge_capture
+    from esante.harness.run_display import print_results
+
+    try:
+        output = judge_capture(JudgeRequest(campaign, evidence, out_dir=out, run_id=run_id,
+                                            case_ids=set(case) or None, signing_key=signing_key))
+    except (CampaignError, FileNotFoundError, JudgeError) as exc:
+        console.print(f"[red]cannot judge:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    print_results(console, output.result.cases)
+    console.print(f"judgement   {output.result.run_id} of {evidence}\nHTML report {output.reports.html}\n"
+                  f"PDF report  {output.reports.pdf}\nevidence    {output.reports.bundle}", soft_wrap=True)
+    raise typer.Exit(exit_code(output.result))
+
+
+@app.command("check-campaign")
+def check_campaign(campaign: str = typer.Argument(..., help="campaign file, or a shipped campaign name")) -> None:
+    """Validate a campaign as a run would play it: every problem (format, unknown checks, actions, simulators,
+    data-set references, undeclared requirements) with its file, line and field, in one pass."""
+    from esante.harness.session import load
+
+    try:
+        loaded = load(campaign)
+    except FileNotFoundError as exc:
+        _fail("cannot check", str(exc))
+    except CampaignError as exc:
+        problems = str(exc).splitlines()
+        for problem in problems:
+            console.print(Text(problem), soft_wrap=True, highlight=False)
+        _fail("invalid", f"{len(problems)} problem(s)", 1)
+    console.print(Text.assemble(("valid", "green"), f": {loaded.campaign.campaign.id} "
+                                f"{loaded.campaign.campaign.version}, {len(loaded.campaign.cases)} cases, "
+                                f"sha256 {loaded.sha256}"), soft_wrap=True)
+
+
+list_app = typer.Typer(help="What the installed test kits hold: campaigns, checks, defects, driver actions.",
+                       no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+
+def _campaigns() -> dict[str, LoadedCampaign | str]:
+    """Each kit's campaign, checked; or why it does not load."""
+    from esante.harness.session import load
+
+    found: dict[str, LoadedCampaign | str] = {}
+    for name in kits():
+        try:
+            found[name] = load(name)
+        except (CampaignError, FileNotFoundError) as exc:
+            found[name] = str(exc).splitlines()[0]
+    return found
+
+
+@list_app.command("campaigns")
+def list_campaigns() -> None:
+    """The shipped campaigns (run one with ``esante run NAME``)."""
+    table = Table("campaign", "id", "version", "cases", "simulators", "title")
+    for name, loaded in _campaigns().items():
+        if isinstance(loaded, str):
+            table.add_row(name, "", "", "", "", Text(f"does not load: {loaded}", style="red"))
+            continue
+        header = loaded.campaign.campaign
+        table.add_row(name, header.id, header.version, str(len(loaded.campaign.cases)), ", ".join(header.simulators),
+                      Text(header.title))
+    console.print(table)
+
+
+@list_app.command("checks")
 def list_checks() -> None:
-    """Every registered check with the requirements it judges."""
-    table = Table("check", "requirements", "title")
+    """Every registered check, the requirements it judges and the campaigns that use it."""
+    using: dict[str, set[str]] = {}
+    for name, loaded in _campaigns().items():
+        for case in [] if isinstance(loaded, str) else loaded.campaign.cases:
+            for expectation in case.expect:
+                using.setdefault(expectation.check, set()).add(name)
+    table = Table("check", "requirements", "campaigns", "title")
     for name, registered in sorted(load_checks().items()):
-        table.add_row(name, ", ".join(registered.requirements), registered.title)
+        table.add_row(name, ", ".join(registered.requirements), ", ".join(sorted(using.get(name, ()))) or "none",
+                      Text(registered.title))
+    console.print(table)
+
+
+app.command("list-checks", hidden=True, help="Same as esante list checks.")(list_checks)
+
+
+@list_app.command("defects")
+def list_defects(campaign: str | None = typer.Option(None, help="only this campaign's defects")) -> None:
+    """The reference candidate's named defects, per campaign: the rule (check) each breaks and the cases it fails
+    (``esante run CAMPAIGN --defect NAME`` shows it failing)."""
+    catalogue = sorted(defects().values(), key=lambda d: (d.campaign, d.name))
+    if campaign is not None and campaign not in kits():
+        raise typer.BadParameter(f"no campaign {campaign!r}; known: {', '.join(kits())}", param_hint="--campaign")
+    for name in kits():
+        shown = [d for d in catalogue if d.campaign == name]
+        if not shown or campaign not in (None, name):
+            continue
+        table = Table("defect", "rule", "fails", "description", title=f"{name}: {len(shown)} defects",
+                      title_justify="left")
+        for defect in shown:
+            table.add_row(defect.name, defect.rule, ", ".join(defect.fails), Text(defect.description))
+        console.print(table)
+
+
+@list_app.command("actions")
+def list_actions() -> None:
+    """The driver actions a campaign step may name: their parameters, their report and the outcomes they may
+    report (``esante schema driver`` has them in full)."""
+    table = Table("action", "parameters", "report", "outcomes", "title")
+    for name, spec in sorted(load_actions().items()):
+        parameters = ", ".join(spec.params.model_fields) if spec.params else "(free)"
+        outcomes = ", ".join(o.value for o in spec.outcomes) or "any"
+        table.add_row(name, parameters or "none", spec.report.__name__, outcomes, Text(spec.title))
     console.print(table)
 
 
@@ -357,12 +600,10 @@ def mes_check_dossier(file: Path = typer.Argument(..., help="referencing dossier
 
     try:
         if file.stat().st_size > MAX_DOSSIER_BYTES:
-            console.print(f"[red]{file}: larger than {MAX_DOSSIER_BYTES} bytes[/red]")
-            raise typer.Exit(1)
+            _fail(str(file), f"larger than {MAX_DOSSIER_BYTES} bytes", 1)
         text = file.read_bytes()
     except OSError as exc:
-        console.print(f"[red]{file}: {exc.strerror}[/red]")
-        raise typer.Exit(EXIT_CANNOT_RUN) from None
+        _fail(str(file), exc.strerror or str(exc))
     result = check_dossier(text, evidence_dir=file.parent)
     for finding in result.findings:
         console.print(finding.render(str(file)), markup=False, highlight=False, soft_wrap=True)

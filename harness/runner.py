@@ -26,10 +26,10 @@ from esante.harness import __version__
 from esante.harness.actions import ACTIONS, ActionSpec, load_actions
 from esante.harness.browser import Browser
 from esante.harness.campaign import LoadedCampaign, Mode, Step, TestCase
-from esante.harness.checks import CheckContext, StepObservation, load_checks
+from esante.harness.checks import CheckContext, RegisteredCheck, StepObservation, load_checks
 from esante.harness.driver import ActionOutcome, ActionReport, CandidateInfo, DriverClient, DriverError
 from esante.harness.environment import SimulatorClient
-from esante.harness.operator import Operator
+from esante.harness.operator import CaseSkipped, Operator
 from esante.reports.model import (
     CampaignInfo,
     CaseResult,
@@ -66,6 +66,27 @@ def new_run_id() -> str:
     return f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
+@dataclass(frozen=True, slots=True)
+class CaseProgress:
+    """A case of the run starting (``result`` None) or judged, and where it stands among the cases played."""
+
+    position: int  # 1-based, among the cases this run plays (not those filtered out or judged in an earlier session)
+    total: int
+    case: TestCase
+    result: CaseResult | None = None
+
+
+Progress = Callable[[CaseProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """An interrupted session taken up again: when it began, and the cases it had judged (kept as they were)."""
+
+    started_at: str
+    results: dict[str, CaseResult]
+
+
 @dataclass(slots=True)
 class _CaseState:
     steps: list[StepObservation] = field(default_factory=list)
@@ -73,6 +94,7 @@ class _CaseState:
     problems: list[CheckResult] = field(default_factory=list)
     error: str | None = None
     browser: Browser | None = None
+    since: int = 0  # the case's start record: what the simulators journaled before it is not this attempt's
 
 
 def _ref(record: Record, label: str = "") -> EvidenceRef:
@@ -85,14 +107,15 @@ class CampaignRunner:
     def __init__(self, loaded: LoadedCampaign, env: Environment, *, mode: Mode = Mode.DRIVER,
                  driver: DriverClient | None = None, operator: Operator | None = None,
                  run_id: str | None = None, case_ids: set[str] | None = None,
-                 progress: Callable[[str, CaseResult | None], None] | None = None) -> None:
+                 progress: Progress | None = None, resumed: Resumed | None = None) -> None:
         if mode is Mode.DRIVER and driver is None:
             raise ValueError("driver mode needs a driver client")
         self.loaded, self.env, self.mode = loaded, env, mode
         self.driver, self.operator = driver, operator or (Operator() if mode is Mode.OPERATOR else None)
         self.run_id = run_id or new_run_id()
         self.case_ids = case_ids
-        self.progress = progress or (lambda _msg, _result: None)
+        self.progress = progress or (lambda _event: None)
+        self.resumed = resumed
         self.checks = load_checks()
         load_actions()
         self.store = env.store
@@ -107,30 +130,32 @@ class CampaignRunner:
         return CandidateInfo(name="operator-driven candidate", version="unknown")
 
     def run(self, candidate: CandidateInfo | None = None) -> RunResult:
-        started = utc_now()
+        started = self.resumed.started_at if self.resumed else utc_now()
         candidate = candidate or self.candidate_info()
         header = self.campaign.campaign
-        self.store.append("run.start", {"campaign": header.model_dump(), "campaign_sha256": self.loaded.sha256,
-                                        "candidate": candidate.model_dump(), "harness_version": __version__,
-                                        "mode": self.mode.value, "simulators": self.env.endpoints},
-                          run_id=self.run_id)
+        done = self.resumed.results if self.resumed else {}
+        self.store.append("run.resume" if self.resumed else "run.start", {
+            "campaign": header.model_dump(), "campaign_sha256": self.loaded.sha256,
+            "candidate": candidate.model_dump(), "harness_version": __version__, "mode": self.mode.value,
+            "simulators": self.env.endpoints, **({"cases_done": sorted(done)} if self.resumed else {})},
+            run_id=self.run_id)
+        to_play = [c.id for c in self.campaign.cases if c.id not in done and self._skip_reason(c) is None]
+        positions = {case_id: n for n, case_id in enumerate(to_play, 1)}
         cases = []
         for case in self.campaign.cases:
-            self.progress(f"{case.id} {case.title}", None)
+            if case.id in done:
+                cases.append(done[case.id])
+                continue
+            if case.id in positions:
+                self.progress(CaseProgress(positions[case.id], len(to_play), case))
             result = self._play(case)
             cases.append(result)
-            self.progress(f"{case.id} {case.title}", result)
-        last = self.store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
-                                 run_id=self.run_id)
-        return RunResult(
-            run_id=self.run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
-            campaign=CampaignInfo(id=header.id, version=header.version, title=header.title,
-                                  file=str(self.loaded.path), sha256=self.loaded.sha256,
-                                  requirements=self.campaign.requirements),
-            candidate=CandidateResult(name=candidate.name, version=candidate.version, vendor=candidate.vendor,
-                                      url=self.driver.base_url if self.driver else None, mode=self.mode.value),
-            simulators=self.env.endpoints, cases=cases, evidence_chain_head=last.chain,
-            evidence_records=last.seq)
+            if case.id in positions:
+                self.progress(CaseProgress(positions[case.id], len(to_play), case, result))
+        return run_result(self.loaded, self.store, self.run_id, started, cases, simulators=self.env.endpoints,
+                          candidate=CandidateResult(name=candidate.name, version=candidate.version,
+                                                    vendor=candidate.vendor, mode=self.mode.value,
+                                                    url=self.driver.base_url if self.driver else None))
 
     # -- one test case ---------------------------------------------------------------------------------------
     def _play(self, case: TestCase) -> CaseResult:
@@ -141,24 +166,29 @@ class CampaignRunner:
                                        run_id=self.run_id, case_id=case.id)
             return self._result(case, started, t0, Verdict.SKIPPED, skip, _CaseState(), [], [], record)
         dataset = load_dataset(case.preconditions.dataset or self.campaign.campaign.dataset)
-        self.store.append("case.start", {"title": case.title, "preconditions": case.preconditions.model_dump(
+        begun = self.store.append("case.start", {"title": case.title, "preconditions": case.preconditions.model_dump(
             mode="json", exclude_none=True)}, run_id=self.run_id, case_id=case.id)
-        state = _CaseState()
+        state = _CaseState(since=begun.seq)
         try:
             self._prepare(case, dataset)
             for index, step in enumerate(case.steps):
                 self._step(case, index, step, dataset, state)
+        except CaseSkipped as skipped:
+            reason = f"skipped by the operator: {skipped.reason}"
+            record = self.store.append("case.verdict", {"verdict": "skipped", "reason": reason},
+                                       run_id=self.run_id, case_id=case.id)
+            return self._result(case, started, t0, Verdict.SKIPPED, reason, state, [], [], record)
         except (DriverError, RuntimeError, ValueError, KeyError) as exc:
             state.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._file_under(None)
             if state.browser is not None:
                 state.browser.close()
-        exchanges = self._observed(case)
+        exchanges = self._observed(case, state.since)
         checks = [] if state.error else self._judge(case, dataset, exchanges, state)
         checks += state.problems
         verdict = Verdict.ERROR if state.error else worst([c.verdict for c in checks])
-        reason = state.error or self._reason(verdict, checks)
+        reason = state.error or verdict_reason(verdict, checks)
         record = self.store.append("case.verdict", {"verdict": verdict.value, "reason": reason,
                                                     "checks": [c.model_dump(mode="json") for c in checks]},
                                    run_id=self.run_id, case_id=case.id)
@@ -210,9 +240,8 @@ class CampaignRunner:
             elapsed = (time.perf_counter() - started) * 1000
         else:
             assert self.operator is not None
-            instruction = (step.instruction or spec.instruction).format(**params)
             t = time.perf_counter()
-            report = self.operator.perform(case.id, spec, instruction, params)
+            report = self.operator.perform(case.id, spec, step.instruction or spec.instruction, params)
             elapsed = (time.perf_counter() - t) * 1000
         payload = {"index": index, "action": spec.name, "params": params, "report": report.model_dump(mode="json"),
                    "elapsed_ms": elapsed, "mode": self.mode.value}
@@ -273,10 +302,12 @@ class CampaignRunner:
             message=("confirmed by the operator: " if answer.confirmed else "the operator did not confirm: ")
             + step.attest + (f" (note: {answer.note})" if answer.note else ""), evidence=[ref]))
 
-    def _observed(self, case: TestCase) -> list[Exchange]:
+    def _observed(self, case: TestCase, since: int) -> list[Exchange]:
+        """What the simulators journaled for the case since it began (a resumed session may have played part of
+        it before being interrupted: that attempt is in the evidence, but is not judged)."""
         exchanges: list[Exchange] = []
         for client in self.env.clients.values():
-            exchanges += client.journal(self.run_id, case.id)
+            exchanges += [e for e in client.journal(self.run_id, case.id) if e.request_seq > since]
         return sorted(exchanges, key=lambda e: e.request_seq)
 
     def _judge(self, case: TestCase, dataset: Dataset, exchanges: list[Exchange],
@@ -288,36 +319,64 @@ class CampaignRunner:
                 results.append(CheckResult(check=expectation.check, requirements=[], verdict=Verdict.ERROR,
                                            message=f"no check named {expectation.check!r} is registered"))
                 continue
-            ctx = CheckContext(case.id, exchanges, state.steps, expectation.with_, dataset)
-            try:
-                outcome = registered(ctx)
-            except Exception as exc:  # a check that crashes is a harness error, never a pass
-                message = f"check crashed: {type(exc).__name__}: {exc}"
-                results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
-                                           verdict=Verdict.ERROR, message=message))
-                continue
-            refs = [EvidenceRef(seq=e.request_seq, digest=e.request_digest, kind="exchange.request",
-                                label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
-            results.append(CheckResult(check=registered.name, requirements=list(registered.requirements),
-                                       verdict=outcome.verdict, message=outcome.message, evidence=refs))
+            results.append(check_result(registered, CheckContext(case.id, exchanges, state.steps, expectation.with_,
+                                                                 dataset)))
         return results
-
-    @staticmethod
-    def _reason(verdict: Verdict, checks: list[CheckResult]) -> str:
-        if verdict is Verdict.PASSED:
-            return f"all {len(checks)} check(s) passed"
-        bad = [c for c in checks if c.verdict == verdict]
-        return "; ".join(f"{c.check}: {c.message}" for c in bad)
 
     def _result(self, case: TestCase, started: str, t0: float, verdict: Verdict, reason: str, state: _CaseState,
                 checks: list[CheckResult], exchanges: list[Exchange], record: Record) -> CaseResult:
         return CaseResult(
             id=case.id, title=case.title, requirements=case.requirements, severity=case.severity.value,
             verdict=verdict, reason=reason, started_at=started, duration_ms=round((time.perf_counter() - t0) * 1000, 1),
-            steps=state.step_results, checks=checks, exchanges=[_summary(e) for e in exchanges])
+            steps=state.step_results, checks=checks, exchanges=[exchange_summary(e) for e in exchanges])
 
 
-def _summary(e: Exchange) -> ExchangeSummary:
+def run_result(loaded: LoadedCampaign, store: EvidenceStore, run_id: str, started: str, cases: list[CaseResult], *,
+               candidate: CandidateResult, simulators: dict[str, str]) -> RunResult:
+    """Close a run in the evidence (``run.end``, its verdict counts) and give the results model the reports render."""
+    last = store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
+                        run_id=run_id)
+    header = loaded.campaign.campaign
+    return RunResult(
+        run_id=run_id, started_at=started, finished_at=utc_now(), harness_version=__version__,
+        campaign=CampaignInfo(id=header.id, version=header.version, title=header.title, file=str(loaded.path),
+                              sha256=loaded.sha256, requirements=loaded.campaign.requirements),
+        candidate=candidate, simulators=simulators, cases=cases, evidence_chain_head=last.chain,
+        evidence_records=last.seq)
+
+
+def verdict_reason(verdict: Verdict, checks: list[CheckResult]) -> str:
+    """Why a case has its verdict: the checks that gave it."""
+    if verdict is Verdict.PASSED:
+        return f"all {len(checks)} check(s) passed"
+    bad = [c for c in checks if c.verdict == verdict]
+    return "; ".join(f"{c.check}: {c.message}" for c in bad)
+
+
+class NotApplicable(Exception):
+    """Raised while a check reads what this observation does not hold (what only a simulator knows, the
+    candidate's reports): the check is reported not applicable, saying why, never passed."""
+
+
+def check_result(registered: RegisteredCheck, ctx: CheckContext) -> CheckResult:
+    """One check's verdict in one context, with the exchanges it cites."""
+    requirements = list(registered.requirements)
+    try:
+        outcome = registered(ctx)
+    except NotApplicable as exc:
+        return CheckResult(check=registered.name, requirements=requirements, verdict=Verdict.SKIPPED,
+                           message=f"not applicable: {exc}")
+    except Exception as exc:  # a check that crashes is a harness error, never a pass
+        return CheckResult(check=registered.name, requirements=requirements, verdict=Verdict.ERROR,
+                           message=f"check crashed: {type(exc).__name__}: {exc}")
+    refs = [EvidenceRef(seq=e.request_seq, digest=e.request_digest, kind="exchange.request",
+                        label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
+    return CheckResult(check=registered.name, requirements=requirements, verdict=outcome.verdict,
+                       message=outcome.message, evidence=refs)
+
+
+def exchange_summary(e: Exchange) -> ExchangeSummary:
+    """An exchange as the reports show it."""
     notes = dict(e.notes)
     operation, faults = notes.pop("operation", None), notes.pop("injected_faults", None) or []
     return ExchangeSummary(

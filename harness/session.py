@@ -1,30 +1,42 @@
 """One run, end to end: resolve the campaign, start the simulators, reach the candidate, play, report.
 
 This is what ``esante run`` does, as a function the tests (and editors' own tooling) can call.
+
+An operator session (a person at the prompts) saves its progress after each judged case
+(``operator-session.json`` in the run's folder); when it is interrupted (Ctrl-C, the terminal closed), the same
+command with ``resume`` plays the cases not yet judged, in the same run: same run id, same evidence store,
+one report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
+from esante.harness.actions import load_actions
 from esante.harness.campaign import LoadedCampaign, Mode, load_campaign, resolve_campaign
 from esante.harness.checks import load_checks
 from esante.harness.driver import API_PREFIX, DriverClient
 from esante.harness.environment import LocalEnvironment
+from esante.harness.kits import defects
 from esante.harness.operator import Operator
 from esante.harness.remote import RemoteConfig, RemoteEnvironment
-from esante.harness.runner import CampaignRunner, new_run_id
+from esante.harness.runner import CampaignRunner, CaseProgress, Progress, Resumed, new_run_id
 from esante.reports import ReportPaths, write_reports
 from esante.reports.model import CaseResult, RunResult
-from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.app import simulator_names
+from esante.simulators.core.evidence import EvidenceStore, utc_now
 from esante.simulators.core.pki import CA_CERT_FILE, default_pki_dir
 from esante.simulators.core.server import ServerHandle
+from esante.simulators.dataset import load_dataset
 
 REFERENCE = "reference"
 LOCAL, CONTAINERS = "local", "containers"
+SESSION_FILE = "operator-session.json"
 
 
 @dataclass(slots=True)
@@ -43,6 +55,8 @@ class RunRequest:
     #: the project's image), or the path of a YAML file giving the URL of each simulator already running
     simulators: str = LOCAL
     image: str | None = None  # for "containers": the image (default $ESANTE_IMAGE, else esante-conformance:latest)
+    #: take up the interrupted operator session saved in ``out_dir`` (its cases already judged are kept)
+    resume: bool = False
 
 
 @dataclass(slots=True)
@@ -51,6 +65,42 @@ class RunOutput:
     out_dir: Path
     evidence_path: Path
     reports: ReportPaths
+
+
+class RunInterrupted(Exception):
+    """An operator session stopped before its end (Ctrl-C, end of input); ``out_dir`` holds what to resume."""
+
+    def __init__(self, out_dir: Path, judged: int) -> None:
+        super().__init__(f"interrupted with {judged} case(s) judged; the session is saved in {out_dir}")
+        self.out_dir, self.judged = out_dir, judged
+
+
+class SavedSession(BaseModel):
+    """An operator session's progress, written after each judged case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    started_at: str
+    campaign_sha256: str
+    case_ids: list[str] | None = None
+    results: list[CaseResult] = []
+
+    @classmethod
+    def read(cls, out_dir: Path, loaded: LoadedCampaign) -> SavedSession:
+        path = out_dir / SESSION_FILE
+        if not path.is_file():
+            raise ValueError(f"no interrupted operator session to resume in {out_dir} (no {SESSION_FILE})")
+        saved = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        if saved.campaign_sha256 != loaded.sha256:
+            raise ValueError(f"the campaign {loaded.path} changed since the session in {out_dir} began: "
+                             "start a new session")
+        return saved
+
+    def write(self, out_dir: Path) -> None:
+        temporary = out_dir / f"{SESSION_FILE}.tmp"
+        temporary.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        temporary.replace(out_dir / SESSION_FILE)
 
 
 @contextmanager
@@ -79,27 +129,95 @@ def environment(request: RunRequest, names: list[str], store: EvidenceStore, pki
 
         return ContainerEnvironment(names, store=store, pki_dir=pki_dir, tls=request.tls, dataset=dataset,
                                     image=request.image)
-    config = RemoteConfig.load(Path(request.simulators))
-    return RemoteEnvironment.from_config(names, config, store=store, default_ca=pki_dir / CA_CERT_FILE)
+    return RemoteEnvironment.from_config(names, _remote_config(request), store=store,
+                                        default_ca=pki_dir / CA_CERT_FILE)
 
 
-def load(request: RunRequest) -> LoadedCampaign:
-    return load_campaign(resolve_campaign(request.campaign), known_checks=load_checks())
+def _remote_config(request: RunRequest) -> RemoteConfig:
+    return RemoteConfig.load(Path(request.simulators))
 
 
-def play(request: RunRequest, progress: Callable[[str, CaseResult | None], None] | None = None) -> RunOutput:
+def _ca_file(request: RunRequest, pki_dir: Path, env: LocalEnvironment | RemoteEnvironment) -> Path | None:
+    """The CA file the candidate must trust to reach the simulators over HTTPS (None: plain HTTP)."""
+    if env.ca_pem is None:
+        return None
+    if request.simulators in (LOCAL, CONTAINERS):
+        return pki_dir / CA_CERT_FILE
+    return _remote_config(request).ca or pki_dir / CA_CERT_FILE
+
+
+def load(campaign: str) -> LoadedCampaign:
+    """A campaign (a file, or a shipped campaign's name), checked for everything a run would trip on."""
+    return load_campaign(resolve_campaign(campaign), known_checks=load_checks(), actions=load_actions(),
+                         simulators=simulator_names(), datasets=load_dataset)
+
+
+def check_defects(request: RunRequest, loaded: LoadedCampaign) -> None:
+    """Refuse defects this run could not show: an unknown one, one for a candidate that is not the reference,
+    one whose rule no case of the campaign checks (it belongs to another campaign: the run would be green)."""
+    if not request.defects:
+        return
+    if request.mode is Mode.OPERATOR or request.candidate != REFERENCE:
+        raise ValueError("--defect switches on a defect of the reference candidate: it needs --candidate reference")
+    catalogue = defects()
+    unknown = sorted(set(request.defects) - set(catalogue))
+    if unknown:
+        raise ValueError(f"unknown defect(s) {', '.join(unknown)} (esante list defects names them all)")
+    judged = {expectation.check for case in loaded.campaign.cases for expectation in case.expect}
+    header = loaded.campaign.campaign
+    foreign = [catalogue[name] for name in request.defects if catalogue[name].rule not in judged]
+    if foreign:
+        raise ValueError("; ".join(
+            f"defect {d.name} belongs to the {d.campaign} campaign: its rule {d.rule} is judged by no case of "
+            f"{header.id} (esante run {d.campaign} --defect {d.name})" for d in foreign))
+
+
+def play(request: RunRequest, progress: Progress | None = None) -> RunOutput:
     """Play a campaign; everything goes under ``out_dir`` (default ``runs/<run id>/``)."""
-    loaded = load(request)
-    run_id = new_run_id()
+    loaded = load(request.campaign)
+    check_defects(request, loaded)
+    if request.resume and request.out_dir is None:
+        raise ValueError("resuming needs the folder of the interrupted session")
+    saved = SavedSession.read(request.out_dir, loaded) if request.resume and request.out_dir else None
+    run_id = saved.run_id if saved else new_run_id()
     out_dir = request.out_dir or Path("runs") / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     pki_dir = request.pki_dir or default_pki_dir()
     store = EvidenceStore(out_dir / "evidence.sqlite")
     header = loaded.campaign.campaign
+    operator = request.operator or (Operator() if request.mode is Mode.OPERATOR else None)
+    session = saved or (SavedSession(run_id=run_id, started_at=utc_now(), campaign_sha256=loaded.sha256,
+                                     case_ids=sorted(request.case_ids) if request.case_ids else None)
+                        if operator else None)
+    if session is not None:
+        session.write(out_dir)  # resumable from the start, even before a case is judged
+    case_ids = set(saved.case_ids) if saved and saved.case_ids else request.case_ids
+    resumed = Resumed(saved.started_at, {r.id: r for r in saved.results}) if saved else None
     with environment(request, header.simulators, store, pki_dir, header.dataset) as env, \
             _candidate(request, pki_dir) as driver:
-        runner = CampaignRunner(loaded, env, mode=request.mode, driver=driver, operator=request.operator,
-                                run_id=run_id, case_ids=request.case_ids, progress=progress)
-        result = runner.run()
+        if operator is not None:
+            operator.introduce(env.endpoints, _ca_file(request, pki_dir, env))
+        runner = CampaignRunner(loaded, env, mode=request.mode, driver=driver, operator=operator, run_id=run_id,
+                                case_ids=case_ids, progress=_saving(progress, session, out_dir), resumed=resumed)
+        try:
+            result = runner.run()
+        except (KeyboardInterrupt, EOFError):
+            if session is None:
+                raise
+            raise RunInterrupted(out_dir, len(session.results)) from None
     paths = write_reports(result, store, out_dir, signing_key=request.signing_key)
+    (out_dir / SESSION_FILE).unlink(missing_ok=True)
     return RunOutput(result, out_dir, store.path, paths)
+
+
+def _saving(progress: Progress | None, session: SavedSession | None, out_dir: Path) -> Progress:
+    """``progress``, and the session saved after each judged case (operator mode)."""
+
+    def saving(event: CaseProgress) -> None:
+        if session is not None and event.result is not None:
+            session.results.append(event.result)
+            session.write(out_dir)
+        if progress is not None:
+            progress(event)
+
+    return saving

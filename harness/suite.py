@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from esante.harness.actions import ActionSpec, action
+from esante.harness.actions import ActionSpec, Ask, action
 from esante.harness.campaign import Step
 from esante.harness.checks import (
     CheckContext,
@@ -58,7 +58,7 @@ from esante.simulators.core.journal import Exchange
 from esante.simulators.dataset import Dataset
 
 __all__ = [
-    "MAX_ATTEMPTS", "ActionOutcome", "ActionReport", "ActionSpec", "CheckContext", "Dataset", "Exchange",
+    "MAX_ATTEMPTS", "ActionOutcome", "ActionReport", "ActionSpec", "Ask", "CheckContext", "Dataset", "Exchange",
     "InsPayload", "Outcome", "PatientPayload", "ProfessionalPayload", "ProfessionalSession", "SignInReport",
     "Step", "StepObservation", "StructurePayload", "Verdict", "action", "ask_professional", "check", "describe",
     "fail", "form_of", "inconclusive", "last_report", "moment", "ok",
@@ -235,12 +235,14 @@ class SignInReport(ActionReport):
     professional: ProfessionalSession | None = None
 
 
-def ask_professional(ask: Callable[[str, str], str], params: dict[str, object], outcome: str) -> dict[str, object]:
+def ask_professional(ask: Ask, params: dict[str, object], outcome: str) -> dict[str, object]:
     """Operator mode: what the person reads on the software's account page once signed in."""
     if outcome != "signed_in":
         return {}
     known = params.get("professional") if isinstance(params.get("professional"), dict) else {}
     assert isinstance(known, dict)
-    return {"professional": {"user_id": ask("Identifier the software keeps for the professional (account page)", ""),
-                             "family_name": ask("Family name shown", str(known.get("family_name", ""))) or None,
-                             "given_name": ask("Given name shown", str(known.get("given_name", ""))) or None}}
+    return {"professional": {
+        "user_id": ask("Identifier the software keeps for the professional (account page)", "",
+                       "professional.user_id"),
+        "family_name": ask("Family name shown", str(known.get("family_name", "")), "professional.family_name") or None,
+        "given_name": ask("Given name shown", str(known.get("given_name", "")), "professional.given_name") or None}}

@@ -1,5 +1,7 @@
 """The OAuth 2 authorization-server kit on its own: code redemption in each server's words (replay, expiry,
-redirect_uri, PKCE), PKCE S256, loopback redirect URIs, and routes that answer the errors they know."""
+redirect_uri, PKCE), PKCE S256, loopback redirect URIs (IPv6 too), at_hash, the form_post response, forgetting
+what expired within bounded tables, RFC 7009 revocation, grant_type errors, and routes that answer the errors
+they know."""
 
 from __future__ import annotations
 
@@ -11,12 +13,21 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from esante.simulators.core.notes import NOTES_KEY
+from esante.simulators.kits.oauth import server
 from esante.simulators.kits.oauth.errors import OAuthError
 from esante.simulators.kits.oauth.notes import OAuthNotes
+from esante.simulators.kits.oauth.oidc import token_hash
 from esante.simulators.kits.oauth.pkce import pkce_matches, s256
-from esante.simulators.kits.oauth.redirects import uri_registered
+from esante.simulators.kits.oauth.redirects import redirect, uri_registered
+from esante.simulators.kits.oauth.requests import grant_type_of
 from esante.simulators.kits.oauth.routes import router_of
-from esante.simulators.kits.oauth.server import AuthorizationCode, AuthorizationState, CodeWording, PendingAuthorization
+from esante.simulators.kits.oauth.server import (
+    AuthorizationCode,
+    AuthorizationState,
+    CodeWording,
+    IssuedToken,
+    PendingAuthorization,
+)
 
 VERIFIER = "v" * 43
 STRICT = CodeWording(unknown="unknown", reused="reused", expired="expired", redirect_uri="redirect",
@@ -121,3 +132,51 @@ def test_a_route_notes_its_operation_and_answers_the_errors_it_knows() -> None:
     assert answer.headers["www-authenticate"].startswith("Basic ") and answer.headers["cache-control"] == "no-store"
     assert noted[0].to_json() == {"operation": "token", "error": "invalid_client",
                                   "error_description": "no client authentication"}
+
+
+def test_an_ipv6_loopback_redirect_uri_matches_on_any_port() -> None:
+    assert uri_registered("http://[::1]:53124/cb", ["http://[::1]/cb"])
+    assert not uri_registered("http://[::1]:53124/cb", ["http://[::2]/cb", "http://::1/cb"])
+
+
+def test_at_hash_is_openid_connect_core_s_example() -> None:  # OpenID Connect Core, appendix A.4
+    assert token_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y", "RS256") == "77QmUPtjPfzWtF2AnpK9RQ"
+
+
+def test_a_form_post_response_escapes_what_it_posts() -> None:
+    page = redirect('https://app/cb?x="1"', {"state": '"><script>', "code": "c"}, "form_post").body.decode()
+    assert "<script>" not in page and "&quot;&gt;&lt;script&gt;" in page
+    assert 'action="https://app/cb?x=&quot;1&quot;"' in page
+
+
+def test_what_expired_is_forgotten_and_no_table_outgrows_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    state, code = _state_with_code(lifetime=-(server.EXPIRED_KEPT + 1))
+    assert code.value in state.codes
+    state.purge(time.time())
+    assert code.value not in state.codes and "t1" in state.pending  # the pending request is still young
+    monkeypatch.setattr(server, "MAX_ENTRIES", 3)
+    for i in range(10):
+        state.keep(IssuedToken(id=f"tok{i}", kind="access", client_id="app", grant_id="g", scope="openid",
+                               expires=time.time() + 60))
+    assert list(state.tokens) == ["tok7", "tok8", "tok9"]  # the oldest forgotten first
+
+
+def test_revoking_a_refresh_token_revokes_its_client_s_tokens_of_the_grant() -> None:
+    state = AuthorizationState()
+    tokens = [IssuedToken(id=name, kind=kind, client_id=client, grant_id=grant, scope="", expires=time.time() + 60)
+              for name, kind, client, grant in [("a1", "access", "app", "g"), ("r1", "refresh", "app", "g"),
+                                                ("a2", "access", "other", "g"), ("a3", "access", "app", "h")]]
+    state.keep(*tokens)
+    state.revoke_token(tokens[0])
+    assert [t.active for t in tokens] == [False, True, True, True]  # an access token goes alone
+    state.revoke_token(tokens[1])
+    assert [t.active for t in tokens] == [False, False, True, True]
+
+
+@pytest.mark.parametrize(("form", "error"), [
+    ({}, "invalid_request"), ({"grant_type": "password"}, "unauthorized_client"),
+    ({"grant_type": "urn:x"}, "unsupported_grant_type")])
+def test_a_grant_type_is_refused_as_rfc_6749_says(form: dict[str, str], error: str) -> None:
+    with pytest.raises(OAuthError) as refused:
+        grant_type_of(form, ["authorization_code"], {"authorization_code": "no", "password": "not you"})
+    assert refused.value.error == error

@@ -580,10 +580,17 @@ def test_authorize_shows_an_error_page_and_never_redirects_for_an_unknown_client
 
 @pytest.mark.parametrize(("overrides", "error"), [
     ({"acr_values": "eidas2"}, "invalid_request"),
-    ({"nonce": None}, "invalid_request"),
     ({"scope": "scope_all"}, "invalid_scope"),
     ({"scope": "openid admin"}, "invalid_scope"),
-    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": None}, "invalid_request"),
+    ({"response_type": "token"}, "unauthorized_client"),
+    ({"response_type": "id_token code"}, "unauthorized_client"),
+    ({"response_type": "magic"}, "unsupported_response_type"),
+    ({"response_mode": "carrier_pigeon"}, "invalid_request"),
+    ({"claims": "[1]"}, "invalid_request"),
+    ({"claims": '{"id_token": 7}'}, "invalid_request"),
+    ({"request_uri": "https://rp.example.org/request.jwt"}, "request_uri_not_supported"),
+    ({"request": "not-a-jwt"}, "invalid_request"),
     ({"code_challenge_method": "S512"}, "invalid_request"),
     ({"code_challenge": "short"}, "invalid_request"),
 ])
@@ -646,9 +653,13 @@ def test_an_expired_code_is_refused(psc: RunningPsc) -> None:
     ("grant_type=refresh_token&grant_type=authorization_code", "application/x-www-form-urlencoded",
      "invalid_request"),
     ('{"grant_type": "authorization_code"}', "application/json", "invalid_request"),
-    ("grant_type=client_credentials", "application/x-www-form-urlencoded", "unsupported_grant_type"),
-    ("grant_type=password&username=x&password=y", "application/x-www-form-urlencoded", "unsupported_grant_type"),
-    ("grant_type=", "application/x-www-form-urlencoded", "unsupported_grant_type"),
+    ("grant_type=client_credentials", "application/x-www-form-urlencoded", "unauthorized_client"),
+    ("grant_type=password&username=x&password=y", "application/x-www-form-urlencoded", "unauthorized_client"),
+    ("grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=x", "application/x-www-form-urlencoded",
+     "unauthorized_client"),
+    ("grant_type=", "application/x-www-form-urlencoded", "invalid_request"),
+    ("scope=openid", "application/x-www-form-urlencoded", "invalid_request"),
+    ("grant_type=urn:example:magic", "application/x-www-form-urlencoded", "unsupported_grant_type"),
 ])
 def test_malformed_token_requests_get_oauth_errors(psc: RunningPsc, content: str, content_type: str,
                                                    error: str) -> None:

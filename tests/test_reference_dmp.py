@@ -502,6 +502,7 @@ def test_a_person_reports_what_a_driver_would(action: str, answers: list[str], e
     step = Step.model_validate({"action": action, "patient": "P001", "professional": "PS001"})
     asked = iter(answers)
     assert spec.operator_questions is not None
-    fields = spec.operator_questions(lambda question, default: next(asked), spec.parameters(step, DS), "found")
+    fields = spec.operator_questions(lambda question, default, field=None: next(asked), spec.parameters(step, DS),
+                                     "found")
     report = read_report({"outcome": "found", **fields}, spec.report, action)
     assert report.model_dump(include=set(expected), exclude_defaults=True) == expected

@@ -109,9 +109,19 @@ def test_without_a_nonce_sent_none_is_required() -> None:
 
 
 def test_a_switched_off_rule_is_not_applied() -> None:
-    lax = IdTokenRules(issuer=ISSUER, client_id=CLIENT, nonce="n" * 64, check_audience=False, check_nonce=False,
-                       check_acr=False)
-    check_id_token_claims(id_claims(aud="esante-other-rp", nonce="m" * 64, acr="eidas2"), lax, time.time())
+    lax = IdTokenRules(issuer=ISSUER, client_id=CLIENT, nonce="n" * 64, access_token="a", check_audience=False,
+                       check_nonce=False, check_acr=False, check_at_hash=False)
+    check_id_token_claims(id_claims(aud="esante-other-rp", nonce="m" * 64, acr="eidas2", at_hash="x"), lax,
+                          time.time())
+
+
+def test_at_hash_when_present_must_be_the_access_token_s() -> None:
+    rules = IdTokenRules(issuer=ISSUER, client_id=CLIENT, nonce="n" * 64,
+                         access_token="jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y")
+    check_id_token_claims(id_claims(at_hash="77QmUPtjPfzWtF2AnpK9RQ"), rules, time.time())  # OIDC Core A.4
+    check_id_token_claims(id_claims(), rules, time.time())  # optional in the code flow
+    with pytest.raises(PscRefused, match="at_hash"):
+        check_id_token_claims(id_claims(at_hash="77QmUPtjPfzWtF2AnpK9RA"), rules, time.time())
 
 
 def test_signature_is_verified_with_the_key_of_the_kid() -> None:

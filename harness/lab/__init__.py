@@ -10,7 +10,8 @@ suite, the benchmarks and the pytest plugin start the same thing from Python::
 Every simulator is told where the others are (MSSanté introspects tokens at PSC, Mon espace santé files
 documents in the DMP), all journal into one evidence store, and HTTPS certificates come from one test PKI.
 :meth:`Lab.state` is what a person or another program needs to reach them (URLs, extra ports, the CA file and
-the admin token), written as JSON by ``--state``.
+the admin token), written as JSON by ``--state``. The requests a client sends the SOAP services, built from their
+official examples for tests that play the client themselves, are in :mod:`esante.harness.lab.insi`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from esante.harness.environment import LocalEnvironment
-from esante.harness.lab.psc import TokenSet, psc_token
+from esante.harness.lab.oauth import TokenSet
+from esante.harness.lab.psc import psc_token
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.core.pki import CA_CERT_FILE, IssuedCert, TestCA, client_ssl_context

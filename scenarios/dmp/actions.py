@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esante.harness.suite import Dataset, Step, action, patient_payload, professional_payload
+from esante.harness.suite import ActionOutcome, Dataset, Step, action, patient_payload, professional_payload
 from esante.scenarios.dmp.models import (
     DmpAction,
     DmpReport,
@@ -44,6 +44,10 @@ from esante.scenarios.dmp.models import (
 _WHO = "As {professional[given_name]} {professional[family_name]}, for patient {patient[birth_name]} " \
        "{patient[first_names][0]} ({patient[birth_date]}): "
 
+#: What a software may report for an action of this service (operator mode offers these, and only these).
+OUTCOMES = (ActionOutcome.FOUND, ActionOutcome.NOT_FOUND, ActionOutcome.COMPLETED, ActionOutcome.REFUSED,
+            ActionOutcome.ERROR, ActionOutcome.UNAVAILABLE)
+
 
 def _who(step: Step, dataset: Dataset) -> dict[str, Any]:
     """The patient, the professional and how they reach the DMP: what every DMP action sends."""
@@ -58,27 +62,28 @@ def _with(step: Step, *names: str) -> dict[str, Any]:
 
 @action("dmp.test_existence", title="Check the patient's DMP", params=DmpAction, report=DmpReport,
         operator_questions=ask_record, instruction=_WHO + "open the patient's DMP panel (existence and "
-                                                          "authorisation test) and note what the software shows.")
+                                                          "authorisation test) and note what the software shows.",
+        outcomes=OUTCOMES)
 def test_existence(step: Step, dataset: Dataset) -> DmpAction:
     return DmpAction(**_who(step, dataset))
 
 
 @action("dmp.authorise", title="Declare the professional authorised", params=DmpAction, report=DmpReport,
         operator_questions=ask_record,
-        instruction=_WHO + "declare that the patient authorised you to access their DMP.")
+        instruction=_WHO + "declare that the patient authorised you to access their DMP.", outcomes=OUTCOMES)
 def authorise(step: Step, dataset: Dataset) -> DmpAction:
     return DmpAction(**_who(step, dataset))
 
 
 @action("dmp.read_admin", title="Read the DMP's administrative data", params=DmpAction, report=DmpReport,
-        instruction=_WHO + "open the DMP's administrative data.")
+        instruction=_WHO + "open the DMP's administrative data.", outcomes=OUTCOMES)
 def read_admin(step: Step, dataset: Dataset) -> DmpAction:
     return DmpAction(**_who(step, dataset))
 
 
 @action("dmp.feed", title="Send a document to the DMP", params=Feed, report=DmpReport,
         operator_questions=ask_documents,
-        instruction=_WHO + "send a {kind} document titled \"{title}\" to the DMP.")
+        instruction=_WHO + "send a {kind} document titled \"{title}\" to the DMP.", outcomes=OUTCOMES)
 def feed(step: Step, dataset: Dataset) -> Feed:
     kind = step.with_.get("kind", "N3")
     title = step.with_.get("title", "Compte rendu de consultation" if kind == "N3" else "Compte rendu (PDF)")
@@ -87,26 +92,27 @@ def feed(step: Step, dataset: Dataset) -> Feed:
 
 @action("dmp.search", title="List the patient's documents in the DMP", params=Search, report=DmpReport,
         operator_questions=ask_documents,
-        instruction=_WHO + "list the DMP's documents with status {statuses}.")
+        instruction=_WHO + "list the DMP's documents with status {statuses}.", outcomes=OUTCOMES)
 def search(step: Step, dataset: Dataset) -> Search:
     return Search(**_who(step, dataset), **_with(step, "statuses"))
 
 
 @action("dmp.retrieve", title="Open a document of the DMP", params=OpenDocument, report=DmpReport,
-        operator_questions=ask_documents, instruction=_WHO + "open the {document} document of the DMP.")
+        operator_questions=ask_documents, instruction=_WHO + "open the {document} document of the DMP.",
+        outcomes=OUTCOMES)
 def retrieve(step: Step, dataset: Dataset) -> OpenDocument:
     return OpenDocument(**_who(step, dataset), **_with(step, "document"))
 
 
 @action("dmp.update", title="Change a document's visibility or status", params=Update, report=DmpReport,
-        operator_questions=ask_documents, instruction=_WHO + "{operation} the {document} document.")
+        operator_questions=ask_documents, instruction=_WHO + "{operation} the {document} document.", outcomes=OUTCOMES)
 def update(step: Step, dataset: Dataset) -> Update:
     return Update(**_who(step, dataset), **_with(step, "document", "operation"))
 
 
 @action("dmp.search_patient", title="Find a patient's DMP without the INS", params=SearchPatient,
         report=DmpReport,
-        instruction=_WHO + "search the DMP for the patient by name and birth date (no INS).")
+        instruction=_WHO + "search the DMP for the patient by name and birth date (no INS).", outcomes=OUTCOMES)
 def search_patient(step: Step, dataset: Dataset) -> SearchPatient:
     who = _who(step, dataset)
     return SearchPatient(**who, family_name=step.with_.get("family_name", who["patient"].birth_name),

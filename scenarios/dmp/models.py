@@ -84,8 +84,10 @@ def ask_record(ask: Any, params: dict[str, Any], outcome: str) -> dict[str, Any]
     """What a person reads on the software's DMP panel after an existence test or an authorisation."""
     if outcome not in ("found", "not_found", "completed"):
         return {}
-    status = ask("DMP status shown (open/closed/absent)", "absent" if outcome == "not_found" else "open")
-    authorisation = ask("Authorisation shown (VALIDE/NON_EXISTANTE/INTERDITE, empty if none)", "")
+    status = ask("DMP status shown (open/closed/absent)", "absent" if outcome == "not_found" else "open",
+                 "record.status")
+    authorisation = ask("Authorisation shown (VALIDE/NON_EXISTANTE/INTERDITE, empty if none)", "",
+                        "record.authorisation")
     return {"record": {"status": status, "authorisation": authorisation or None}}
 
 
@@ -93,7 +95,7 @@ def ask_documents(ask: Any, params: dict[str, Any], outcome: str) -> dict[str, A
     """The documents a person sees listed, fed or opened (their uniqueIds, and the SHA-1 of an opened one)."""
     if outcome not in ("found", "completed"):
         return {}
-    ids = ask("uniqueId of each document shown (comma-separated)", "")
-    sha1 = ask("SHA-1 of the document opened (empty if none)", "") if "document" in params else ""
+    ids = ask("uniqueId of each document shown (comma-separated)", "", "documents")
+    sha1 = ask("SHA-1 of the document opened (empty if none)", "", "documents") if "document" in params else ""
     return {"documents": [{"unique_id": unique_id.strip(), "sha1": sha1 or None}
                           for unique_id in ids.split(",") if unique_id.strip()]}

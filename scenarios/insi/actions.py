@@ -13,7 +13,7 @@ Each reports the identity the software holds afterwards (:class:`~.models.InsiRe
 
 from __future__ import annotations
 
-from esante.harness.suite import Dataset, Step, action
+from esante.harness.suite import ActionOutcome, Dataset, Step, action
 from esante.scenarios.insi.models import (
     Ins,
     InsiReport,
@@ -27,6 +27,10 @@ from esante.scenarios.insi.models import (
 )
 from esante.simulators.dataset import InsRecord, Patient
 from esante.simulators.insi.protocol import answered_oid
+
+#: What a software may report for an action of this service (operator mode offers these, and only these).
+OUTCOMES = (ActionOutcome.FOUND, ActionOutcome.NOT_FOUND, ActionOutcome.SEVERAL, ActionOutcome.VERIFIED,
+            ActionOutcome.MISMATCH, ActionOutcome.UPDATED, ActionOutcome.ERROR, ActionOutcome.UNAVAILABLE)
 
 
 def _patient(step: Step, dataset: Dataset) -> Patient:
@@ -56,7 +60,7 @@ def _document_checked(step: Step) -> bool:
 @action("insi.lookup_traits", title="Look up the INS from identity traits", params=LookupTraits,
         report=InsiReport, operator_questions=ask_identity,
         instruction="Create a patient with these traits and search the INS with the INSi teleservice: "
-                    "{traits}. Identity document checked: {id_document_checked}.")
+                    "{traits}. Identity document checked: {id_document_checked}.", outcomes=OUTCOMES)
 def lookup_traits(step: Step, dataset: Dataset) -> LookupTraits:
     given = step.with_.get("traits")
     traits = Traits.model_validate(given) if given else patient_traits(_patient(step, dataset))
@@ -65,7 +69,7 @@ def lookup_traits(step: Step, dataset: Dataset) -> LookupTraits:
 
 @action("insi.lookup_vitale", title="Look up the INS from the carte Vitale", params=LookupVitale,
         report=InsiReport, operator_questions=ask_identity,
-        instruction="Read this carte Vitale and search the INS with the INSi teleservice: {card}.")
+        instruction="Read this carte Vitale and search the INS with the INSi teleservice: {card}.", outcomes=OUTCOMES)
 def lookup_vitale(step: Step, dataset: Dataset) -> LookupVitale:
     patient = _patient(step, dataset)
     if patient.vitale is None:
@@ -77,7 +81,8 @@ def lookup_vitale(step: Step, dataset: Dataset) -> LookupVitale:
 
 @action("insi.verify", title="Verify an INS already held", params=Verify, report=InsiReport,
         operator_questions=ask_identity,
-        instruction="Open the patient holding this identity and run the INS verification: {identity}.")
+        instruction="Open the patient holding this identity and run the INS verification: {identity}.",
+        outcomes=OUTCOMES)
 def verify(step: Step, dataset: Dataset) -> Verify:
     patient = _patient(step, dataset)
     held = step.with_.get("ins", "active")

@@ -86,23 +86,28 @@ IDENTITY_OUTCOMES = ("found", "verified", "updated", "several", "not_found", "mi
 
 
 def ask_identity(ask: Any, params: dict[str, Any], outcome: str) -> dict[str, Any]:
-    """What a person reads on the patient's identity panel after an INSi action."""
+    """What a person reads on the patient's identity panel after an INSi action: the status, the INS (matricule,
+    key and OID asked together), then the traits, pre-filled with those the step gave."""
     if outcome not in IDENTITY_OUTCOMES:
         return {}
     known = params.get("traits") or params.get("identity", {}).get("traits") or {}
-    status = ask("Identity status shown (PROV/RECUP/VALI/QUAL)", "PROV")
-    nir = ask("INS matricule shown (13 characters, empty if none)", "")
-    identity: dict[str, Any] = {"local_id": ask("Local patient id", "operator"), "status": status,
-                                "traits": _ask_traits(ask, known)}
+    status = ask("Identity status shown (PROV/RECUP/VALI/QUAL)", "PROV", "identity.status")
+    identity: dict[str, Any] = {"status": status}
+    nir = ask("INS matricule shown (13 characters, empty if none)", "", "identity.ins.nir")
     if nir:
-        identity["ins"] = {"nir": nir, "key": ask("INS key (2 digits)", ""),
-                           "oid": ask("INS OID", "1.2.250.1.213.1.4.8")}
+        identity["ins"] = {"nir": nir, "key": ask("INS key (2 digits)", "", "identity.ins.key"),
+                           "oid": ask("INS OID", "1.2.250.1.213.1.4.8", "identity.ins.oid")}
+    identity["local_id"] = ask("Local patient id", "operator", "identity.local_id")
+    identity["traits"] = _ask_traits(ask, known)
     return {"identity": identity}
 
 
 def _ask_traits(ask: Any, known: dict[str, Any]) -> dict[str, Any]:
-    return {"birth_name": ask("Birth name shown", known.get("birth_name", "")),
-            "first_names": ask("First names shown", " ".join(known.get("first_names", []))).split(),
-            "sex": ask("Sex shown (M/F)", known.get("sex", "")),
-            "birth_date": ask("Birth date shown (YYYY-MM-DD)", known.get("birth_date", "")),
-            "birth_place": ask("Birth place code shown", known.get("birth_place") or "") or None}
+    return {"birth_name": ask("Birth name shown", known.get("birth_name", ""), "identity.traits.birth_name"),
+            "first_names": ask("First names shown", " ".join(known.get("first_names", [])),
+                               "identity.traits.first_names").split(),
+            "sex": ask("Sex shown (M/F)", known.get("sex", ""), "identity.traits.sex"),
+            "birth_date": ask("Birth date shown (YYYY-MM-DD)", known.get("birth_date", ""),
+                              "identity.traits.birth_date"),
+            "birth_place": ask("Birth place code shown", known.get("birth_place") or "",
+                               "identity.traits.birth_place") or None}

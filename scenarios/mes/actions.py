@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from esante.harness.suite import ActionReport, Dataset, Step, action, patient_payload
+from esante.harness.suite import ActionOutcome, ActionReport, Dataset, Step, action, patient_payload
 from esante.scenarios.mes.models import NoParams, Pair, PushDocument, PushMeasures, ReadMeasures, SyncAgenda
+
+#: What a software may report for an action of this service (operator mode offers these, and only these).
+OUTCOMES = (ActionOutcome.COMPLETED, ActionOutcome.REFUSED, ActionOutcome.ERROR, ActionOutcome.UNAVAILABLE)
 
 
 def _consent_page(params: dict[str, Any]) -> dict[str, str]:
@@ -31,36 +34,38 @@ def _consent_page(params: dict[str, Any]) -> dict[str, str]:
 @action("mes.pair", title="Connect the app to Mon espace santé", params=Pair, report=ActionReport,
         instruction="In the app, choose \"Connecter à Mon espace santé\"; on MES's page sign in as "
                     "{patient[id]} ({patient[first_names][0]} {patient[birth_name]}) and {consent} the pairing.",
-        browser_form=_consent_page)
+        browser_form=_consent_page, outcomes=OUTCOMES)
 def pair(step: Step, dataset: Dataset) -> Pair:
     return Pair(patient=patient_payload(dataset, step), consent=step.with_.get("consent", "accept"))
 
 
 @action("mes.push_measures", title="Send measures to Mon espace santé", params=PushMeasures, report=ActionReport,
-        instruction="Send these measures to Mon espace santé: {measures}.")
+        instruction="Send these measures to Mon espace santé: {measures}.", outcomes=OUTCOMES)
 def push_measures(step: Step, dataset: Dataset) -> PushMeasures:
     return PushMeasures(measures=step.with_.get("measures") or [])
 
 
 @action("mes.push_document", title="Share a document with Mon espace santé", params=PushDocument,
-        report=ActionReport, instruction="Share the document \"{document[title]}\" with Mon espace santé.")
+        report=ActionReport, instruction="Share the document \"{document[title]}\" with Mon espace santé.",
+        outcomes=OUTCOMES)
 def push_document(step: Step, dataset: Dataset) -> PushDocument:
     return PushDocument(document=step.with_.get("document"))
 
 
 @action("mes.sync_agenda", title="Sync the agenda with Mon espace santé", params=SyncAgenda, report=ActionReport,
-        instruction="Sync the app's appointments to the Mon espace santé agenda: {appointments}.")
+        instruction="Sync the app's appointments to the Mon espace santé agenda: {appointments}.", outcomes=OUTCOMES)
 def sync_agenda(step: Step, dataset: Dataset) -> SyncAgenda:
     return SyncAgenda(appointments=step.with_.get("appointments") or [])
 
 
 @action("mes.read_measures", title="Show the measures held in Mon espace santé", params=ReadMeasures,
-        report=ActionReport, instruction="Open the app's page listing the measures held in Mon espace santé.")
+        report=ActionReport, instruction="Open the app's page listing the measures held in Mon espace santé.",
+        outcomes=OUTCOMES)
 def read_measures(step: Step, dataset: Dataset) -> ReadMeasures:
     return ReadMeasures(code=step.with_.get("code"))
 
 
 @action("mes.submit_dossier", title="Submit the referencing dossier", params=NoParams, report=ActionReport,
-        instruction="Submit your referencing dossier to the Mon espace santé referencing window.")
+        instruction="Submit your referencing dossier to the Mon espace santé referencing window.", outcomes=OUTCOMES)
 def submit_dossier(step: Step, dataset: Dataset) -> NoParams:
     return NoParams()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from esante.harness.suite import (
+    ActionOutcome,
     ActionReport,
     Dataset,
     SignInReport,
@@ -37,6 +38,10 @@ from esante.scenarios.mssante.models import (
 )
 from esante.simulators.mssante.protocol import patient_address
 
+#: What a software may report for an action of this service (operator mode offers these, and only these).
+OUTCOMES = (ActionOutcome.SIGNED_IN, ActionOutcome.SIGNED_OUT, ActionOutcome.FOUND, ActionOutcome.NOT_FOUND,
+            ActionOutcome.COMPLETED, ActionOutcome.REFUSED, ActionOutcome.ERROR, ActionOutcome.UNAVAILABLE)
+
 
 def recipient_entry(dataset: Dataset, professional_id: str) -> ProfessionalRecipient:
     """The professional as the software's address book holds them."""
@@ -48,7 +53,8 @@ def recipient_entry(dataset: Dataset, professional_id: str) -> ProfessionalRecip
         report=SignInReport, operator_questions=ask_professional,
         instruction="Open the secure messaging and sign in with Pro Santé Connect as {professional[national_id]} "
                     "({professional[given_name]} {professional[family_name]}).",
-        browser_form=lambda params: {"national_id": params["professional"]["national_id"], "channel": "MOBILE"})
+        browser_form=lambda params: {"national_id": params["professional"]["national_id"], "channel": "MOBILE"},
+        outcomes=OUTCOMES)
 def login(step: Step, dataset: Dataset) -> OpenMailbox:
     return OpenMailbox(professional=professional_payload(dataset, step))
 
@@ -56,7 +62,7 @@ def login(step: Step, dataset: Dataset) -> OpenMailbox:
 @action("mss.lookup_recipient", title="Find a recipient in the directory", params=LookupRecipient,
         report=ActionReport,
         instruction="Search the MSSanté directory for {recipient[given_name]} {recipient[family_name]} "
-                    "(RPPS {recipient[rpps]}) and show their secure mailbox.")
+                    "(RPPS {recipient[rpps]}) and show their secure mailbox.", outcomes=OUTCOMES)
 def lookup_recipient(step: Step, dataset: Dataset) -> LookupRecipient:
     if "to" not in step.with_:
         raise ValueError("mss.lookup_recipient needs with: {to: <professional id>}")
@@ -65,7 +71,7 @@ def lookup_recipient(step: Step, dataset: Dataset) -> LookupRecipient:
 
 @action("mss.send", title="Send a secure message", params=SendLetter, report=ActionReport,
         instruction="Write to {recipient} and send it (with the structured document about the patient when "
-                    "one is given; ask for a read receipt when asked).")
+                    "one is given; ask for a read receipt when asked).", outcomes=OUTCOMES)
 def send(step: Step, dataset: Dataset) -> SendLetter:
     w = step.with_
     document = None
@@ -98,6 +104,6 @@ def _sender(step: Step, dataset: Dataset) -> SenderMailbox | None:
 
 @action("mss.integrate", title="Read the INBOX and integrate the documents", params=ReadInbox, report=ActionReport,
         instruction="Open the INBOX, integrate the structured documents received and let the software answer "
-                    "the read receipts asked for.")
+                    "the read receipts asked for.", outcomes=OUTCOMES)
 def integrate(step: Step, dataset: Dataset) -> ReadInbox:
     return ReadInbox()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from esante.harness.suite import (
+    ActionOutcome,
     ActionReport,
     Dataset,
     SignInReport,
@@ -32,6 +33,10 @@ from esante.harness.suite import (
 )
 from esante.scenarios.psc.models import CallApi, CibaLogin, Login, NoParams
 
+#: What a software may report for an action of this service (operator mode offers these, and only these).
+OUTCOMES = (ActionOutcome.SIGNED_IN, ActionOutcome.SIGNED_OUT, ActionOutcome.COMPLETED, ActionOutcome.REFUSED,
+            ActionOutcome.ERROR, ActionOutcome.UNAVAILABLE)
+
 
 def _login_page(params: dict[str, Any]) -> dict[str, str]:
     """What the professional does on PSC's login page: choose who they are and how they authenticate."""
@@ -42,20 +47,21 @@ def _login_page(params: dict[str, Any]) -> dict[str, str]:
         operator_questions=ask_professional,
         instruction="Click \"Se connecter avec Pro Santé Connect\" and, on the PSC page, sign in as "
                     "{professional[national_id]} ({professional[given_name]} {professional[family_name]}).",
-        browser_form=_login_page)
+        browser_form=_login_page, outcomes=OUTCOMES)
 def login(step: Step, dataset: Dataset) -> Login:
     return Login(professional=professional_payload(dataset, step))
 
 
 @action("psc.show_profile", title="Show the signed-in professional's profile", params=NoParams,
         report=SignInReport, operator_questions=ask_professional,
-        instruction="Open the page showing the signed-in professional's identity and practice (from PSC).")
+        instruction="Open the page showing the signed-in professional's identity and practice (from PSC).",
+        outcomes=OUTCOMES)
 def show_profile(step: Step, dataset: Dataset) -> NoParams:
     return NoParams()
 
 
 @action("psc.logout", title="Sign out", params=NoParams, report=SignInReport,
-        instruction="Click \"Se déconnecter\".")
+        instruction="Click \"Se déconnecter\".", outcomes=OUTCOMES)
 def logout(step: Step, dataset: Dataset) -> NoParams:
     return NoParams()
 
@@ -63,12 +69,13 @@ def logout(step: Step, dataset: Dataset) -> NoParams:
 @action("psc.ciba_login", title="Sign in from the thick client (CIBA, e-CPS)", params=CibaLogin,
         report=SignInReport, operator_questions=ask_professional,
         instruction="In the thick client, sign in with PSC as {professional[national_id]} using {channel}; "
-                    "approve the request on the e-CPS app (the simulator's /ecps page).")
+                    "approve the request on the e-CPS app (the simulator's /ecps page).", outcomes=OUTCOMES)
 def ciba_login(step: Step, dataset: Dataset) -> CibaLogin:
     return CibaLogin(professional=professional_payload(dataset, step), channel=step.with_.get("channel", "MOBILE"))
 
 
 @action("psc.call_api", title="Call an API Pro Santé connectée", params=CallApi, report=ActionReport,
-        instruction="Use the feature that calls an API Pro Santé connectée on behalf of {structure[name]}.")
+        instruction="Use the feature that calls an API Pro Santé connectée on behalf of {structure[name]}.",
+        outcomes=OUTCOMES)
 def call_api(step: Step, dataset: Dataset) -> CallApi:
     return CallApi(structure=structure_payload(dataset, step.with_.get("structure", "S001")))

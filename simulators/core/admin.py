@@ -61,7 +61,9 @@ def admin_router(runtime: SimulatorRuntime) -> APIRouter:
 
     @public.get("/health")
     def health() -> dict[str, Any]:
-        return {"simulator": runtime.name, "status": "ok", "dataset": runtime.simulator.dataset.name}
+        # kind: the registered simulator serving, when it stands for another service (a replay answering as insi)
+        return {"simulator": runtime.name, "kind": type(runtime.simulator).name, "status": "ok",
+                "dataset": runtime.simulator.dataset.name}
 
     @router.post("/reset")
     def reset() -> dict[str, str]:

@@ -41,6 +41,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+#: Where the journal keeps the call's (run id, case id) in the ASGI scope's state.
+CONTEXT_KEY = "esante_context"
+
+
 class ConnectionDropped(Exception):
     """Raised inside the journal when a fault rule drops the connection."""
 
@@ -49,6 +53,12 @@ def behaviours_of(scope_or_request: Any) -> set[str]:
     """The named misbehaviours (``behaviour`` fault rules) that fired for this call; the handler applies them."""
     scope = getattr(scope_or_request, "scope", scope_or_request)
     return scope.setdefault("state", {}).setdefault("esante_behaviours", set())
+
+
+def context_of(scope_or_request: Any) -> tuple[str | None, str | None]:
+    """The (run id, test case id) this call is filed under, for a protocol that answers per case (a replay)."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    return scope.setdefault("state", {}).get(CONTEXT_KEY, (None, None))
 
 
 def draw_faults(runtime: SimulatorRuntime, path: str, notes: Notes) -> list[FaultRule]:
@@ -123,6 +133,7 @@ class JournalMiddleware:
         started = time.perf_counter()
         body, truncated = await _read_body(receive, rt.settings.max_body_bytes)
         run_id, case_id = rt.context
+        scope.setdefault("state", {})[CONTEXT_KEY] = (run_id, case_id)
         rt.store.append("exchange.request", _request_payload(scope, exchange_id, rt.name, truncated),
                         run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": body})
         notes = scope.setdefault("state", {})[NOTES_KEY] = rt.new_notes()
@@ -367,5 +378,5 @@ def _join(store: EvidenceStore, req: Record, resp: Record | None) -> Exchange:
     return exchange
 
 
-__all__ = ["ConnectionDropped", "Exchange", "JournalMiddleware", "Session", "behaviours_of", "draw_faults",
-           "load_exchanges"]
+__all__ = ["ConnectionDropped", "Exchange", "JournalMiddleware", "Session", "behaviours_of", "context_of",
+           "draw_faults", "load_exchanges"]

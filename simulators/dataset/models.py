@@ -177,7 +177,8 @@ class Lps(_Frozen):
     authorised: bool
 
 
-ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"]
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
+                           "tls_client_auth"]
 
 
 class OidcClient(_Frozen):
@@ -203,16 +204,21 @@ class OidcClient(_Frozen):
     grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
     #: A resource server of the realm (the MSSanté messaging servers): it may introspect any user's token.
     resource_server: bool = False
+    #: CIBA token delivery (CIBA Core §4): ``poll``, or ``ping`` to the client's notification endpoint.
+    backchannel_token_delivery_mode: Literal["poll", "ping"] = "poll"
+    backchannel_client_notification_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> OidcClient:
-        secret_methods = {"client_secret_basic", "client_secret_post"} & set(self.auth_methods)
+        secret_methods = {"client_secret_basic", "client_secret_post", "client_secret_jwt"} & set(self.auth_methods)
         if secret_methods and not self.secret:
             raise ValueError(f"client {self.client_id}: {', '.join(sorted(secret_methods))} needs a secret")
         if "private_key_jwt" in self.auth_methods and not self.public_key_pem:
             raise ValueError(f"client {self.client_id}: private_key_jwt needs public_key_pem")
         if "tls_client_auth" in self.auth_methods and not self.tls_client_auth_cn:
             raise ValueError(f"client {self.client_id}: tls_client_auth needs tls_client_auth_cn")
+        if self.backchannel_token_delivery_mode == "ping" and not self.backchannel_client_notification_endpoint:
+            raise ValueError(f"client {self.client_id}: CIBA ping needs backchannel_client_notification_endpoint")
         return self
 
 

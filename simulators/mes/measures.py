@@ -2,8 +2,8 @@
 
 The Bundle is a ``transaction`` with one Observation of a listed measure profile (entry request ``POST
 Observation``) and an optional PhdDevice (``POST Device``) the Observation points to by its ``fullUrl``.
-Structure is checked by fhir.resources (R4B models, whose Observation, Bundle and Device are R4's: the
-Bundle's model validates each entry's resource as its own type), then the
+The Bundle reaches these rules valid R4 (the FHIR kit validated it against the R4 JSON Schema and
+fhir.resources' models, each entry's resource as its own type); they add the
 profile's rules from ``data/measures.yaml``: meta.profile, vital-signs category, LOINC code, UCUM unit and a
 plausible value, the paired patient as subject, an effective date not in the future. Every problem is
 reported, each with its FHIRPath-like location.
@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any
+from urllib.parse import parse_qsl
 
 import yaml
-from fhir.resources.R4B.bundle import Bundle
 
-from esante.simulators.kits.fhir.bodies import structure_problems
-from esante.simulators.kits.fhir.errors import FhirError, Invalid, problem
+from esante.simulators.kits.fhir.errors import Invalid, problem
+from esante.simulators.kits.fhir.values import date_range
 from esante.simulators.mes.protocol import LOINC, MAX_TRANSACTION_ENTRIES, MEASURE_KINDS, OBSERVATION_CATEGORY, UCUM
 
 FUTURE_SLACK = timedelta(minutes=5)  # a device clock a little ahead is not an error
@@ -64,7 +64,7 @@ class MeasureEntry:
 
 
 def validate_bundle(bundle: dict[str, Any], patient_ref: str, now: datetime | None = None) -> MeasureEntry:
-    """The measure in a MesBundleFluxAlimentation, or :class:`Invalid` listing every problem."""
+    """The measure in a (valid R4) MesBundleFluxAlimentation, or :class:`Invalid` listing every problem."""
     if bundle.get("type") != "transaction":
         raise Invalid([problem("invalid", f"Bundle.type is {bundle.get('type')!r}: a MesBundleFluxAlimentation "
                                           "is a transaction", "Bundle.type")])
@@ -72,9 +72,7 @@ def validate_bundle(bundle: dict[str, Any], patient_ref: str, now: datetime | No
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_TRANSACTION_ENTRIES:
         raise Invalid([problem("invalid", "a MesBundleFluxAlimentation holds one Observation and at most one "
                                           "Device", "Bundle.entry")])
-    problems = structure_problems(Bundle, bundle, "Bundle")
-    if problems:
-        raise Invalid(problems)
+    problems: list[dict[str, Any]] = []
     observations = [(i, e) for i, e in enumerate(entries) if (e.get("resource") or {}).get("resourceType")
                     == "Observation"]
     devices = [(i, e) for i, e in enumerate(entries) if (e.get("resource") or {}).get("resourceType") == "Device"]
@@ -153,12 +151,7 @@ def _effective(resource: dict[str, Any], at: str, now: datetime, problems: list[
         problems.append(problem("required", "effectiveDateTime is missing: when was it measured?",
                                 f"{at}.effective[x]"))
         return
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return  # a date alone (structure-checked already) cannot be in the future by more than a day
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if moment > now + FUTURE_SLACK:
+    if date_range(value).low > now + FUTURE_SLACK:  # a valid R4 dateTime (the kit validated it)
         problems.append(problem("value", f"effectiveDateTime {value} is in the future", f"{at}.effective[x]"))
 
 
@@ -197,15 +190,11 @@ def _idempotency_key(entry: dict[str, Any], where: str, problems: list[dict[str,
     if condition is None:
         return None
     identifiers = {f"{i.get('system')}|{i.get('value')}" for i in entry["resource"].get("identifier") or []}
-    key = condition.removeprefix("identifier=") if condition.startswith("identifier=") else None
+    asked = parse_qsl(condition)  # as a search: percent-encoded or not
+    key = asked[0][1] if len(asked) == 1 and asked[0][0] == "identifier" else None
     if key is None or key not in identifiers:
         problems.append(problem("invalid", f"ifNoneExist {condition!r} must be identifier=<system>|<value> of "
                                            "the Observation's own identifier", f"{where}.request.ifNoneExist"))
         return None
     return key
 
-
-def bundle_or_error(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        raise FhirError(400, "invalid", "POST to the FHIR base takes a transaction Bundle", expression=["Bundle"])
-    return body

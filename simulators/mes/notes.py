@@ -12,15 +12,6 @@ from esante.simulators.kits.fhir.notes import FhirNotes
 from esante.simulators.kits.oauth.notes import OAuthNotes
 
 
-class Page(BaseModel):
-    """A search page answered: where it starts, its size, how many matched, and whether a next page is linked."""
-
-    offset: int
-    count: int
-    total: int
-    has_next: bool
-
-
 class DmpFiling(BaseModel):
     """The document filed in the citizen's DMP too: what the DMP answered, or why it was not filed."""
 
@@ -38,11 +29,9 @@ class MesNotes(OAuthNotes, FhirNotes):
     pairing_id: str | None = None
     patient: str | None = Field(default=None, description="the data set's id of the citizen who paired")
     measure: str | None = Field(default=None, description="the kind of measure filed (measures.yaml)")
-    created: bool | None = Field(default=None, description="the write filed something new (not a retry's twin)")
     idempotency_key: str | None = Field(default=None, description="the system|value the write was keyed by")
     dmp: DmpFiling | None = None
     response_lost: bool | None = Field(default=None, description="the lose_response behaviour ate the answer")
-    page: Page | None = None
     dossier: str | None = Field(default=None, description="the referencing dossier's id")
     status: str | None = Field(default=None, description="the referencing dossier's status")
     findings: int | None = Field(default=None, description="how many findings the dossier's check made")

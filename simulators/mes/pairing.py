@@ -16,7 +16,14 @@ from esante.simulators.kits.oauth.errors import NO_STORE, OAuthError
 from esante.simulators.kits.oauth.pages import Pages
 from esante.simulators.kits.oauth.pkce import check_pkce
 from esante.simulators.kits.oauth.redirects import error_redirect, redirect, uri_registered
-from esante.simulators.kits.oauth.requests import basic_credentials, is_basic, read_form, secrets_equal
+from esante.simulators.kits.oauth.requests import (
+    basic_credentials,
+    grant_type_of,
+    is_basic,
+    read_form,
+    response_type_of,
+    secrets_equal,
+)
 from esante.simulators.kits.oauth.server import AuthorizationCode, CodeWording, PendingAuthorization, new_id
 from esante.simulators.mes.access import Access
 from esante.simulators.mes.notes import MesNotes
@@ -24,6 +31,7 @@ from esante.simulators.mes.protocol import (
     ACCESS_LIFETIME,
     CODE_LIFETIME,
     CONSENT_PATH,
+    CONTEXT_SCOPES,
     GRANT_CODE,
     GRANT_REFRESH,
     PAIRING_LIFETIME,
@@ -34,6 +42,8 @@ from esante.simulators.mes.protocol import (
 from esante.simulators.mes.state import MesState, Pairing
 
 pages = Pages("esante.simulators.mes")
+#: The grants MES serves, each refused in these words to a partner (none is) not allowed it.
+GRANTS = {GRANT_CODE: "partner not allowed to exchange a code", GRANT_REFRESH: "partner not allowed to refresh"}
 
 #: MES's answers to a code it does not redeem; an expired code is taken for a replayed one.
 CODE_WORDING = CodeWording(
@@ -124,13 +134,8 @@ class PairingServer:
     async def token(self, request: Request) -> Response:
         form = await read_form(request)
         partner = self._client(request, form)
-        grant = form.get("grant_type")
-        if grant == GRANT_CODE:
-            pairing = self._redeem(partner, form)
-        elif grant == GRANT_REFRESH:
-            pairing = self._refresh(partner, form)
-        else:
-            raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+        grant = grant_type_of(form, GRANTS, GRANTS)
+        pairing = self._redeem(partner, form) if grant == GRANT_CODE else self._refresh(partner, form)
         lifetime = SHORT_ACCESS_LIFETIME if "short_lifetimes" in behaviours_of(request) else ACCESS_LIFETIME
         access, refresh = self.state.issue(pairing, lifetime, SCOPE_OFFLINE in pairing.scope.split())
         patient = self.simulator.dataset.patient(pairing.patient_id)
@@ -171,8 +176,8 @@ class PairingServer:
         form = await read_form(request)
         partner = self._client(request, form)
         token = self.state.tokens.get(form.get("token", ""))
-        if token is not None and self.state.pairings[token.grant_id].client_id == partner.client_id:
-            token.active = False
+        if token is not None and token.client_id == partner.client_id:
+            self.state.revoke_token(token)  # RFC 7009 §2.1: a refresh token takes the pairing's tokens along
         return Response(status_code=200, headers=NO_STORE)
 
     # -- the pairing, as the app and the citizen see it ------------------------------------------------------
@@ -198,13 +203,12 @@ class PairingServer:
 
 def _pending(form: dict[str, str], partner: MesPartner, redirect_uri: str) -> PendingAuthorization:
     """The authorization request: a code, with PKCE S256 (mandatory at MES), for scopes the partner holds."""
-    if form.get("response_type") != "code":
-        raise OAuthError("unsupported_response_type", "response_type must be code")
+    response_type_of(form, ("code",), ("code",))
     if not form.get("code_challenge") or form.get("code_challenge_method") != "S256":
         raise OAuthError("invalid_request", "PKCE with code_challenge_method=S256 is required")
     check_pkce("S256", form["code_challenge"])
     scopes = form.get("scope", "").split()
-    refused = [s for s in scopes if s not in partner.scopes]
+    refused = [s for s in scopes if s not in partner.scopes and s not in CONTEXT_SCOPES]
     if not scopes or refused:
         raise OAuthError("invalid_scope", f"scopes not granted to {partner.name}: {' '.join(refused) or '(none)'}")
     return PendingAuthorization(id=new_id(), client_id=partner.client_id, redirect_uri=redirect_uri,

@@ -29,6 +29,9 @@ SCOPE_OFFLINE = "offline_access"
 #: SMART on FHIR v1 patient scopes (our choice: MES's scope names are not public).
 RESOURCE_SCOPES = tuple(f"patient/{r}.{m}" for r in ("Observation", "DocumentReference", "Appointment")
                         for m in ("read", "write"))
+#: SMART's standalone-launch context scope: asks for the patient in context, which a pairing always gives (the
+#: paired citizen), so any partner may ask for it.
+CONTEXT_SCOPES = ("launch/patient",)
 
 CODE_LIFETIME = 60            # seconds an authorization code can be redeemed
 ACCESS_LIFETIME = 300         # seconds an access token lives (short_lifetimes: 2)

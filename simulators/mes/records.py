@@ -1,155 +1,143 @@
-"""The citizen's record over REST-FHIR R4: measures (a transaction Bundle), documents, appointments, reads and
-searches. Writes are idempotent by the app's own identifier (FHIR conditional create and update), so that a
-retry files nothing twice; the ``lose_response`` behaviour files a write and then loses its answer."""
+"""The citizen's record over REST-FHIR R4: Mon espace santé's side of the FHIR kit's REST layer (a
+:class:`~esante.simulators.kits.fhir.rest.Backend`). It says who may call (an active pairing, the scope of
+the interaction), applies MES's rules to writes (measures: a MesBundleFluxAlimentation transaction; documents;
+appointments), keys writes by the app's own identifier so that a retry files nothing twice (FHIR conditional
+create and update), files documents in the DMP too, and plays the ``lose_response`` behaviour (the write is
+filed, then its answer lost)."""
 
 from __future__ import annotations
 
-import time
+import base64
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
 
 from esante.simulators.core.journal import behaviours_of
 from esante.simulators.core.runtime import Simulator
 from esante.simulators.dataset.models import Patient
-from esante.simulators.kits.fhir.bodies import read_resource
-from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.kits.fhir.errors import FhirError, Invalid, problem
 from esante.simulators.kits.fhir.media import fhir_response
-from esante.simulators.kits.fhir.search import searchset
-from esante.simulators.kits.oauth.server import new_id
+from esante.simulators.kits.fhir.rest import Backend, FhirServer, Write
+from esante.simulators.kits.fhir.search import Search
+from esante.simulators.kits.fhir.store import ResourceStore
+from esante.simulators.kits.fhir.values import reference_test
 from esante.simulators.mes import agenda, documents, measures
 from esante.simulators.mes.access import Access, Caller, not_paired
 from esante.simulators.mes.dmp import file_in_dmp
-from esante.simulators.mes.notes import MesNotes, Page
-from esante.simulators.mes.protocol import FHIR_BASE, RETRY_AFTER, mes_patient_id
-from esante.simulators.mes.search import matching, read_search
+from esante.simulators.mes.notes import MesNotes
+from esante.simulators.mes.protocol import RETRY_AFTER, mes_patient_id
 from esante.simulators.mes.state import MesState
 
-#: The resource types served, and the one whose scope reads each.
-READABLE = {"Observation": "Observation", "DocumentReference": "DocumentReference", "Appointment": "Appointment",
-            "Device": "Observation", "Patient": "Observation"}
+#: The scope that reads each resource type (a measure's device and the citizen come with the measures).
+READ_SCOPES = {"Observation": "Observation", "DocumentReference": "DocumentReference", "Appointment": "Appointment",
+               "Device": "Observation", "Patient": "Observation"}
+#: What MES's journal calls each interaction, for the test kit's checks.
+OPERATIONS = {"create": {"DocumentReference": "document", "Appointment": "appointment"},
+              "update": {"Appointment": "appointment"}}
+CITIZEN_PARAMS = ("patient", "subject")
 
 
-class Records:
+@dataclass(frozen=True, slots=True)
+class Context:
+    """An authorised call: who (the pairing and its citizen), and the citizen's record."""
+
+    caller: Caller
+    store: ResourceStore
+
+
+class Records(Backend):
     """The FHIR API on the citizens' records; ``simulator`` gives the lab's DMP."""
 
     def __init__(self, simulator: Simulator, state: MesState, access: Access) -> None:
         self.simulator, self.state, self.access = simulator, state, access
+        self.server: FhirServer | None = None  # set by the simulator once the server is built
 
-    # -- writes ------------------------------------------------------------------------------------------------
-    async def transaction(self, request: Request) -> Response:
-        """A MesBundleFluxAlimentation: one measure, and the device that took it."""
-        caller = self.access.api(request, "patient/Observation.write")
-        bundle = measures.bundle_or_error(await read_resource(request, "Bundle"))
-        entry = measures.validate_bundle(bundle, caller.reference)
-        stored, created = self._file(caller.patient, "Observation", entry.observation, entry.key)
+    def open(self, request: Request, interaction: str, resource_type: str | None) -> Context:
         notes = MesNotes.of(request)
-        notes.measure, notes.created, notes.idempotency_key = entry.kind, created, entry.key
-        results = []
-        if entry.device is not None and created:  # a retried bundle files neither its measure nor its device again
-            device, _ = self._file(caller.patient, "Device", entry.device, None)
-            stored["device"] = {"reference": f"Device/{device['id']}"}  # transaction: urn:uuid resolved
-            results.append({"response": {"status": "201 Created", "location": f"Device/{device['id']}/_history/1"}})
-        results.append({"response": {"status": "201 Created" if created else "200 OK",
-                                     "location": f"Observation/{stored['id']}/_history/1"}})
-        _lost(request)
-        return fhir_response({"resourceType": "Bundle", "type": "transaction-response", "entry": results})
-
-    async def document(self, request: Request) -> Response:
-        caller = self.access.api(request, "patient/DocumentReference.write")
-        resource = await read_resource(request, "DocumentReference")
-        key, data = documents.validate_document(resource, caller.reference)
-        stored, created = self._file(caller.patient, "DocumentReference", resource, key)
-        notes = MesNotes.of(request)
-        notes.created, notes.idempotency_key = created, key
-        if created:  # the DMP call blocks: off the event loop
-            notes.dmp = await run_in_threadpool(file_in_dmp, self.simulator.peer("dmp"), resource, caller.patient,
-                                                data)
-        _lost(request)
-        return fhir_response(stored, 201 if created else 200,
-                             {"Location": f"{FHIR_BASE}/DocumentReference/{stored['id']}/_history/1"})
-
-    async def appointment(self, request: Request) -> Response:
-        """POST creates; PUT ?identifier=system|value is a conditional update (create or replace)."""
-        caller = self.access.api(request, "patient/Appointment.write")
-        resource = await read_resource(request, "Appointment")
-        key = agenda.validate_appointment(resource, caller.reference)
-        notes = MesNotes.of(request)
-        if request.method == "POST":
-            stored, created = self._file(caller.patient, "Appointment", resource, None)
+        if interaction == "transaction":
+            notes.operation, scope = "transaction", "patient/Observation.write"
+        elif interaction in ("create", "update"):
+            notes.operation, scope = OPERATIONS[interaction][str(resource_type)], f"patient/{resource_type}.write"
         else:
-            condition = request.query_params.get("identifier")
-            if condition != key:
-                raise FhirError(412, "invalid", f"PUT ?identifier={condition} must name the appointment's own "
-                                                f"identifier {key}", expression=["Appointment.identifier"])
-            stored, created = self._upsert(caller.patient, resource, key)
+            notes.operation = "search" if interaction == "search-type" else "read"
+            scope = f"patient/{READ_SCOPES[str(resource_type)]}.read"
+        caller = self.access.api(request, scope)
+        return Context(caller, self.state.record(caller.patient.id, patient_resource(caller.patient)))
+
+    def check_search(self, request: Request, context: Context, resource_type: str, search: Search) -> None:
+        """A search may name the paired citizen only (another citizen's data is not the app's to ask for)."""
+        own = reference_test(context.caller.reference)
+        for found in search.filters:
+            if found.param.name in CITIZEN_PARAMS:
+                asked = [v for v in found.asked[1].split(",") if v]
+                if not all(own(value) or own(f"Patient/{value}") for value in asked):
+                    raise not_paired()
+
+    def check(self, request: Request, context: Context, write: Write) -> None:
+        """MES's rules on a document or an appointment; what keys it against retries."""
+        notes, patient = MesNotes.of(request), context.caller.reference
+        if write.resource_type == "DocumentReference":
+            key, _ = documents.validate_document(write.resource, patient)
+            write.criteria = write.criteria or urlencode([("identifier", key)])  # a retried push is filed once
             notes.idempotency_key = key
-        notes.created = created
+            return
+        key = agenda.validate_appointment(write.resource, patient)
+        if write.criteria is not None:
+            if parse_qsl(write.criteria) != [("identifier", key)]:
+                raise Invalid([problem("invalid", f"the condition {write.criteria[:200]!r} must name the appointment's "
+                                                  f"own identifier (identifier={key})", "Appointment.identifier")],
+                              status=400)
+            notes.idempotency_key = key
+
+    async def written(self, request: Request, context: Context, write: Write, stored: dict[str, Any],
+                      created: bool) -> None:
+        if write.resource_type == "DocumentReference" and created:  # the DMP call blocks: off the event loop
+            data = base64.b64decode(stored["content"][0]["attachment"]["data"])
+            MesNotes.of(request).dmp = await run_in_threadpool(
+                file_in_dmp, self.simulator.peer("dmp"), stored, context.caller.patient, data)
         _lost(request)
-        return fhir_response(stored, 201 if created else 200)
 
-    def _file(self, patient: Patient, resource_type: str, resource: dict[str, Any], key: str | None
-              ) -> tuple[dict[str, Any], bool]:
-        """Store ``resource`` once per idempotency ``key``; True when it was new."""
-        record = self.state.record(patient.id)
-        with self.state.lock:
-            if key is not None and (known := record.keys.get(f"{resource_type}|{key}")):
-                return record.resources[resource_type][known], False
-            stored = {**resource, "id": new_id(9), "meta": _meta(resource, "1")}
-            record.resources[resource_type][stored["id"]] = stored
-            if key is not None:
-                record.keys[f"{resource_type}|{key}"] = stored["id"]
-        return stored, True
+    async def transaction(self, request: Request, context: Context, bundle: dict[str, Any]) -> Response:
+        """A MesBundleFluxAlimentation: one measure, and the device that took it, answered in request order. A
+        retried bundle (its ifNoneExist finds the measure) files neither again: both entries answer 200."""
+        server, store = self._server(), context.store
+        entry = measures.validate_bundle(bundle, context.caller.reference)
+        observations = server.types["Observation"]
+        notes = MesNotes.of(request)
+        with store.lock:
+            known = server.match(store, observations, urlencode([("identifier", entry.key)]), "ifNoneExist") \
+                if entry.key else None
+            if known is not None:
+                device = _device_of(store, known)
+                done = {"Observation": (known, False), "Device": (device, False) if device else
+                        (store.create(entry.device), True) if entry.device else (None, False)}
+            else:
+                device = store.create(entry.device) if entry.device is not None else None
+                observation = dict(entry.observation)
+                if device is not None:  # transaction: the urn:uuid reference resolved
+                    observation["device"] = {"reference": f"Device/{device['id']}"}
+                done = {"Observation": (store.create(observation), True),
+                        **({"Device": (device, True)} if device else {})}
+        notes.measure, notes.created, notes.idempotency_key = entry.kind, known is None, entry.key
+        kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+        answer = {"resourceType": "Bundle", "type": "transaction-response",
+                  "entry": [server.entry_response(request, *done[kind]) for kind in kinds]}
+        _lost(request)
+        return fhir_response(answer)
 
-    def _upsert(self, patient: Patient, resource: dict[str, Any], key: str) -> tuple[dict[str, Any], bool]:
-        record = self.state.record(patient.id)
-        with self.state.lock:
-            known = record.keys.get(f"Appointment|{key}")
-            if known is None:
-                return self._file(patient, "Appointment", resource, key)
-            previous = record.resources["Appointment"][known]
-            version = str(int(previous["meta"]["versionId"]) + 1)
-            stored = {**resource, "id": known, "meta": _meta(resource, version)}
-            record.resources["Appointment"][known] = stored
-        return stored, False
-
-    # -- reads -------------------------------------------------------------------------------------------------
-    def _reader(self, request: Request, resource_type: str) -> Caller:
-        if resource_type not in READABLE:
-            raise FhirError(404, "not-supported", f"resource type {resource_type} is not served")
-        return self.access.api(request, f"patient/{READABLE[resource_type]}.read")
-
-    async def read(self, request: Request) -> Response:
-        resource_type, resource_id = request.path_params["resource_type"], request.path_params["resource_id"]
-        caller = self._reader(request, resource_type)
-        if resource_type == "Patient":
-            if f"Patient/{resource_id}" != caller.reference:
-                raise not_paired()
-            return fhir_response(patient_resource(caller.patient))
-        found = self.state.record(caller.patient.id).resources[resource_type].get(resource_id)
-        if found is None:
-            raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
-        return fhir_response(found)
-
-    async def search(self, request: Request) -> Response:
-        resource_type = request.path_params["resource_type"]
-        caller = self._reader(request, resource_type)
-        search = read_search(dict(request.query_params), caller.reference)
-        with self.state.lock:
-            rows = list(self.state.record(caller.patient.id).resources[resource_type].values())
-        matches = matching(rows, search)
-        url = f"{str(request.base_url).rstrip('/')}{FHIR_BASE}/{resource_type}"
-        bundle = searchset(url, matches, search.offset, search.count, list(search.filters.items()))
-        MesNotes.of(request).page = Page(offset=search.offset, count=search.count, total=len(matches),
-                                         has_next=search.offset + search.count < len(matches))
-        return fhir_response(bundle)
+    def _server(self) -> FhirServer:
+        if self.server is None:
+            raise RuntimeError("the FHIR server of Mon espace santé was not built")
+        return self.server
 
 
-def _meta(resource: dict[str, Any], version: str) -> dict[str, Any]:
-    return {**resource.get("meta", {}), "versionId": version,
-            "lastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+def _device_of(store: ResourceStore, observation: dict[str, Any]) -> dict[str, Any] | None:
+    reference = (observation.get("device") or {}).get("reference", "")
+    return store.get("Device", reference.removeprefix("Device/")) if reference.startswith("Device/") else None
 
 
 def _lost(request: Request) -> None:

@@ -5,6 +5,7 @@ OperationOutcome everywhere else."""
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import ClassVar
 
 from fastapi import APIRouter
@@ -14,8 +15,11 @@ from esante.simulators.core.notes import Notes
 from esante.simulators.core.runtime import ServiceError, Simulator
 from esante.simulators.dataset import Dataset
 from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.kits.fhir.rest import METHODS, SMART_CONFIGURATION, FhirServer
+from esante.simulators.kits.fhir.store import instant
 from esante.simulators.kits.oauth.errors import OAuthError
 from esante.simulators.kits.oauth.routes import Route, router_of
+from esante.simulators.mes import api
 from esante.simulators.mes.access import Access
 from esante.simulators.mes.notes import MesNotes
 from esante.simulators.mes.pairing import PairingServer
@@ -26,6 +30,8 @@ from esante.simulators.mes.protocol import (
     CRITERIA_PATH,
     DOSSIERS_PATH,
     FHIR_BASE,
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
     PAIRING_PATH,
     RETRY_AFTER,
     REVOKE_PATH,
@@ -35,6 +41,15 @@ from esante.simulators.mes.protocol import (
 from esante.simulators.mes.records import Records
 from esante.simulators.mes.referencing import ReferencingWindow
 from esante.simulators.mes.state import MesState
+
+_STARTED = instant()  # the CapabilityStatement's date: when this software started
+
+
+def _version() -> str:
+    try:
+        return version("esante-conformance")
+    except PackageNotFoundError:
+        return "0.0.0+source"
 
 
 class MesSimulator(Simulator):
@@ -54,6 +69,9 @@ class MesSimulator(Simulator):
         access = Access(self, self.state, self.rate_limit)
         self.pairing = PairingServer(self, self.state, access)
         self.records = Records(self, self.state, access)
+        self.fhir = FhirServer(FHIR_BASE, api.resource_types(), self.records, api.description(_version(), _STARTED),
+                               page_size=PAGE_SIZE, max_page=MAX_PAGE_SIZE)
+        self.records.server = self.fhir
         self.referencing = ReferencingWindow(self, self.state)
 
     def reset(self) -> None:
@@ -69,7 +87,7 @@ class MesSimulator(Simulator):
         return FhirError(500, "exception", error.message).response()
 
     def router(self) -> APIRouter:
-        pairing, records, window = self.pairing, self.records, self.referencing
+        pairing, window = self.pairing, self.referencing
         routes: list[Route] = [
             (AUTHORIZE_PATH, ["GET"], "authorize", pairing.authorize),
             (CONSENT_PATH, ["POST"], "consent", pairing.consent),
@@ -77,11 +95,9 @@ class MesSimulator(Simulator):
             (REVOKE_PATH, ["POST"], "revoke", pairing.revoke),
             (PAIRING_PATH, ["GET", "DELETE"], "pairing", pairing.pairing),
             (USER_PAIRINGS_PATH + "/{pairing_id}/revoke", ["POST"], "user_revoke", pairing.user_revoke),
-            (FHIR_BASE, ["POST"], "transaction", records.transaction),
-            (FHIR_BASE + "/DocumentReference", ["POST"], "document", records.document),
-            (FHIR_BASE + "/Appointment", ["PUT", "POST"], "appointment", records.appointment),
-            (FHIR_BASE + "/{resource_type}", ["GET"], "search", records.search),
-            (FHIR_BASE + "/{resource_type}/{resource_id}", ["GET"], "read", records.read),
+            (FHIR_BASE, METHODS, "fhir", self.fhir.handle),
+            (FHIR_BASE + "/{path:path}", METHODS, "fhir", self.fhir.handle),
+            ("/" + SMART_CONFIGURATION, ["GET"], "smart-configuration", self.fhir.handle_smart_configuration),
             (CATALOGUE_PATH, ["GET"], "catalogue", window.catalogue),
             (CRITERIA_PATH, ["GET"], "criteria", window.criteria),
             (DOSSIERS_PATH, ["POST"], "dossier_submit", window.submit),

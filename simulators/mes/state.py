@@ -1,14 +1,16 @@
 """What the simulated Mon espace santé remembers: besides the pending authorizations, codes and tokens of its
 authorization server (:class:`~esante.simulators.kits.oauth.server.AuthorizationState`; a token's
-``grant_id`` is its pairing), the pairings, each citizen's record (measures, documents, appointments), the
-rate-limit windows and the referencing dossiers. Plain in-memory state behind one lock, forgotten on reset."""
+``grant_id`` is its pairing), the pairings, each citizen's record (a FHIR resource store: the citizen,
+measures, documents, appointments), the rate-limit windows and the referencing dossiers. Plain in-memory
+state behind one lock, forgotten on reset."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from esante.simulators.kits.fhir.store import ResourceStore
 from esante.simulators.kits.oauth.server import AuthorizationState, IssuedToken, new_id
 
 PairingStatus = Literal["active", "revoked", "expired"]
@@ -38,15 +40,6 @@ class Pairing:
 
 
 @dataclass(slots=True)
-class Record:
-    """One citizen's data in MES, by resource type; ``keys`` maps idempotency keys to resource ids."""
-
-    resources: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {"Observation": {}, "Device": {}, "DocumentReference": {}, "Appointment": {}})
-    keys: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class Window:
     """Calls per pairing in the current one-second window (the rate limit)."""
 
@@ -58,7 +51,7 @@ class MesState(AuthorizationState):
     def __init__(self) -> None:
         super().__init__()
         self.pairings: dict[str, Pairing] = {}
-        self.records: dict[str, Record] = {}
+        self.records: dict[str, ResourceStore] = {}
         self.windows: dict[str, Window] = {}
         self.dossiers: dict[str, Any] = {}
 
@@ -68,17 +61,22 @@ class MesState(AuthorizationState):
             for table in (self.pairings, self.records, self.windows, self.dossiers):
                 table.clear()
 
-    def record(self, patient_id: str) -> Record:
+    def record(self, patient_id: str, patient: dict[str, Any]) -> ResourceStore:
+        """The citizen's record: their FHIR resources, their ``Patient`` first."""
         with self.lock:
-            return self.records.setdefault(patient_id, Record())
+            store = self.records.get(patient_id)
+            if store is None:
+                store = self.records[patient_id] = ResourceStore()
+                store.create(patient, patient["id"])
+            return store
 
     def issue(self, pairing: Pairing, access_lifetime: float, offline: bool
               ) -> tuple[IssuedToken, IssuedToken | None]:
         """An access token and, for an offline scope, a refresh token good until the pairing's end."""
-        access = IssuedToken(id=new_id(32), kind="access", grant_id=pairing.id, scope=pairing.scope,
-                             expires=time.time() + access_lifetime)
-        refresh = IssuedToken(id=new_id(32), kind="refresh", grant_id=pairing.id, scope=pairing.scope,
-                              expires=pairing.expires) if offline else None
+        access = IssuedToken(id=new_id(32), kind="access", client_id=pairing.client_id, grant_id=pairing.id,
+                             scope=pairing.scope, expires=time.time() + access_lifetime)
+        refresh = IssuedToken(id=new_id(32), kind="refresh", client_id=pairing.client_id, grant_id=pairing.id,
+                              scope=pairing.scope, expires=pairing.expires) if offline else None
         self.keep(access, refresh)
         return access, refresh
 

@@ -32,10 +32,12 @@ def require_openid(scopes: list[str]) -> None:
 
 
 class Federator:
-    """The federator's keys and memory (forgotten on reset); ``simulator`` gives the current data set."""
+    """The federator's keys and memory (forgotten on reset); ``simulator`` gives the current data set;
+    ``ciba_auto``: the simulated professional approves CIBA requests by themself."""
 
-    def __init__(self, simulator: Simulator, public_url: str | None) -> None:
+    def __init__(self, simulator: Simulator, public_url: str | None, ciba_auto: bool = True) -> None:
         self.simulator = simulator
+        self.ciba_auto = ciba_auto
         self.public_url = public_url.rstrip("/") if public_url else None
         self.keys = SigningKeys()
         self.state = FederatorState()
@@ -71,7 +73,7 @@ class Endpoints:
     def issuer(self, request: Request) -> Issuer:
         """What this call issues tokens with: the keys, the memory, the issuer URL, the behaviours that fired."""
         return Issuer(self.dataset, self.keys, self.state, self.base_url(request) + ISSUER_PATH,
-                      behaviours_of(request), PscNotes.of(request))
+                      behaviours_of(request), PscNotes.of(request), self.federator.ciba_auto)
 
     def authenticate(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
         """The client, authenticated by the one method it used (noted with the call)."""

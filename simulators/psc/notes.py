@@ -18,12 +18,12 @@ class AuthorizationResponse(BaseModel):
 
 class TokensIssued(BaseModel):
     """A token answer: the signing key used, the session, the access token's lifetime, the refresh token's
-    first characters (enough to follow it, not to use it)."""
+    first characters (enough to follow it, not to use it; none for client credentials)."""
 
     kid: str
     sid: str
     expires_in: int
-    refresh_token_prefix: str
+    refresh_token_prefix: str | None = None
 
 
 class TokenExchanged(BaseModel):
@@ -57,6 +57,8 @@ class PscNotes(OAuthNotes):
     rotated_to_kid: str | None = Field(default=None, description="the signing key rotated to before answering")
     ciba_status: str | None = Field(default=None, description="the CIBA request's status when polled")
     ciba_decision: str | None = Field(default=None, description="the professional's answer on the e-CPS app")
+    ciba_ping: BackchannelDelivery | None = Field(default=None, description="the ping notification sent to the "
+                                                                           "client once the professional answered")
     revoked: str | None = Field(default=None, description="the kind of token revoked (RFC 7009)")
     ended_session: EndedSession | None = None
     backchannel_logout: list[BackchannelDelivery] | None = None

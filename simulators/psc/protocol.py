@@ -13,7 +13,7 @@ simulator serves, under its base URL ``B``:
 ``ISSUER/protocol/openid-connect/token/introspect``         introspection (RFC 7662)
 ``ISSUER/protocol/openid-connect/revoke``                   revocation (RFC 7009)
 ``ISSUER/protocol/openid-connect/logout``                   end session (RP-initiated logout)
-``ISSUER/protocol/openid-connect/ext/ciba/auth``            CIBA backchannel authentication (poll mode)
+``ISSUER/protocol/openid-connect/ext/ciba/auth``            CIBA backchannel authentication (poll and ping)
 ``B/ecps``                                                  the simulated e-CPS app: approve CIBA requests
 ==========================================================  ===================================================
 
@@ -59,17 +59,27 @@ SUPPORTED_SCOPES: Final = ("openid", "scope_all", "eidas1", "eidas2", "rpps", "r
 
 GRANT_CODE: Final = "authorization_code"
 GRANT_REFRESH: Final = "refresh_token"
+GRANT_CLIENT_CREDENTIALS: Final = "client_credentials"
+GRANT_PASSWORD: Final = "password"
+GRANT_DEVICE_CODE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_CIBA: Final = "urn:openid:params:grant-type:ciba"
 GRANT_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_ACCESS: Final = "urn:ietf:params:oauth:token-type:access_token"
 
 CLIENT_AUTH_METHODS: Final = ("private_key_jwt", "client_secret_basic", "client_secret_post", "tls_client_auth",
                               "client_secret_jwt")
+#: Keycloak's response types; PSC offers its relying parties the code flow only.
+RESPONSE_TYPE_CODE: Final = "code"
+KEYCLOAK_RESPONSE_TYPES: Final = ("code", "none", "id_token", "token", "id_token token", "code id_token",
+                                  "code token", "code id_token token")
 CIBA_CHANNELS: Final = ("CARD", "MOBILE")  # PSC's custom ``channel`` parameter
+CIBA_DELIVERY_MODES: Final = ("poll", "ping")
 
 # -- lifetimes (seconds) -----------------------------------------------------------------------------------
 ACCESS_TOKEN_LIFETIME: Final = 120      # "2 minutes" (IG sécurisation, errors page)
 REFRESH_TOKEN_LIFETIME: Final = 1800    # "30 minutes"
+SESSION_MAX_LIFETIME: Final = 4 * 3600  # "session 4 h or 30 min idle" (same page)
+SESSION_IDLE_LIFETIME: Final = 1800
 CODE_LIFETIME: Final = 60               # Keycloak's default
 CIBA_REQUEST_LIFETIME: Final = 120      # expires_in seen in psc-edc-proxy tests
 CIBA_INTERVAL: Final = 1                # interval seen in psc-edc-proxy tests

@@ -57,10 +57,10 @@ class PscSimulator(Simulator):
         super().__init__(dataset)
         if ciba not in ("auto", "manual"):
             raise ValueError("ciba must be auto or manual")
-        self.federator = Federator(self, public_url)
+        self.federator = Federator(self, public_url, ciba_auto=ciba == "auto")
         self.published = Endpoints(self.federator)
         self.authorization = Authorization(self.federator, auto_login)
-        self.tokens = TokenEndpoints(self.federator, ciba_auto=ciba == "auto")
+        self.tokens = TokenEndpoints(self.federator)
         self.end_session = EndSession(self.federator)
         self.ciba = Ciba(self.federator)
 

@@ -153,10 +153,3 @@ def _same_origin_path(link: str, base_url: str) -> str:
     if not link.startswith(base_url + "/"):
         raise MesRefused(f"a paging link outside Mon espace santé ({link[:100]}) was not followed")
     return link[len(base_url):]
-
-
-def _same_origin_path(link: str, base_url: str) -> str:
-    """A next link is followed only on MES itself (never to another host the answer names)."""
-    if not link.startswith(base_url + "/"):
-        raise MesRefused(f"a paging link outside Mon espace santé ({link[:100]}) was not followed")
-    return link[len(base_url):]

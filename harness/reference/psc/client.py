@@ -6,7 +6,7 @@
   PKCE S256 verifier; ``acr_values=eidas1``, scopes ``openid scope_all``;
 * the authorization response is checked (``iss`` per RFC 9207, ``state``) *before* the code is redeemed;
 * the ID token's signature is verified with the JWKS key of its ``kid`` (the JWKS is cached, and fetched
-  again once for an unknown ``kid``), then its claims (:mod:`.tokens`);
+  again once for an unknown ``kid``), then its claims and its ``at_hash`` (:mod:`.tokens`);
 * userinfo must speak of the ID token's ``sub`` and name the professional's ``SubjectNameID``;
 * the access token is refreshed before it expires; a refused refresh ends the session;
 * logout ends PSC's session too (end session with ``id_token_hint`` and a post-logout URI);
@@ -170,7 +170,7 @@ class PscClient:
             form["redirect_uri"] = login.redirect_uri
         requested_at = time.time()
         tokens = self._token_call(form)
-        claims = self.check_id_token(str(tokens.get("id_token") or ""), login.nonce)
+        claims = self.check_id_token(tokens, login.nonce)
         return self._session(tokens, requested_at, subject=str(claims.get("sub")))
 
     def _matching_login(self, answer: dict[str, str], pending: dict[str, PendingLogin]) -> PendingLogin:
@@ -185,8 +185,10 @@ class PscClient:
             return pending.pop(next(iter(pending)))
         raise PscRefused("the authorization response's state matches no sign-in in progress (forged or replayed)")
 
-    def check_id_token(self, token: str, nonce: str | None) -> dict[str, Any]:
-        """Signature (by kid, RS256), then claims; the defects switch single rules off."""
+    def check_id_token(self, tokens: dict[str, Any], nonce: str | None) -> dict[str, Any]:
+        """The ID token of a token answer: signature (by kid, RS256), then claims, at_hash included; the
+        defects switch single rules off."""
+        token = str(tokens.get("id_token") or "")
         if not token:
             raise PscRefused("PSC's token answer holds no ID token")
         try:
@@ -196,9 +198,11 @@ class PscClient:
                 raise PscRefused(str(exc)) from None
             claims = self._trusted_anyway(token)
         rules = IdTokenRules(issuer=self.endpoint("issuer"), client_id=self.client_id, nonce=nonce,
+                             access_token=str(tokens.get("access_token") or ""),
                              check_audience=not self.defects.on("psc_ignores_audience"),
                              check_nonce=not self.defects.on("psc_ignores_nonce"),
-                             check_acr=not self.defects.on("psc_ignores_acr"))
+                             check_acr=not self.defects.on("psc_ignores_acr"),
+                             check_at_hash=not self.defects.on("psc_ignores_at_hash"))
         check_id_token_claims(claims, rules, time.time())
         return claims
 
@@ -245,7 +249,7 @@ class PscClient:
         requested_at = time.time()
         tokens = self._token_call({"grant_type": "refresh_token", "refresh_token": session.refresh_token})
         if tokens.get("id_token"):
-            claims = self.check_id_token(str(tokens["id_token"]), None)
+            claims = self.check_id_token(tokens, None)
             if claims.get("sub") != session.subject:
                 raise PscRefused("the refreshed ID token is about another professional")
         return self._session(tokens, requested_at, subject=session.subject, id_token=session.id_token)
@@ -267,7 +271,7 @@ class PscClient:
         tokens, requested_at = self._poll(str(started["auth_req_id"]),
                                           float(started.get("interval") or CIBA_DEFAULT_INTERVAL),
                                           time.time() + float(started.get("expires_in") or 120))
-        claims = self.check_id_token(str(tokens.get("id_token") or ""), None)
+        claims = self.check_id_token(tokens, None)
         return self._session(tokens, requested_at, subject=str(claims.get("sub")))
 
     def _poll(self, auth_req_id: str, interval: float, deadline: float) -> tuple[dict[str, Any], float]:

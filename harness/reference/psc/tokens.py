@@ -1,6 +1,7 @@
 """What the reference relying party checks in Pro Santé Connect's answers, kept free of I/O.
 
-PKCE values, the ID token's signature and claims (OpenID Connect Core §3.1.3.7), and the certificate binding
+PKCE values, the ID token's signature and claims (OpenID Connect Core §3.1.3.7, at_hash §3.1.3.8), and the
+certificate binding
 of an exchanged token (RFC 8705): pure functions, so that each rule can be unit-tested on locally signed
 tokens, and so that the client (:mod:`.client`) only decides *which* rules a defect switches off.
 """
@@ -91,15 +92,18 @@ def verified_claims(token: str, keys: KeySet) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class IdTokenRules:
-    """What an ID token must say. ``nonce`` is None where none was sent (CIBA, refresh); the three flags exist
-    so that a named defect can switch one rule off, and are all on in a correct client."""
+    """What an ID token must say. ``nonce`` is None where none was sent (CIBA, refresh); ``access_token`` the
+    one answered beside it, whose hash the ID token's ``at_hash`` must be when present. The flags exist so that
+    a named defect can switch one rule off, and are all on in a correct client."""
 
     issuer: str
     client_id: str
     nonce: str | None = None
+    access_token: str | None = None
     check_audience: bool = True
     check_nonce: bool = True
     check_acr: bool = True
+    check_at_hash: bool = True
 
 
 def check_id_token_claims(claims: dict[str, Any], rules: IdTokenRules, now: float) -> None:
@@ -113,6 +117,15 @@ def check_id_token_claims(claims: dict[str, Any], rules: IdTokenRules, now: floa
         raise PscRefused("the ID token's nonce is not the one sent for this sign-in (replayed or injected token)")
     if rules.check_acr and claims.get("acr") != ACR:
         raise PscRefused(f"the ID token's acr is {claims.get('acr')!r}: a PSC sign-in must reach {ACR}")
+    if rules.check_at_hash and rules.access_token is not None and "at_hash" in claims and \
+            claims["at_hash"] != at_hash(rules.access_token):
+        raise PscRefused("the ID token's at_hash is not the hash of the access token answered with it "
+                         "(a substituted access token)")
+
+
+def at_hash(access_token: str) -> str:
+    """OpenID Connect Core §3.1.3.6 for RS256: base64url of the left half of the token's SHA-256."""
+    return _b64url(hashlib.sha256(access_token.encode("ascii")).digest()[:16])
 
 
 def _check_audience(claims: dict[str, Any], client_id: str) -> None:

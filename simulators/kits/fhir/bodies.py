@@ -1,21 +1,20 @@
-"""Reading a FHIR resource from an untrusted request: bounded by size (the core's body limit) and by nesting
-depth, counted on the raw text, so that a ``[[[[...]]]]`` bomb never reaches the parser's recursion; then its
-structure checked with fhir.resources' models."""
+"""Reading a FHIR resource from an untrusted request: FHIR JSON only (415 otherwise), bounded by size (the
+core's body limit) and by nesting depth, counted on the raw text, so that a ``[[[[...]]]]`` bomb never
+reaches the parser's recursion. What it holds is validated by :mod:`.validation`."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from fastapi import Request
-from pydantic import ValidationError
+from starlette.requests import Request
 
-from esante.simulators.kits.fhir.errors import FhirError, problem
-from esante.simulators.kits.fhir.media import FHIR_JSON
+from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.kits.fhir.negotiation import check_content_type
 
 #: The FHIR resources a simulator accepts are nowhere near as deep.
 MAX_JSON_DEPTH = 32
-MAX_STRUCTURE_PROBLEMS = 20
 
 
 def json_depth(text: str) -> int:
@@ -49,16 +48,26 @@ def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if json_depth(text) > max_depth:
         raise FhirError(400, "too-costly", f"the JSON is nested deeper than {max_depth} levels")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except ValueError as exc:
-        raise FhirError(400, "structure", f"the body is not JSON: {exc}") from None
+        raise FhirError(400, "structure", f"the body is not JSON: {str(exc)[:200]}") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number (RFC 8259)")
+
+
+def _finite(text: str) -> float:
+    """A JSON number Python can hold: 1e400 would become infinity, which no JSON answer can carry back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 async def read_resource(request: Request, resource_type: str | None = None) -> dict[str, Any]:
-    """The request's FHIR JSON resource (of ``resource_type`` when given)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in (FHIR_JSON, "application/json"):
-        raise FhirError(415, "not-supported", f"the body must be {FHIR_JSON}, not {content_type or 'untyped'}")
+    """The request's FHIR JSON resource (of ``resource_type`` when given), not yet validated."""
+    check_content_type(request)
     body = parse_json(await request.body())
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise FhirError(400, "structure", "the body is not a FHIR resource (no resourceType)")
@@ -66,16 +75,3 @@ async def read_resource(request: Request, resource_type: str | None = None) -> d
         raise FhirError(400, "invalid", f"expected a {resource_type}, got a {body['resourceType']}",
                         expression=["resourceType"])
     return body
-
-
-def structure_problems(model: Any, resource: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """What the fhir.resources ``model`` finds wrong with the resource's structure (types, cardinalities,
-    unknown fields), each located under ``where``."""
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        return [problem("structure", f"{e['msg']}", f"{where}.{'.'.join(str(p) for p in e['loc'])}")
-                for e in exc.errors()[:MAX_STRUCTURE_PROBLEMS]]
-    except (ValueError, TypeError) as exc:
-        return [problem("structure", str(exc)[:300], where)]
-    return []

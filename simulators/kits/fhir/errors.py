@@ -51,10 +51,12 @@ class FhirError(Exception):
 
 
 class Invalid(FhirError):
-    """A resource that breaks rules: 422 with every issue found, not only the first."""
+    """A resource that breaks rules, with every issue found, not only the first: 422 for the service's rules
+    (profiles, business rules), 400 for a resource that is not valid FHIR (R4 §3.1.0.4.3: "could not be parsed
+    or failed basic FHIR validation rules")."""
 
-    def __init__(self, issues: list[dict[str, Any]]) -> None:
-        super().__init__(422, "invalid", "; ".join(i["diagnostics"] for i in issues))
+    def __init__(self, issues: list[dict[str, Any]], status: int = 422) -> None:
+        super().__init__(status, "invalid", "; ".join(i["diagnostics"] for i in issues))
         self._issues = issues
 
     def issues(self) -> list[dict[str, Any]]:

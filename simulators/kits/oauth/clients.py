@@ -1,6 +1,9 @@
 """Client authentication at the token endpoint by the one method the client used (RFC 6749 §2.3): a secret
-(HTTP Basic or in the form), a signed JWT assertion (``private_key_jwt``, RFC 7523) or a TLS client certificate
+(HTTP Basic or in the form), a JWT assertion signed with the secret (``client_secret_jwt``) or with the client's
+registered key (``private_key_jwt``, RFC 7523 and OpenID Connect Core §9), or a TLS client certificate
 (``tls_client_auth``, RFC 8705 §2), against the client's registration; in Keycloak's wording.
+
+The keys a client signs with (:func:`client_keys`) also verify its request objects (:mod:`.oidc`).
 """
 
 from __future__ import annotations
@@ -9,13 +12,13 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 from esante.simulators.core.pki import common_name_of_subject, subject_of_der
 from esante.simulators.dataset.models import OidcClient
@@ -25,6 +28,12 @@ from esante.simulators.kits.oauth.requests import basic_credentials, is_basic, s
 #: RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 INVALID_CREDENTIALS = "Invalid client or Invalid client credentials"
+#: Every method this kit authenticates by: what a server's discovery document may advertise.
+AUTH_METHODS: Final = ("private_key_jwt", "client_secret_basic", "client_secret_post", "tls_client_auth",
+                       "client_secret_jwt")
+#: What each JWT method is signed with (RFC 7518 §3.1): the client's RSA key, or its secret (HMAC).
+RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,7 @@ class AuthenticatedClient:
     method: str
     cert_thumbprint: str | None  # x5t#S256 of the TLS client certificate, when one was presented
     cert_subject: str | None
+    cert_der: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +62,10 @@ def cert_thumbprint(der: bytes | None) -> str | None:
 
 
 def authenticate_client(call: ClientCall, registered: Callable[[str], OidcClient], audiences: tuple[str, ...],
-                        used_jtis: set[str]) -> AuthenticatedClient:
+                        used_jtis: MutableMapping[str, float]) -> AuthenticatedClient:
     """Identify the client and check its credentials as registered; ``registered`` raises KeyError for an
-    unknown client; ``audiences`` are the accepted ``aud`` of an assertion; ``used_jtis`` the assertions seen."""
+    unknown client; ``audiences`` are the accepted ``aud`` of an assertion; ``used_jtis`` the assertions seen
+    (jti: expiry), which the caller forgets once expired."""
     method, client_id = _method_of(call.form, call.authorization)
     client = _registration(registered, client_id)
     if method not in client.auth_methods:
@@ -64,22 +75,24 @@ def authenticate_client(call: ClientCall, registered: Callable[[str], OidcClient
         _check_secret(client, basic_credentials(call.authorization or "")[1])
     elif method == "client_secret_post":
         _check_secret(client, call.form.get("client_secret", ""))
-    elif method == "private_key_jwt":
-        _check_assertion(client, call.form.get("client_assertion", ""), audiences, used_jtis)
+    elif method in ("private_key_jwt", "client_secret_jwt"):
+        _check_assertion(client, method, call.form.get("client_assertion", ""), audiences, used_jtis)
         if call.form.get("client_id") not in (None, client.client_id):
             raise OAuthError("invalid_client", "client_id differs from the client_assertion's sub", 401)
     elif common_name_of_subject(subject) != client.tls_client_auth_cn:
         raise OAuthError("invalid_client", "tls_client_auth: no client certificate, or its CN is not the one "
                                            f"registered for {client_id}", 401)
-    return AuthenticatedClient(client, method, cert_thumbprint(call.cert_der), subject)
+    return AuthenticatedClient(client, method, cert_thumbprint(call.cert_der), subject, call.cert_der)
 
 
 def _method_of(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
     if is_basic(authorization):
         return "client_secret_basic", basic_credentials(str(authorization))[0]
     if form.get("client_assertion_type") == CLIENT_ASSERTION_TYPE:
-        claims = _unverified_claims(form.get("client_assertion", ""))
-        return "private_key_jwt", str(claims.get("sub") or form.get("client_id") or "")
+        header, claims = unverified_jwt(form.get("client_assertion", ""), "client_assertion")
+        method = "client_secret_jwt" if header.get("alg") in HMAC_ALGORITHMS else "private_key_jwt"
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        return method, subject or form.get("client_id") or ""
     if "client_secret" in form:
         return "client_secret_post", form.get("client_id", "")
     if form.get("client_id"):
@@ -99,32 +112,60 @@ def _check_secret(client: OidcClient, secret: str) -> None:
         raise OAuthError("invalid_client", INVALID_CREDENTIALS, 401)
 
 
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of an assertion before its signature is checked: only to find whose key checks it."""
+def _json_object(part: str) -> dict[str, Any]:
+    value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def unverified_jwt(token: str, name: str, status: int = 401) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a JWS before its signature is checked, only to find whose key checks it; a
+    ``name`` that is not a JWT of two JSON objects is ``invalid_client`` (401) or, with status 400, a request's
+    ``invalid_request``."""
     try:
-        payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        raise OAuthError("invalid_client", "client_assertion is not a JWT", 401) from None
+        header, payload = token.split(".")[:2]
+        return _json_object(header), _json_object(payload)
+    except ValueError:  # too few parts, bad base64, bad JSON or not an object (all ValueErrors)
+        error = "invalid_client" if status == 401 else "invalid_request"
+        raise OAuthError(error, f"{name} is not a JWT", status) from None
 
 
-def _check_assertion(client: OidcClient, assertion: str, audiences: tuple[str, ...], used_jtis: set[str]) -> None:
-    """RFC 7523 §3: signed by the client's registered key, iss = sub = client_id, our endpoint as audience,
+def client_keys(client: OidcClient, method: str) -> tuple[OctKey | RSAKey, tuple[str, ...]]:
+    """The key a client signs with and its algorithms: its secret (HMAC) or its registered RSA public key."""
+    if method == "client_secret_jwt":
+        return OctKey.import_key(client.secret or ""), HMAC_ALGORITHMS
+    return RSAKey.import_key(client.public_key_pem or ""), RSA_ALGORITHMS
+
+
+def verified_claims(token: str, key: OctKey | RSAKey, algorithms: tuple[str, ...]) -> dict[str, Any] | None:
+    """The claims of a JWS that verifies with ``key`` under one of ``algorithms``, else None (nothing leaks)."""
+    try:
+        return dict(jwt.decode(token, key, algorithms=list(algorithms)).claims)
+    except (JoseError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _check_assertion(client: OidcClient, method: str, assertion: str, audiences: tuple[str, ...],
+                     used_jtis: MutableMapping[str, float]) -> None:
+    """RFC 7523 §3: signed by the client's key (or secret), iss = sub = client_id, our endpoint as audience,
     not expired, and its jti never seen before (a captured assertion cannot be replayed)."""
     try:
-        key = RSAKey.import_key(client.public_key_pem or "")
-        claims = jwt.decode(assertion, key).claims
-    except (JoseError, ValueError, TypeError):
-        raise OAuthError("invalid_client", "client_assertion signature does not verify", 401) from None
-    audience = claims.get("aud")
-    audience_list = audience if isinstance(audience, list) else [audience]
+        claims = verified_claims(assertion, *client_keys(client, method))
+    except (JoseError, ValueError, TypeError):  # a registered key that does not import
+        claims = None
+    if claims is None:
+        raise OAuthError("invalid_client", "client_assertion signature does not verify", 401)
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise OAuthError("invalid_client", "client_assertion iss and sub must be the client_id", 401)
-    if not set(audience_list) & set(audiences):
+    audience = claims.get("aud")
+    named = [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
+    if not any(isinstance(a, str) and a in audiences for a in named):
         raise OAuthError("invalid_client", "client_assertion aud is not this token endpoint", 401)
-    if not isinstance(claims.get("exp"), int | float) or claims["exp"] < time.time():
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or expires < time.time():
         raise OAuthError("invalid_client", "client_assertion is expired or has no exp", 401)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or jti in used_jtis:
         raise OAuthError("invalid_client", "client_assertion has no jti, or a jti already used", 401)
-    used_jtis.add(jti)
+    used_jtis[jti] = float(expires)

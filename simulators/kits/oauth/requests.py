@@ -1,10 +1,12 @@
 """Reading an OAuth request: the form (RFC 6749 §3.2: no repeated parameter), HTTP Basic client credentials
-(§2.3.1), a bearer token (RFC 6750 §2.1 header, §2.2 form parameter)."""
+(§2.3.1), a bearer token (RFC 6750 §2.1 header, §2.2 form parameter), the response_type of an authorization
+request and the grant_type of a token request."""
 
 from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Collection, Mapping
 from urllib.parse import parse_qsl, unquote
 
 from fastapi import Request
@@ -65,3 +67,32 @@ def bearer_token(request: Request, form: dict[str, str] | None = None) -> str:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     return (form or {}).get("access_token", "")
+
+
+def response_type_of(form: dict[str, str], served: Collection[str], known: Collection[str]) -> str:
+    """The response_type of an authorization request (RFC 6749 §3.1.1), in Keycloak's words: missing is
+    ``invalid_request``, one the server knows but does not offer the client is ``unauthorized_client``, any
+    other ``unsupported_response_type``."""
+    response_type = form.get("response_type")
+    if not response_type:
+        raise OAuthError("invalid_request", "Missing parameter: response_type")
+    if response_type in served:
+        return response_type
+    if " ".join(sorted(response_type.split())) in {" ".join(sorted(k.split())) for k in known}:
+        raise OAuthError("unauthorized_client", "Client is not allowed to initiate browser login with given "
+                                                f"response_type {response_type!r}")
+    raise OAuthError("unsupported_response_type", "Unsupported response_type")
+
+
+def grant_type_of(form: dict[str, str], allowed: Collection[str], known: Mapping[str, str]) -> str:
+    """The grant_type of a token request (RFC 6749 §4.1.3, §5.2), in Keycloak's words: missing is
+    ``invalid_request``; one the server knows (``known``: its refusal to a client not allowed it) but the client
+    is not ``allowed`` is ``unauthorized_client``; any other ``unsupported_grant_type``."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "Missing form parameter: grant_type")
+    if grant_type not in known:
+        raise OAuthError("unsupported_grant_type", "Unsupported grant_type")
+    if grant_type not in allowed:
+        raise OAuthError("unauthorized_client", known[grant_type])
+    return grant_type

@@ -2,8 +2,11 @@
 user, the codes issued, the tokens issued; and the redemption of a code (§4.1.3, with PKCE, RFC 7636 §4.6).
 
 Everything is in memory, behind one re-entrant lock (handlers run concurrently), forgotten by ``reset`` (each
-test case starts clean). A service extends :class:`AuthorizationState` with what it remembers besides
-(sessions, pairings...), and says in a :class:`CodeWording` how it words a refused code.
+test case starts clean). Nothing outlives its time: what has expired is forgotten a while later
+(:data:`EXPIRED_KEPT`, so that a late presentation is still told "expired", not "unknown"), and no table holds
+more than :data:`MAX_ENTRIES` (the oldest go first), so memory stays bounded under any load. A service extends
+:class:`AuthorizationState` with what it remembers besides (sessions, pairings...), forgets it in
+:meth:`~AuthorizationState.purge`, and says in a :class:`CodeWording` how it words a refused code.
 """
 
 from __future__ import annotations
@@ -11,15 +14,21 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from esante.simulators.kits.oauth.errors import OAuthError
 from esante.simulators.kits.oauth.pkce import pkce_matches
 
 #: How long a user may stay on the login or consent page (Keycloak's login timeout): then they start again.
 PENDING_LIFETIME = 30 * 60
+#: How long an expired code, token or request is still known (and answered "expired") before it is forgotten.
+EXPIRED_KEPT = 5 * 60
+#: The most entries one table holds: beyond, the oldest are forgotten first (bounded memory under any load).
+MAX_ENTRIES = 20_000
+#: Expired entries are looked for at most this often (seconds), on the next write.
+PURGE_INTERVAL = 1.0
 
 
 def new_id(nbytes: int = 24) -> str:
@@ -39,6 +48,9 @@ class PendingAuthorization:
     code_challenge: str | None
     code_challenge_method: str | None
     nonce: str | None = None
+    response_mode: str = "query"
+    #: OpenID Connect Core §5.5: the claims requested by name ({"id_token": {...}, "userinfo": {...}})
+    claims: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
 
@@ -57,11 +69,12 @@ class AuthorizationCode:
 
 @dataclass(slots=True, kw_only=True)
 class IssuedToken:
-    """An access or refresh token, by its id (an access token's ``jti``, a refresh token's opaque value);
-    ``grant_id`` is the session or pairing it was issued in: ending that revokes it."""
+    """An access or refresh token, by its id (an access token's ``jti``, a refresh token's opaque value), issued
+    to ``client_id``; ``grant_id`` is the session or pairing it was issued in: ending that revokes it."""
 
     id: str
     kind: Literal["access", "refresh"]
+    client_id: str
     grant_id: str
     scope: str
     expires: float
@@ -91,17 +104,39 @@ class AuthorizationState:
         self.pending: dict[str, PendingAuthorization] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.tokens: dict[str, IssuedToken] = {}
+        #: jti of every client assertion accepted, with its expiry (RFC 7523 §3: single use until then)
+        self.assertion_jtis: dict[str, float] = {}
+        self._last_purge = 0.0
 
     def reset(self) -> None:
         with self.lock:
-            for table in (self.pending, self.codes, self.tokens):
+            for table in (self.pending, self.codes, self.tokens, self.assertion_jtis):
                 table.clear()
+
+    # -- forgetting what has expired ----------------------------------------------------------------------
+    def purge(self, now: float) -> None:
+        """Forget what expired more than :data:`EXPIRED_KEPT` ago (a subclass adds its own tables)."""
+        forget = now - EXPIRED_KEPT
+        _drop(self.pending, lambda p: p.created + PENDING_LIFETIME < forget)
+        _drop(self.codes, lambda c: c.expires < forget)
+        _drop(self.tokens, lambda t: t.expires < forget)
+        _drop(self.assertion_jtis, lambda expires: expires < now)  # an expired assertion is refused anyway
+
+    def _stored(self, table: MutableMapping[str, Any], key: str, value: Any) -> None:
+        """Keep ``value``; purge when due; forget the oldest entries beyond :data:`MAX_ENTRIES`."""
+        with self.lock:
+            table[key] = value
+            now = time.time()
+            if now - self._last_purge >= PURGE_INTERVAL:
+                self._last_purge = now
+                self.purge(now)
+            while len(table) > MAX_ENTRIES:
+                del table[next(iter(table))]  # dicts keep insertion order: the oldest first
 
     # -- the user on the server's page ----------------------------------------------------------------------
     def hold(self, pending: PendingAuthorization) -> PendingAuthorization:
         """Keep an authorization request until the user answers on the page."""
-        with self.lock:
-            self.pending[pending.id] = pending
+        self._stored(self.pending, pending.id, pending)
         return pending
 
     def take(self, pending_id: str) -> PendingAuthorization | None:
@@ -115,8 +150,7 @@ class AuthorizationState:
     def issue_code(self, pending: PendingAuthorization, grant_id: str, lifetime: float) -> AuthorizationCode:
         code = AuthorizationCode(value=new_id(32), pending=pending, grant_id=grant_id,
                                  expires=time.time() + lifetime)
-        with self.lock:
-            self.codes[code.value] = code
+        self._stored(self.codes, code.value, code)
         return code
 
     # -- the token endpoint -----------------------------------------------------------------------------------
@@ -143,10 +177,9 @@ class AuthorizationState:
 
     # -- tokens -----------------------------------------------------------------------------------------------
     def keep(self, *tokens: IssuedToken | None) -> None:
-        with self.lock:
-            for token in tokens:
-                if token is not None:
-                    self.tokens[token.id] = token
+        for token in tokens:
+            if token is not None:
+                self._stored(self.tokens, token.id, token)
 
     def token(self, token_id: str, kind: str) -> IssuedToken | None:
         """The token of this id when it is of this kind (an access token is no refresh token)."""
@@ -166,6 +199,21 @@ class AuthorizationState:
             for token_id in token_ids:
                 if (token := self.tokens.get(token_id)) is not None:
                     token.active = False
+
+    def revoke_token(self, token: IssuedToken) -> None:
+        """RFC 7009 §2.1: an access token alone; a refresh token with every token its client holds in the same
+        grant (Keycloak ends the client's session: the access tokens issued beside it stop too)."""
+        with self.lock:
+            token.active = False
+            if token.kind == "refresh":
+                for other in self.tokens.values():
+                    if other.grant_id == token.grant_id and other.client_id == token.client_id:
+                        other.active = False
+
+
+def _drop(table: MutableMapping[str, Any], expired: Callable[[Any], bool]) -> None:
+    for key in [k for k, v in table.items() if expired(v)]:
+        del table[key]
 
 
 def _check_verifier(pending: PendingAuthorization, verifier: str | None, wording: CodeWording) -> None:
