@@ -26,9 +26,9 @@ from rich.panel import Panel
 from esante.harness.campaign import CampaignError, LoadedCampaign, Mode
 from esante.harness.driver import DriverClient, DriverError
 from esante.harness.operator import Attestation, Operator
+from esante.harness.runner import CaseProgress
 from esante.harness.server.freeze import differences, freeze
 from esante.harness.session import REFERENCE, RunRequest, load, play
-from esante.reports.model import CaseResult
 
 EXIT_REFUSED, EXIT_ERROR, EXIT_ORPHANED = 4, 5, 70
 MAX_ANSWER = 10_000
@@ -79,7 +79,7 @@ class WebOperator(Operator):
     def attest(self, case_id: str, statement: str) -> Attestation:
         """As a terminal's, without the attached file: a path typed here would name a file of the worker."""
         self.console.print(Panel(statement, title=f"{case_id} — please confirm"))
-        confirmed = self._prompt("Is this true? (yes/no)").lower() in ("y", "yes", "o", "oui")
+        confirmed = self._gate("Is this true? (yes/no)").lower() in ("y", "yes", "o", "oui")
         return Attestation(confirmed, self._prompt("Note (optional)"))
 
 
@@ -113,12 +113,11 @@ def _refusals(spec: RunSpec, loaded: LoadedCampaign) -> list[str]:
     return problems
 
 
-def _progress(label: str, result: CaseResult | None) -> None:
-    case_id = label.split(" ", 1)[0]
-    if result is None:
-        emit("case_start", case=case_id)
+def _progress(event: CaseProgress) -> None:
+    if event.result is None:
+        emit("case_start", case=event.case.id)
     else:
-        emit("case", case=case_id, verdict=result.verdict.value, reason=result.reason[:2000])
+        emit("case", case=event.case.id, verdict=event.result.verdict.value, reason=event.result.reason[:2000])
 
 
 def play_in_process(spec_json: str, events: Connection, answers: Connection, log: str) -> None:
@@ -138,7 +137,7 @@ def _play(spec: RunSpec) -> int:
                          case_ids=set(spec.case_ids) if spec.case_ids is not None else None,
                          pki_dir=spec.pki_dir, signing_key=spec.signing_key)
     try:
-        loaded = load(request)
+        loaded = load(spec.campaign)
         problems = _refusals(spec, loaded)
         if problems:
             emit("refused", problems=problems)

@@ -46,7 +46,7 @@ from esante.harness.server.models import (
 )
 from esante.harness.server.models import Session as LabSession
 from esante.harness.server.security import hash_password
-from esante.harness.session import RunRequest, load
+from esante.harness.session import load
 from esante.reports.model import Verdict
 
 
@@ -306,7 +306,7 @@ def create_session(s: Session, actor: User, kind: str, candidate_id: int, campai
                          campaign=campaign, created_by_id=actor.id, title=title.strip()[:300])
     if kind != SessionKind.SANDBOX:
         try:
-            session.frozen = freeze(load(RunRequest(campaign=reference)), candidate_identity(candidate))
+            session.frozen = freeze(load(reference), candidate_identity(candidate))
         except CampaignError as exc:
             raise Invalid(str(exc)) from None
     if kind == SessionKind.OFFICIAL:
