@@ -1,9 +1,10 @@
 """What the reviewers' lab's tests share (no test here): a lab with its people, a PostgreSQL server started for
 the tests, and a real HTTP server of the lab.
 
-PostgreSQL is Debian's (``postgresql``: ``initdb`` and ``pg_ctl`` on the PATH or under /usr/lib/postgresql),
-started in a temporary folder on a free loopback port; as root it runs as the ``postgres`` account, since the
-server refuses root. Where none can start, the tests that need it skip and say why.
+PostgreSQL is Debian's (the ``postgresql`` package: ``initdb`` and ``pg_ctl`` under
+/usr/lib/postgresql/<version>/bin), started in a temporary folder on a free loopback port; as root it runs as the
+``postgres`` account the package creates, since the server refuses root. Where none can start, the tests that
+need it skip and say why.
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 # -- PostgreSQL -----------------------------------------------------------------------------------------------
 
 def _pg_tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
-    return str(candidates[0]) if candidates else None
+    """Debian's server programs (``/usr/lib/postgresql/<version>/bin``, the newest version; Debian puts neither
+    ``initdb`` nor ``pg_ctl`` on the PATH), else the PATH's (another distribution, or a server built by hand)."""
+    installed = [path for path in Path("/usr/lib/postgresql").glob(f"*/bin/{name}") if path.parts[-3].isdigit()]
+    if installed:
+        return str(max(installed, key=lambda path: int(path.parts[-3])))
+    return shutil.which(name)
 
 
 @dataclass
