@@ -91,7 +91,7 @@ def start_postgres() -> Postgres:
     port = free_port("127.0.0.1")
     data = folder / "data"
     try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "lab", "--auth=trust", "-E", "UTF8"],
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "lab", "--auth=trust", "-E", "UTF8", "--no-locale"],
                        check=True, capture_output=True, timeout=120)
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60",
                         "-o", f"-p {port} -h 127.0.0.1 -k {folder} -c fsync=off", "start"],
