@@ -43,7 +43,9 @@ def browser() -> Iterator[object]:
         pytest.skip("no Chromium found (Debian's chromium package)")
     with playwright.sync_playwright() as driver:
         try:
-            launched = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            # root in a container: no sandbox; a container's small /dev/shm: shared memory in /tmp
+            launched = driver.chromium.launch(executable_path=executable,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         except playwright.Error as exc:
             pytest.skip(f"Chromium did not start: {str(exc).splitlines()[0]}")
         yield launched
