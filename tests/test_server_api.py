@@ -206,6 +206,7 @@ def test_an_operator_mode_candidate_is_played_by_a_person_answering_in_the_lab(p
         time.sleep(0.2)
     assert current["status"] == "finished" and current["prompt"] is None, current
     assert "INSI-02" in asked[0]["context"] and asked[0]["question"].startswith("Press Enter")
+    assert "insi: http" in asked[0]["context"] and "--resume" not in asked[0]["context"]  # the lab's introduction
     store = EvidenceStore(Path(people.lab.settings.run_folder(run["id"])) / "evidence.sqlite")
     [step] = store.records(kind="step")
     assert step.payload["mode"] == "operator" and step.payload["report"]["outcome"] == "not_found"

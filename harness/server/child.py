@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,14 @@ class WebOperator(Operator):
         emit("ask", question=question.strip(), context=shown.strip())
         assert _Channel.answers is not None
         return str(_Channel.answers.recv())[:MAX_ANSWER]  # EOFError if the worker is gone
+
+    def introduce(self, endpoints: Mapping[str, str], ca_file: Path | None) -> None:
+        """As a terminal's, without its Ctrl-C and ``--resume``: a lab run is cancelled or run again instead."""
+        where = "\n".join(f"{name}: {url}" for name, url in endpoints.items())
+        trust = f"CA file: {ca_file}" if ca_file else "plain HTTP: no certificate to trust"
+        self.console.print(Panel(f"{where}\n{trust}\n\nYour software calls these simulators. At each step, do what "
+                                 "is asked in your software, then say what it showed. Answer skip to a step's first "
+                                 "question to skip its case with a reason.", title="Operator mode"))
 
     def attest(self, case_id: str, statement: str) -> Attestation:
         """As a terminal's, without the attached file: a path typed here would name a file of the worker."""
