@@ -613,5 +613,61 @@ def mes_check_dossier(file: Path = typer.Argument(..., help="referencing dossier
     console.print(f"[green]admissible[/green]: {len(result.answers)} criteria answered")
 
 
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", envvar="ESANTE_LAB_HOST"),
+          port: int = typer.Option(8800, envvar="ESANTE_LAB_PORT"),
+          data: Path = typer.Option(Path.home() / ".esante" / "lab-server", envvar="ESANTE_LAB_DATA",
+                                    help="runs, evidence, procès-verbaux, keys (shared by every worker)"),
+          database: str = typer.Option("", envvar="ESANTE_LAB_DATABASE", help="postgresql://… for a shared lab "
+                                                                              "[default: SQLite in --data]"),
+          workers: int = typer.Option(2, envvar="ESANTE_LAB_WORKERS", help="runs played at a time"),
+          queue: str = typer.Option("local", envvar="ESANTE_LAB_QUEUE", help="local (a pool in this process) or "
+                                                                             "procrastinate (workers elsewhere)"),
+          worker: bool = typer.Option(False, "--worker", help="no web server: take runs from the procrastinate queue"),
+          campaigns: Path | None = typer.Option(None, envvar="ESANTE_LAB_CAMPAIGNS", help="more campaign files"),
+          admin_email: str = typer.Option("admin@lab.local", envvar="ESANTE_LAB_ADMIN_EMAIL"),
+          admin_password: str | None = typer.Option(None, envvar="ESANTE_LAB_ADMIN_PASSWORD", hidden=True),
+          secure_cookies: bool = typer.Option(False, envvar="ESANTE_LAB_SECURE_COOKIES", help="behind HTTPS")) -> None:
+    """The reviewers' lab: a web application for sandbox, rehearsal and official sessions (see the README)."""
+    from esante.harness.server.serve import ServeOptions, work
+    from esante.harness.server.serve import serve as serve_lab
+
+    options = ServeOptions(host, port, data, database, workers, queue, campaigns, admin_email=admin_email,
+                           admin_password=admin_password, secure_cookies=secure_cookies)
+    try:
+        (work if worker else serve_lab)(options, console.print)
+    except ValueError as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+
+
+@app.command()
+def submit(campaign: str = typer.Argument(..., help="a campaign the lab knows (insi, psc…)"),
+           lab: str = typer.Option(..., envvar="ESANTE_LAB_URL", help="the lab's URL"),
+           token: str = typer.Option(..., envvar="ESANTE_LAB_TOKEN", help="an API token (the lab's API tokens page)"),
+           candidate: int = typer.Option(..., help="the candidate's id in the lab"),
+           kind: str = typer.Option("sandbox", help="sandbox or rehearsal"),
+           case: list[str] = typer.Option([], help="play only these case ids"),
+           defect: list[str] = typer.Option([], help="reference candidate only: a named defect"),
+           out: Path | None = typer.Option(Path("lab-run"), help="where the reports and the bundle go"),
+           review: bool = typer.Option(False, "--submit-for-review", help="a rehearsal: submit it for review")) -> None:
+    """Run a session in a reviewers' lab from CI: its verdict (the exit code, as esante run), reports, bundle."""
+    from esante.harness.server.client import Submission, SubmitError
+    from esante.harness.server.client import submit as submit_run
+
+    job = Submission(lab, token, candidate, campaign, kind, case, defect, out, review)
+    try:
+        outcome = submit_run(job, console.print)
+    except SubmitError as exc:
+        console.print(f"[red]cannot submit:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_CANNOT_RUN) from None
+    run_ = outcome.run
+    console.print(f"run {run_['id']}: {run_['status']} {run_['verdict'] or ''} {run_['detail']}", soft_wrap=True)
+    for name, path in outcome.files.items():
+        console.print(f"{name:<12}{path}", soft_wrap=True, highlight=False)
+    codes = {"passed": 0, "skipped": 0, "failed": EXIT_FAILED}
+    raise typer.Exit(codes.get(run_["verdict"], EXIT_UNSURE) if run_["status"] == "finished" else EXIT_CANNOT_RUN)
+
+
 if __name__ == "__main__":  # python -m esante.harness.cli (the pytest plugin starts simulators this way)
     app()
