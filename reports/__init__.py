@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from esante.reports.bundle import write_bundle
-from esante.reports.html import write_html
-from esante.reports.junit import write_junit
-from esante.reports.model import RunResult
-from esante.reports.pdf import write_pdf
-from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.evidence.bundle import BundleVerification, verify_bundle
 from esante.simulators.core.evidence.signing import default_key_path, load_or_create_key
+
+if TYPE_CHECKING:
+    from esante.reports.model import RunResult
+    from esante.simulators.core.evidence import EvidenceStore
 
 __all__ = ["BUNDLE_NAME", "PDF_NAME", "BundleVerification", "ReportPaths", "verify_bundle", "write_reports"]
 
@@ -44,9 +43,13 @@ def write_reports(result: RunResult, store: EvidenceStore, out_dir: Path,
     ``$ESANTE_SIGNING_KEY`` or ``~/.esante/keys/ed25519.pem``), created if absent. The PDF is written after it,
     and names its digest on the cover.
     """
-    from esante.reports.json_report import (
-        write_json,  # not at import time: `python -m esante.reports.json_report` works cleanly
-    )
+    # Not at import time: `python -m esante.reports.json_report` works cleanly, and every command that imports
+    # the report model (`esante sim` among them) does not pay for the renderers (fpdf alone ~0.3 s).
+    from esante.reports.bundle import write_bundle
+    from esante.reports.html import write_html
+    from esante.reports.json_report import write_json
+    from esante.reports.junit import write_junit
+    from esante.reports.pdf import write_pdf
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

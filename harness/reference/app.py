@@ -102,7 +102,9 @@ def create_reference_app(*, pki_dir: Path, defects: Iterable[str] = (), idam: st
     """The reference candidate as a driver-contract app; ``defects`` switches on named defects (the kits'
     ``defects.yaml``)."""
     runtime = ReferenceRuntime(ReferenceContext(Path(pki_dir), Defects(defects), idam, name, version))
-    app = FastAPI(title="esante reference candidate", version=version, docs_url=None, redoc_url=None)
+    # FastAPI's OpenTelemetry hooks off: unconfigured, they still cost each driver call a provider look-up
+    app = FastAPI(title="esante reference candidate", version=version, docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     router = APIRouter(prefix=API_PREFIX)
 
     @router.get("/info", response_model=CandidateInfo)

@@ -20,6 +20,10 @@ from esante.simulators.core.pki import TestCA
 from esante.simulators.core.runtime import PEER_PREFIX, Simulator, SimulatorRuntime, SimulatorSettings
 from esante.simulators.dataset import load_dataset
 
+#: FastAPI's own OpenTelemetry instrumentation, off: with no provider configured it still looks the providers up
+#: (environment reads included) on every call, a tenth of a cheap exchange's time (``benchmarks/README.md``).
+NO_TELEMETRY: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
+
 #: The entry-point group simulators are registered in (``name = "package.module:SimulatorClass"``).
 SIMULATORS_GROUP = "esante.simulators"
 
@@ -30,7 +34,7 @@ def create_app(simulator: Simulator, settings: SimulatorSettings, store: Evidenc
         simulator.ca_pem = TestCA.load_or_create(settings.pki_dir).ca_pem
     runtime = SimulatorRuntime(simulator, settings, store or EvidenceStore(settings.evidence_path))
     api = FastAPI(title=f"esante {simulator.title} simulator", docs_url=None, redoc_url=None,
-                  openapi_url="/_admin/openapi.json")
+                  openapi_url="/_admin/openapi.json", telemetry=NO_TELEMETRY)
     api.include_router(simulator.router())
     api.include_router(admin_router(runtime))
     peer = simulator.peer_router()

@@ -9,6 +9,7 @@
 from esante.simulators.core.evidence.store import (
     GENESIS,
     ChainProblem,
+    Entry,
     EvidenceStore,
     Record,
     canonical_json,
@@ -18,5 +19,5 @@ from esante.simulators.core.evidence.store import (
     verify_records,
 )
 
-__all__ = ["GENESIS", "ChainProblem", "EvidenceStore", "Record", "canonical_json", "sha256_hex", "snapshot",
+__all__ = ["GENESIS", "ChainProblem", "Entry", "EvidenceStore", "Record", "canonical_json", "sha256_hex", "snapshot",
            "utc_now", "verify_records"]

@@ -7,10 +7,10 @@ verdicts). One SQLite file holds two tables:
 * ``records``: one row per event, its JSON payload in canonical form, the payload's SHA-256 (``digest``)
   and the running chain value ``chain = SHA-256(previous chain || digest)``.
 
-Each append is its own committed transaction, so a process killed with SIGKILL loses nothing that was
-appended before the kill. SQLite triggers refuse UPDATE and DELETE: the store is append-only even for a
-careless caller. Several processes may append to the same file (``BEGIN IMMEDIATE`` serialises the
-chain).
+Each append (one record, or several with :meth:`EvidenceStore.append_many`: an exchange's request and answer) is
+one committed transaction, so a process killed with SIGKILL loses nothing that was appended before the kill.
+SQLite triggers refuse UPDATE and DELETE: the store is append-only even for a careless caller. Several processes
+may append to the same file (``BEGIN IMMEDIATE`` serialises the chain).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,6 +105,47 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """A record to append: ``blobs`` maps a payload key to raw bytes (stored apart, named by digest in the
+    payload); ``recorded_at`` defaults to the time of the append (the journal gives the time a request came in)."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    run_id: str | None = None
+    case_id: str | None = None
+    ref: str | None = None
+    blobs: Mapping[str, bytes] | None = None
+    recorded_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    kind: str
+    run_id: str | None
+    case_id: str | None
+    ref: str | None
+    recorded_at: str
+    body: dict[str, Any]
+    payload: str
+    digest: str
+
+
+def _prepare(entry: Entry) -> tuple[_Prepared, list[tuple[str, int, bytes]]]:
+    """A record's canonical text and digest, and its blob rows: computed before the write lock is taken."""
+    body = dict(entry.payload)
+    blob_rows = []
+    for key, data in (entry.blobs or {}).items():
+        digest = sha256_hex(data)
+        body[f"{key}_sha256"] = digest
+        body[f"{key}_size"] = len(data)
+        blob_rows.append((digest, len(data), data))
+    text = canonical_json(body)
+    recorded_at = entry.recorded_at or utc_now()
+    digest = record_digest(entry.kind, entry.run_id, entry.case_id, entry.ref, recorded_at, text)
+    return _Prepared(entry.kind, entry.run_id, entry.case_id, entry.ref, recorded_at, body, text, digest), blob_rows
+
+
+@dataclass(frozen=True, slots=True)
 class ChainProblem:
     seq: int
     what: str
@@ -133,34 +174,40 @@ class EvidenceStore:
         ``blobs`` maps a payload key to raw bytes: each is stored content-addressed and its digest is
         written into the payload under that key (``"request_body"`` → ``"request_body_sha256"``).
         """
-        body = dict(payload)
-        blob_rows = []
-        for key, data in (blobs or {}).items():
-            digest = sha256_hex(data)
-            body[f"{key}_sha256"] = digest
-            body[f"{key}_size"] = len(data)
-            blob_rows.append((digest, len(data), data))
-        text = canonical_json(body)
-        recorded_at = utc_now()
-        digest = record_digest(kind, run_id, case_id, ref, recorded_at, text)
+        return self.append_many([Entry(kind, payload, run_id, case_id, ref, blobs)])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[Record]:
+        """Append several records, in order, in one committed transaction: all of them durable, or none.
+
+        The journal files an exchange's request and answer this way: one commit per exchange instead of two
+        (a commit, not the hashing, is most of what an append costs).
+        """
+        prepared = [_prepare(entry) for entry in entries]
+        records: list[Record] = []
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                blob_rows = [row for _, rows in prepared for row in rows]
                 if blob_rows:
                     db.executemany("INSERT OR IGNORE INTO blobs (digest, size, data) VALUES (?, ?, ?)",
                                    blob_rows)
                 row = db.execute("SELECT chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-                chain = chain_next(row[0] if row else GENESIS, digest)
-                cur = db.execute(
-                    "INSERT INTO records (kind, run_id, case_id, ref, recorded_at, payload, digest, chain)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (kind, run_id, case_id, ref, recorded_at, text, digest, chain))
+                chain = row[0] if row else GENESIS
+                for record, _ in prepared:
+                    chain = chain_next(chain, record.digest)
+                    cur = db.execute(
+                        "INSERT INTO records (kind, run_id, case_id, ref, recorded_at, payload, digest, chain)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (record.kind, record.run_id, record.case_id, record.ref, record.recorded_at,
+                         record.payload, record.digest, chain))
+                    records.append(Record(cur.lastrowid or 0, record.kind, record.run_id, record.case_id,
+                                          record.ref, record.recorded_at, record.body, record.digest, chain))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return Record(cur.lastrowid or 0, kind, run_id, case_id, ref, recorded_at, body, digest, chain)
+        return records
 
     # -- reading -------------------------------------------------------------------------------------
     def records(self, *, kind: str | None = None, run_id: str | None = None, case_id: str | None = None,
