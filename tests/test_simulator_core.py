@@ -65,6 +65,18 @@ def test_fault_latency(insi: RunningSimulator) -> None:
     assert time.perf_counter() - started >= 0.3
 
 
+def test_a_request_is_journaled_before_it_is_handled(insi: RunningSimulator) -> None:
+    """The request is evidence the moment it arrives: were the simulator killed while handling it (here: held by a
+    latency fault), the request that did it would still be in the store."""
+    insi.admin("PUT", "/faults", [{"kind": "latency", "latency_ms": 3000, "count": 1}])
+    with pytest.raises(httpx.TimeoutException):
+        insi.http.post(f"{insi.url}/lps", content=FOUND, timeout=0.5,
+                       headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+    held = insi.store.records(kind="exchange.request")
+    assert held, "the request held by the handler is not in the evidence store"
+    assert not insi.store.records(kind="exchange.response", since=held[-1].seq)
+
+
 def test_fault_dropped_connection_is_journaled(insi: RunningSimulator) -> None:
     insi.admin("PUT", "/faults", [{"kind": "drop", "count": 1}])
     with pytest.raises(httpx.TransportError):

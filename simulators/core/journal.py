@@ -3,17 +3,18 @@
 :class:`JournalMiddleware` wraps a simulator's protocol app. For each HTTP call it
 
 1. reads the body (bounded: past the limit the rest is not read, the prefix is kept and the service's
-   own "too large" fault is answered), noting when it came in,
-2. applies the fault rules that fire (latency, HTTP error, service fault, dropped connection),
-3. runs the protocol handler, capturing its answer (a handler that crashes is answered the service's own
+   own "too large" fault is answered),
+2. appends an ``exchange.request`` record *before* anything else happens, so a request that crashes, hangs
+   or kills the simulator is still evidence,
+3. applies the fault rules that fire (latency, HTTP error, service fault, dropped connection),
+4. runs the protocol handler, capturing its answer (a handler that crashes is answered the service's own
    internal fault, and journaled as such),
-4. appends the ``exchange.request`` record (stamped with the time the request came in) and the
-   ``exchange.response`` record (status, headers, body, timing, the handler's notes) in one committed
-   transaction, and only then sends the answer: what the candidate received is always what the journal holds.
+5. appends an ``exchange.response`` record (status, headers, body, timing, the handler's notes), and only
+   then sends the answer: what the candidate received is always what the journal holds.
 
-One commit per exchange, not one for the request and another for the answer: a commit is most of what journaling
-costs (``benchmarks/README.md``). What that gives up: a simulator process killed *while* handling a request
-leaves no trace of it; it had answered nothing, so nothing the candidate observed is missing.
+Two commits per exchange, although a commit is most of what journaling costs (``benchmarks/README.md``): one
+commit for both would lose the request of a simulator killed while handling it, the very request a reviewer
+most wants to see. A TCP session is journaled once, when it ends (its transcript is one record).
 
 Admin calls (under :data:`ADMIN_PREFIX`) are harness control, not candidate traffic: they bypass this.
 
@@ -34,7 +35,7 @@ from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
 
-from esante.simulators.core.evidence import Entry, EvidenceStore, Record, utc_now
+from esante.simulators.core.evidence import Entry, EvidenceStore, Record
 from esante.simulators.core.faults import FaultKind, FaultRule
 from esante.simulators.core.notes import NOTES_KEY, Notes
 from esante.simulators.core.runtime import ADMIN_PREFIX, ServiceError, SimulatorRuntime
@@ -134,10 +135,12 @@ class JournalMiddleware:
             return
         rt = self.runtime
         exchange_id = uuid.uuid4().hex
-        started, received_at = time.perf_counter(), utc_now()
+        started = time.perf_counter()
         body, truncated = await _read_body(receive, rt.settings.max_body_bytes)
         run_id, case_id = rt.context
         scope.setdefault("state", {})[CONTEXT_KEY] = (run_id, case_id)
+        rt.store.append("exchange.request", _request_payload(scope, exchange_id, rt.name, truncated),
+                        run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": body})
         notes = scope["state"][NOTES_KEY] = rt.new_notes()
         capture, outcome = _Capture(), "answered"
         try:
@@ -156,14 +159,11 @@ class JournalMiddleware:
             await rt.error_response(ServiceError("internal", "internal simulator error"))(
                 scope, receive, capture.send)
         finally:
-            rt.store.append_many([
-                Entry("exchange.request", _request_payload(scope, exchange_id, rt.name, truncated), run_id, case_id,
-                      exchange_id, {"body": body}, received_at),
-                Entry("exchange.response", {
-                    "exchange_id": exchange_id, "simulator": rt.name, "outcome": outcome,
-                    "status": capture.status, "headers": capture.headers,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3), "notes": notes.to_json(),
-                }, run_id, case_id, exchange_id, {"body": bytes(capture.body)})])
+            rt.store.append("exchange.response", {
+                "exchange_id": exchange_id, "simulator": rt.name, "outcome": outcome,
+                "status": capture.status, "headers": capture.headers,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3), "notes": notes.to_json(),
+            }, run_id=run_id, case_id=case_id, ref=exchange_id, blobs={"body": bytes(capture.body)})
         if outcome == "dropped":
             return
         for message in capture.messages:
@@ -353,8 +353,7 @@ class Exchange:
 
 def load_exchanges(store: EvidenceStore, *, run_id: str | None = None, case_id: str | None = None,
                    simulator: str | None = None, since: int = 0) -> list[Exchange]:
-    """Join the journal's request and response records into exchanges, in arrival order (an exchange is filed when
-    answered, stamped with the time its request came in: concurrent ones are sorted back)."""
+    """Join the journal's request and response records into exchanges, in arrival order."""
     requests = store.records(kind="exchange.request", run_id=run_id, case_id=case_id, since=since)
     responses = {r.ref: r for r in store.records(kind="exchange.response", run_id=run_id,
                                                   case_id=case_id, since=since)}
@@ -363,7 +362,6 @@ def load_exchanges(store: EvidenceStore, *, run_id: str | None = None, case_id: 
         if simulator and req.payload["simulator"] != simulator:
             continue
         result.append(_join(store, req, responses.get(req.ref)))
-    result.sort(key=lambda exchange: exchange.received_at)
     return result
 
 
