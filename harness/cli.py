@@ -364,7 +364,8 @@ def token(professional: str = typer.Option(..., help="the professional: data-set
           full: bool = typer.Option(False, "--json", help="print the token endpoint's whole answer as JSON")) -> None:
     """Print a fresh Pro Santé Connect access token from a running lab (to try a mail client by hand)."""
     from esante.harness.lab import read_state
-    from esante.harness.lab.psc import TokenRefused, psc_token
+    from esante.harness.lab.oauth import TokenRefused
+    from esante.harness.lab.psc import psc_token
 
     try:
         running = read_state(state)

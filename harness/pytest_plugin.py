@@ -48,7 +48,8 @@ import pytest
 
 from esante.harness.checks import CheckContext, load_checks
 from esante.harness.environment import introduce
-from esante.harness.lab.psc import TokenSet, psc_token
+from esante.harness.lab.oauth import TokenSet
+from esante.harness.lab.psc import psc_token
 from esante.harness.remote import RemoteSimulatorClient
 from esante.reports.model import Verdict
 from esante.simulators.core.evidence import EvidenceStore

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from esante.harness.actions import load_actions
 from esante.harness.campaign import Step, load_campaign
 from esante.harness.kits import kit
-from esante.harness.reference.mss.models import LoginParams, LookupParams, SendParams
+from esante.harness.reference.mssante.models import LoginParams, LookupParams, SendParams
 from esante.harness.reference.parts import NoParams
 from esante.simulators.dataset import load_dataset
 

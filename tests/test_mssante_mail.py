@@ -7,7 +7,6 @@ import base64
 import imaplib
 import smtplib
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,30 +16,22 @@ from imapclient import IMAPClient
 
 from esante.harness.lab import Lab, xoauth2
 from esante.harness.reference.parts import client_certificate
-from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.notes import MssNotes
 from esante.simulators.psc.protocol import REVOKE_PATH
+from tests.mssante_lab import (
+    APP_MAILBOX,
+    CLAIRE,
+    CLAIRE_ID,
+    DAVID,
+    DAVID_ID,
+    clean_fixture,  # noqa: F401 - the fixtures
+    lab_fixture,  # noqa: F401
+    sessions,
+    smtp_as,
+)
 
-CLAIRE, CLAIRE_ID = "claire.vasseur@medecin.mssante.test", "810999900011"  # PS001
-DAVID, DAVID_ID = "david.benhamou@chu-fictif-paris.mssante.test", "810999900029"  # PS002
-APP_MAILBOX = "dpi.integration@chu-fictif-paris.mssante.test"
 CLIENT = ("esante-reference-mss", load_dataset().oidc_client("esante-reference-mss").secret or "")
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = Lab(["psc", "mssante"], workdir=tmp_path_factory.mktemp("mss"))
-    yield lab
-    lab.close()
-
-
-@pytest.fixture(autouse=True)
-def clean(lab: Lab, request: pytest.FixtureRequest) -> Lab:
-    for client in lab.clients.values():
-        client.reset()
-        client.set_context("mss-tests", request.node.name)
-    return lab
 
 
 def letter(sender: str = CLAIRE, to: str = DAVID, **headers: str) -> EmailMessage:
@@ -61,18 +52,6 @@ def smtp(lab: Lab, *, tls: bool = True) -> smtplib.SMTP:
         client.starttls(context=lab.tls_context())
         client.ehlo()
     return client
-
-
-def smtp_as(lab: Lab, address: str, national_id: str) -> smtplib.SMTP:
-    client = smtp(lab)
-    token = lab.psc_token(national_id).access_token
-    client.auth("XOAUTH2", lambda challenge=None: xoauth2(address, token))
-    return client
-
-
-def sessions(lab: Lab, case: str, method: str) -> list[Exchange]:
-    time.sleep(0.1)  # the session is journaled when the server sees the connection close
-    return [e for e in load_exchanges(lab.store, case_id=case) if e.method == method]
 
 
 def test_sent_over_smtp_is_read_over_imap_by_the_recipient(lab: Lab, request: pytest.FixtureRequest) -> None:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from esante.harness.reference.defects import Defects
-from esante.harness.reference.mss.mail import Document, Unreadable, letter, receipt, received_patient
+from esante.harness.reference.mssante.mail import Document, Unreadable, letter, receipt, received_patient
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mssante.inspection import Original, inspect_message
 

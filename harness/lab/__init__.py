@@ -27,7 +27,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from esante.harness.environment import LocalEnvironment
-from esante.harness.lab.psc import TokenSet, psc_token
+from esante.harness.lab.oauth import TokenSet
+from esante.harness.lab.psc import psc_token
 from esante.simulators.core.evidence import EvidenceStore
 from esante.simulators.core.journal import Exchange, load_exchanges
 from esante.simulators.core.pki import CA_CERT_FILE, IssuedCert, TestCA, client_ssl_context

@@ -7,17 +7,10 @@ ANS measures guide's codes and units as the simulator's catalogue lists them.
 from __future__ import annotations
 
 import base64
-import hashlib
-import secrets
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
-
-from esante.harness.browser import Browser
-from esante.harness.lab.psc import TokenRefused, TokenSet
-from esante.simulators.core.pki import client_ssl_context
+from esante.harness.lab.oauth import Client, TokenSet, code_flow
 from esante.simulators.dataset import load_dataset
 from esante.simulators.mes.measures import catalogue
 from esante.simulators.mes.protocol import AUTHORIZE_PATH, TOKEN_PATH
@@ -35,28 +28,9 @@ def mes_pairing(mes_url: str, ca_pem: bytes | None, patient: str = "P001", *,
                 timeout: float = 10.0) -> TokenSet:
     """Pair ``patient``'s space (a data-set id) with the registered partner app ``client_id``; its tokens."""
     partner = load_dataset(dataset).mes_partner(client_id)
-    redirect_uri = partner.redirect_uris[0]
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-             "state": secrets.token_urlsafe(24), "code_challenge": challenge, "code_challenge_method": "S256"}
-    browser = Browser({"mes": mes_url}, ca_pem, timeout=timeout)
-    try:
-        trip = browser.visit(f"{mes_url}{AUTHORIZE_PATH}?{urlencode(query)}",
-                             {"patient": patient, "decision": "accept"})
-    finally:
-        browser.close()
-    answer = parse_qs(urlsplit(trip.landed or "").query)
-    if "code" not in answer:
-        raise TokenRefused(trip.stopped or f"MES answered {trip.landed} without a code: {answer.get('error')}")
-    verify = client_ssl_context(ca_pem) if ca_pem is not None else True
-    with httpx.Client(verify=verify, timeout=timeout) as http:
-        response = http.post(f"{mes_url}{TOKEN_PATH}", auth=(client_id, partner.secret or ""), data={
-            "grant_type": "authorization_code", "code": answer["code"][0], "redirect_uri": redirect_uri,
-            "code_verifier": verifier})
-    if response.status_code != 200:
-        raise TokenRefused(f"the token endpoint answered HTTP {response.status_code}: {response.text[:300]}")
-    return TokenSet.model_validate(response.json())
+    client = Client(client_id, partner.secret or "", partner.redirect_uris[0])
+    return code_flow(mes_url, ca_pem, client, authorize_path=AUTHORIZE_PATH, token_path=TOKEN_PATH, timeout=timeout,
+                     query={"scope": scope}, page={"patient": patient, "decision": "accept"})
 
 
 # -- what a partner app sends ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Authentication as MSSanté does it: a Pro Santé Connect access token (SASL XOAUTH2 or OAUTHBEARER, RFC 7628)
-for personal and organisational mailboxes, the software's client certificate (SASL EXTERNAL over TLS) for
-application mailboxes.
+"""Authentication as MSSanté does it: a Pro Santé Connect access token (SASL XOAUTH2 or OAUTHBEARER, RFC 7628,
+read by the mail kit's :mod:`~esante.simulators.kits.mail.sasl`) for personal and organisational mailboxes, the
+software's client certificate (SASL EXTERNAL over TLS) for application mailboxes.
 
 Tokens are validated the way a resource server of the PSC realm does: by introspection at PSC's introspection
 endpoint (RFC 7662) with the messaging servers' own registered client (``esante-mssante-server`` in
@@ -10,8 +10,6 @@ token still carries a valid signature. The token's ``SubjectNameID`` must hold t
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 import httpx
@@ -22,60 +20,6 @@ from esante.simulators.psc.protocol import INTROSPECT_PATH
 
 SERVER_CLIENT_ID = "esante-mssante-server"
 SERVER_CLIENT_SECRET = "mssante-server-secret-not-for-production"  # test value, public on purpose (data set)
-
-
-class SaslError(ValueError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    mechanism: str
-    user: str  # the mailbox address the client asks to open
-    token: str | None = None
-
-
-def _b64(data: str) -> str:
-    try:
-        return base64.b64decode(data.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise SaslError("the SASL response is not base64 of UTF-8 text") from None
-
-
-def parse_xoauth2(response: str) -> Credentials:
-    """``user=<address>^Aauth=Bearer <token>^A^A`` (Google's XOAUTH2)."""
-    fields = dict(p.split("=", 1) for p in _b64(response).split("\x01") if "=" in p)
-    auth = fields.get("auth", "")
-    if not fields.get("user") or not auth.lower().startswith("bearer "):
-        raise SaslError("XOAUTH2 needs user= and auth=Bearer <token>")
-    return Credentials("XOAUTH2", fields["user"].strip(), auth[7:].strip())
-
-
-def parse_oauthbearer(response: str) -> Credentials:
-    """RFC 7628: GS2 header ``n,a=<address>,`` then ``^A``-separated key=value pairs with ``auth=Bearer <token>``."""
-    text = _b64(response)
-    gs2, _, rest = text.partition("\x01")
-    parts = gs2.split(",")
-    if len(parts) < 3 or parts[0] not in ("n", "y"):
-        raise SaslError("OAUTHBEARER needs a GS2 header 'n,a=<authzid>,'")
-    authzid = next((p[2:] for p in parts[1:] if p.startswith("a=")), "")
-    fields = dict(p.split("=", 1) for p in rest.split("\x01") if "=" in p)
-    auth = fields.get("auth", "")
-    if not authzid or not auth.lower().startswith("bearer "):
-        raise SaslError("OAUTHBEARER needs a=<address> and auth=Bearer <token>")
-    return Credentials("OAUTHBEARER", authzid.replace("=2C", ",").replace("=3D", "="), auth[7:].strip())
-
-
-def parse_external(response: str) -> Credentials:
-    """SASL EXTERNAL (RFC 4422 A): the authorisation identity, the mailbox; empty (``=``) is refused here
-    because an application certificate may hold several mailboxes."""
-    user = _b64(response) if response.strip() not in ("", "=") else ""
-    if not user:
-        raise SaslError("EXTERNAL needs the mailbox address as authorisation identity")
-    return Credentials("EXTERNAL", user.strip())
-
-
-PARSERS = {"XOAUTH2": parse_xoauth2, "OAUTHBEARER": parse_oauthbearer, "EXTERNAL": parse_external}
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,4 +91,4 @@ def build(entry: dict[str, Any], dataset: Dataset) -> tuple[str, bytes]:
     msg.set_content(f"Veuillez trouver ci-joint : {entry['title']}.\n")
     msg.add_attachment(xdm_archive(document, metadata(document, "DOC0001.XML", ins, entry["code"], entry["title"])),
                        maintype="application", subtype="zip", filename=Xdm.ATTACHMENT)
-    return str(recipient.mssante), msg.as_bytes()
+    return str(recipient.mssante), msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # as mail travels

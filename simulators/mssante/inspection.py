@@ -17,6 +17,7 @@ from esante.simulators.core.findings import Finding
 from esante.simulators.dataset import Dataset
 from esante.simulators.kits.ihe_xds.ebrim import MetadataError, parse_submission
 from esante.simulators.kits.ihe_xds.submission import check_submission
+from esante.simulators.mssante.incoming import build, inbox_data
 from esante.simulators.mssante.notes import MessageNotes
 from esante.simulators.mssante.protocol import MES_FIN, Header, Mdn, Xdm
 from esante.simulators.mssante.xdm import HostileArchive, XdmContent, cda_summary, inspect_xdm
@@ -203,3 +204,25 @@ def _report_fields(report: Any) -> dict[str, str]:
         if sep and name.strip():
             fields.setdefault(name.strip().lower(), value.strip())
     return fields
+
+
+# -- in a worker process (the mail kit's WorkerPool) ---------------------------------------------------------------
+_WORKER_DATASET: list[Dataset] = []
+
+
+def worker_init(dataset: Dataset) -> None:
+    """A worker process's start: the data set its inspections judge against, and one inspection of a seeded
+    message, so that the first real one does not pay for loading the rules and value sets."""
+    _WORKER_DATASET[:] = [dataset]
+    try:
+        address, raw = build(inbox_data()[0], dataset)
+    except KeyError:  # a data set without the seeded professionals
+        return
+    inspect_message(raw, [address], dataset=dataset, patient_recipients=[], originals={})
+
+
+def inspect_in_worker(raw: bytes, recipients: list[str], patients: list[str],
+                      originals: dict[str, Original]) -> MessageNotes:
+    """:func:`inspect_message` with the worker's data set."""
+    return inspect_message(raw, recipients, dataset=_WORKER_DATASET[0], patient_recipients=patients,
+                           originals=originals)

@@ -1,11 +1,8 @@
-"""The MSSanté trust space from the shared data set: who owns which mailbox, which domains are trusted,
-and the one message store the SMTP and IMAP servers share."""
+"""The MSSanté trust space from the shared data set: who owns which mailbox, and which domains are trusted."""
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from esante.simulators.dataset import Dataset
 from esante.simulators.mssante.protocol import PATIENT_DOMAIN, patient_address
@@ -58,59 +55,3 @@ class TrustSpace:
         if entry.type == "APP":
             return certificate_cn is not None and certificate_cn == entry.certificate_cn
         return national_id is not None and national_id in entry.holders
-
-
-@dataclass(slots=True)
-class StoredMessage:
-    uid: int
-    raw: bytes
-    flags: set[str] = field(default_factory=set)
-    received: float = field(default_factory=time.time)
-
-
-@dataclass(slots=True)
-class Box:
-    uidvalidity: int = field(default_factory=lambda: int(time.time()))
-    next_uid: int = 1
-    messages: list[StoredMessage] = field(default_factory=list)
-
-
-class MailboxFull(Exception):
-    pass
-
-
-class MessageStore:
-    """One INBOX per address, shared by the SMTP and IMAP servers (thread-safe)."""
-
-    def __init__(self, quota: int = 100_000) -> None:
-        self.quota = quota
-        self.lock = threading.Lock()
-        self.boxes: dict[str, Box] = {}
-        self.requested_receipts: dict[str, str] = {}  # Message-ID → who asked for an MDN (Disposition-Notification-To)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.boxes.clear()
-            self.requested_receipts.clear()
-
-    def box(self, address: str) -> Box:
-        with self.lock:
-            return self.boxes.setdefault(address.lower(), Box())
-
-    def deliver(self, address: str, raw: bytes) -> int:
-        box = self.box(address)
-        with self.lock:
-            if len(box.messages) >= self.quota:
-                raise MailboxFull(address)
-            message = StoredMessage(box.next_uid, raw)
-            box.next_uid += 1
-            box.messages.append(message)
-            return message.uid
-
-    def expunge(self, address: str) -> list[int]:
-        """Remove \\Deleted messages; the sequence numbers they had (highest first, as EXPUNGE responses go)."""
-        box = self.box(address)
-        with self.lock:
-            gone = [i + 1 for i, m in enumerate(box.messages) if "\\Deleted" in m.flags]
-            box.messages = [m for m in box.messages if "\\Deleted" not in m.flags]
-        return sorted(gone, reverse=True)

@@ -44,11 +44,12 @@ class AuthAttempt(Note):
 
 
 class Refusal(Note):
-    """A sender or recipient the SMTP server refused, with its reply code."""
+    """A sender, recipient or message the SMTP server refused, with its reply code."""
 
     sender: str | None = Field(default=None, alias="from")
     to: str | None = None
     reply: str
+    reason: str = Field(default="", description="a refused message: why")
 
 
 class MessageNotes(Note):

@@ -100,3 +100,4 @@ class Reply(StrEnum):
     OUTSIDE_TRUST = "550 5.7.1 Address outside the MSSante trust space"
     UNKNOWN_MAILBOX = "550 5.1.1 No such MSSante mailbox"
     SENDER_NOT_OWNED = "553 5.7.1 Sender address not owned by the authenticated user"
+    MESSAGE_REFUSED = "554 5.6.0 Message refused"  # then why: beyond the MIME bounds, or not checkable in time

@@ -4,10 +4,8 @@ autoconfig at ``/mail/config-v1.1.xml`` (how a client finds the mail ports from 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
@@ -18,49 +16,21 @@ from starlette.responses import JSONResponse, Response
 from esante.simulators.core.notes import Notes
 from esante.simulators.core.pki import TestCA, server_ssl_context
 from esante.simulators.core.runtime import ListenerContext, ServiceError, Simulator
-from esante.simulators.core.server import free_port
 from esante.simulators.dataset import Dataset
 from esante.simulators.kits.fhir.errors import FhirError
+from esante.simulators.kits.mail.servers import MailServers
+from esante.simulators.kits.mail.worker import WorkerPool
 from esante.simulators.mssante.directory import FhirDirectory
-from esante.simulators.mssante.imap import MAX_LINE, serve_imap
+from esante.simulators.mssante.imap import imap_server
+from esante.simulators.mssante.inspection import worker_init
 from esante.simulators.mssante.notes import MssNotes
 from esante.simulators.mssante.post import PostOffice
 from esante.simulators.mssante.protocol import AUTOCONFIG_PATH, FHIR_BASE, FHIR_JSON
 from esante.simulators.mssante.sessions import MailContext
-from esante.simulators.mssante.smtp import MssSmtp
+from esante.simulators.mssante.smtp import smtp_server
 
-
-class MailServers:
-    """The SMTP and IMAP servers, on an event loop of their own thread."""
-
-    def __init__(self, context: MailContext, host: str, smtp_port: int, imap_port: int) -> None:
-        self.context, self.host = context, host
-        self.smtp_port, self.imap_port = smtp_port or free_port(host), imap_port or free_port(host)
-        self.loop = asyncio.new_event_loop()
-        self.servers: list[asyncio.AbstractServer] = []
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"mss-{self.smtp_port}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(timeout=10)
-
-    async def _open(self) -> None:
-        self.servers = [
-            await self.loop.create_server(lambda: MssSmtp(self.context), self.host, self.smtp_port),
-            await asyncio.start_server(lambda r, w: serve_imap(self.context, r, w), self.host, self.imap_port,
-                                       limit=2 * MAX_LINE)]
-
-    async def _close(self) -> None:
-        for server in self.servers:
-            server.close()
-        for task in asyncio.all_tasks(self.loop) - {asyncio.current_task(self.loop)}:
-            task.cancel()
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
+INSPECTION_WORKERS = 2
+INSPECTION_DEADLINE = 20.0  # seconds one message's inspection may take (a 15 MB structured message: about 1)
 
 
 def mail_tls(context: ListenerContext, hostnames: tuple[str, ...]) -> Any:
@@ -96,6 +66,8 @@ class MssanteSimulator(Simulator):
     def load_dataset(self, dataset: Dataset) -> None:
         self.post.load(dataset)
         self.directory = FhirDirectory(dataset)
+        if self.mail is not None and self.mail.pool is not None:  # the inspection workers judge with the data set
+            self.mail.run(self.mail.pool.restart((dataset,)), timeout=60)
         super().load_dataset(dataset)
 
     def reset(self) -> None:
@@ -105,8 +77,11 @@ class MssanteSimulator(Simulator):
     # -- listeners ------------------------------------------------------------------------------------------
     def start_listeners(self, context: ListenerContext) -> None:
         hostnames = context.tls.hostnames if context.tls else ("localhost", "127.0.0.1")
-        mail = MailContext(self.post, context.runtime, mail_tls(context, hostnames), lambda: self.peer("psc"))
-        self.mail = MailServers(mail, context.host, self.smtp_port, self.imap_port)
+        pool = WorkerPool(INSPECTION_WORKERS, INSPECTION_DEADLINE, initializer=worker_init,
+                          initargs=(self.post.dataset,))
+        mail = MailContext(self.post, context.runtime, mail_tls(context, hostnames), lambda: self.peer("psc"), pool)
+        self.mail = MailServers(context.host, (self.smtp_port, self.imap_port), smtp=smtp_server(mail),
+                                imap=imap_server(mail), store=self.post.store, pool=pool)
         self.mail.start()
 
     def listener_ports(self) -> dict[str, int]:

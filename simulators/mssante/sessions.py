@@ -1,5 +1,6 @@
-"""What the SMTP and IMAP servers share: the mail side they act on (:class:`MailContext`), their sessions on the
-core journal, the MSSanté meaning of the drawn faults, and token/certificate authentication."""
+"""What the MSSanté SMTP and IMAP sessions share: the mail side they act on (:class:`MailContext`), their journal,
+the MSSanté meaning of the drawn faults, and who may open which mailbox (:class:`MssSession`, the hooks both
+servers of the mail kit ask)."""
 
 from __future__ import annotations
 
@@ -15,29 +16,25 @@ from cryptography.x509.oid import NameOID
 from esante.simulators.core.faults import FaultKind
 from esante.simulators.core.journal import Session
 from esante.simulators.core.runtime import Peer, SimulatorRuntime
-from esante.simulators.mssante.auth import PARSERS, SaslError, introspect
+from esante.simulators.kits.mail.sasl import Credentials
+from esante.simulators.kits.mail.worker import WorkerPool
+from esante.simulators.mssante.auth import introspect
 from esante.simulators.mssante.notes import AuthAttempt, MssNotes
 from esante.simulators.mssante.post import PostOffice
 
 
 @dataclass(frozen=True, slots=True)
 class MailContext:
-    """What the mail servers need of the running simulator: its mail (store, trust space, inspection), its
-    runtime (the journal, the faults, the current test context), the STARTTLS context, and where Pro Santé
-    Connect is for token introspection (asked at each authentication: the environment says it late)."""
+    """What the mail servers need of the running simulator: its mail (store, trust space, inspection and the
+    worker processes it runs in), its runtime (the journal, the faults, the current test context), the
+    STARTTLS context, and where Pro Santé Connect is for token introspection (asked at each authentication: the
+    environment says it late)."""
 
     post: PostOffice
     runtime: SimulatorRuntime
     tls: ssl.SSLContext
     psc: Callable[[], Peer | None]
-
-
-def open_session(context: MailContext, protocol: str, peer: Any) -> Session:
-    """A journaled SMTP or IMAP connection, its faults drawn at ``/smtp`` or ``/imap``."""
-    session = Session.open(context.runtime, protocol, peer)
-    notes = session_notes(session)
-    notes.operation, notes.tls = protocol.lower(), False
-    return session
+    pool: WorkerPool
 
 
 def session_notes(session: Session) -> MssNotes:
@@ -47,11 +44,6 @@ def session_notes(session: Session) -> MssNotes:
     return session.notes
 
 
-def busy(session: Session) -> bool:
-    """The server is busy for this session: the ``server_busy`` service fault, or any ``http_error`` rule."""
-    return bool(session.fired(FaultKind.SERVICE_FAULT, "server_busy") or session.fired(FaultKind.HTTP_ERROR))
-
-
 def certificate_cn(der: bytes | None) -> str | None:
     if not der:
         return None
@@ -59,35 +51,64 @@ def certificate_cn(der: bytes | None) -> str | None:
     return str(names[0].value) if names else None
 
 
-async def authenticate(context: MailContext, session: Session, mechanism: str, response: str,
-                       peer_cert: bytes | None) -> str | None:
-    """The mailbox these SASL credentials open, or None; the attempt (never the token) goes into the notes."""
-    attempt = await _attempt(context, mechanism, response, peer_cert)
-    session_notes(session).auth.append(attempt)
-    if attempt.outcome == "refused" or attempt.mailbox is None:
-        return None
-    return attempt.mailbox if mechanism == "EXTERNAL" else attempt.mailbox.lower()
+class MssSession:
+    """One SMTP or IMAP connection as MSSanté rules it; each server adds its own replies."""
 
+    protocol = ""
+    busy_reply = ""
+    starttls_unavailable_reply = ""
 
-async def _attempt(context: MailContext, mechanism: str, response: str, peer_cert: bytes | None) -> AuthAttempt:
-    try:
-        credentials = PARSERS[mechanism](response)
-    except SaslError as exc:
-        return AuthAttempt(mechanism=mechanism, outcome="refused", reason=str(exc))
-    mailbox, trust = credentials.user, context.post.trust
-    if mechanism == "EXTERNAL":
-        cn = certificate_cn(peer_cert)
-        if trust.opens(mailbox, certificate_cn=cn):
-            return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, certificate_cn=cn)
-        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, certificate_cn=cn,
-                           reason=f"certificate {cn!r} does not open application mailbox {mailbox}")
-    verdict = await asyncio.to_thread(introspect, context.psc(), credentials.token or "")
-    if not verdict.active:
-        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=False,
-                           reason=verdict.reason)
-    if not trust.opens(mailbox, national_id=verdict.national_id):
-        return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=True,
-                           national_id=verdict.national_id,
-                           reason=f"professional {verdict.national_id} holds no mailbox {mailbox}")
-    return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, token_active=True,
-                       national_id=verdict.national_id)
+    def __init__(self, context: MailContext) -> None:
+        self.context = context
+        self.record: Session
+
+    def opened(self, peer: Any) -> None:
+        """Journal the connection, its faults drawn at ``/smtp`` or ``/imap``."""
+        self.record = Session.open(self.context.runtime, self.protocol, peer)
+        self.notes.operation, self.notes.tls = self.protocol.lower(), False
+
+    @property
+    def notes(self) -> MssNotes:
+        return session_notes(self.record)
+
+    def refusal(self) -> str | None:
+        """The server is busy for this session: the ``server_busy`` service fault, or any ``http_error`` rule."""
+        busy = self.record.fired(FaultKind.SERVICE_FAULT, "server_busy") or self.record.fired(FaultKind.HTTP_ERROR)
+        return self.busy_reply if busy else None
+
+    def starttls_refusal(self) -> str | None:
+        return self.starttls_unavailable_reply if "starttls_unavailable" in self.record.behaviours else None
+
+    def tls_started(self) -> None:
+        self.notes.tls = True
+
+    async def verify(self, mechanism: str, credentials: Credentials | None, certificate: bytes | None,
+                     problem: str = "") -> str | None:
+        """The mailbox these SASL credentials open, or None; the attempt (never the token) goes into the notes."""
+        attempt = await self._attempt(mechanism, credentials, certificate, problem)
+        self.notes.auth.append(attempt)
+        if attempt.outcome == "refused" or attempt.mailbox is None:
+            return None
+        return attempt.mailbox if attempt.mechanism == "EXTERNAL" else attempt.mailbox.lower()
+
+    async def _attempt(self, mechanism: str, credentials: Credentials | None, certificate: bytes | None,
+                       problem: str) -> AuthAttempt:
+        if credentials is None:
+            return AuthAttempt(mechanism=mechanism, outcome="refused", reason=problem)
+        mailbox, trust = credentials.user, self.context.post.trust
+        if mechanism == "EXTERNAL":
+            cn = certificate_cn(certificate)
+            if trust.opens(mailbox, certificate_cn=cn):
+                return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, certificate_cn=cn)
+            return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, certificate_cn=cn,
+                               reason=f"certificate {cn!r} does not open application mailbox {mailbox}")
+        verdict = await asyncio.to_thread(introspect, self.context.psc(), credentials.token or "")
+        if not verdict.active:
+            return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=False,
+                               reason=verdict.reason)
+        if not trust.opens(mailbox, national_id=verdict.national_id):
+            return AuthAttempt(mechanism=mechanism, outcome="refused", mailbox=mailbox, token_active=True,
+                               national_id=verdict.national_id,
+                               reason=f"professional {verdict.national_id} holds no mailbox {mailbox}")
+        return AuthAttempt(mechanism=mechanism, outcome="accepted", mailbox=mailbox, token_active=True,
+                           national_id=verdict.national_id)

@@ -19,7 +19,7 @@ import httpx
 from lxml import etree
 
 from esante.harness.driver import ActionOutcome
-from esante.harness.reference.mss.mail import (
+from esante.harness.reference.mssante.mail import (
     Document,
     Unreadable,
     letter,
@@ -27,7 +27,7 @@ from esante.harness.reference.mss.mail import (
     received_patient,
     unknown_patient_error,
 )
-from esante.harness.reference.mss.models import (
+from esante.harness.reference.mssante.models import (
     DocumentParams,
     MssReport,
     ProfessionalRecipient,
@@ -36,7 +36,7 @@ from esante.harness.reference.mss.models import (
     SendParams,
     SignedIn,
 )
-from esante.harness.reference.mss.transport import Credentials, MailFailure, MailServers, MailTransport
+from esante.harness.reference.mssante.transport import Credentials, MailFailure, MailServers, MailTransport
 from esante.harness.reference.parts import NotConfigured, ReferenceContext
 from esante.harness.reference.psc.client import MAX_PENDING_LOGINS, PendingLogin, PscClient, Session
 from esante.harness.reference.psc.tokens import PscError

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from esante.harness.driver import ActionOutcome
-from esante.harness.reference.mss.candidate import MssCandidate, report
-from esante.harness.reference.mss.models import LoginParams, LookupParams, MssReport, SendParams
-from esante.harness.reference.mss.transport import MailFailure
+from esante.harness.reference.mssante.candidate import MssCandidate, report
+from esante.harness.reference.mssante.models import LoginParams, LookupParams, MssReport, SendParams
+from esante.harness.reference.mssante.transport import MailFailure
 from esante.harness.reference.parts import NoParams, NotConfigured, Part, ReferenceContext, validated
 from esante.harness.reference.psc.tokens import PscError
 

@@ -2,6 +2,6 @@
 directory, SMTP and IMAP with STARTTLS, structured documents in XDM, read receipts), with the named defects of
 the MSSanté kit. It shares no code with the simulator that judges it, only protocol constants."""
 
-from esante.harness.reference.mss.part import MssPart
+from esante.harness.reference.mssante.part import MssPart
 
 __all__ = ["MssPart"]
