@@ -144,7 +144,7 @@ def mes_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @given(method=st.sampled_from(["GET", "POST", "DELETE"]),
        path=st.sampled_from([mes.AUTHORIZE_PATH, mes.CONSENT_PATH, mes.TOKEN_PATH, mes.REVOKE_PATH, mes.PAIRING_PATH,
-                             mes.USER_PAIRINGS_PATH, mes.CATALOGUE_PATH, mes.CRITERIA_PATH]),
+                             f"{mes.USER_PAIRINGS_PATH}/p-unknown/revoke", mes.CATALOGUE_PATH, mes.CRITERIA_PATH]),
        form=_form(MES_CLIENTS), query=QUERY, headers=_authorization(MES_CLIENTS))
 def test_mes_oauth_routes_answer_anything_in_their_own_form(mes_sim: Lab, method: str, path: str,
                                                             form: list[tuple[str, str]], query: dict[str, str],
