@@ -11,6 +11,12 @@ empty, rename, new text, new attribute, nested deeper); :data:`JSON` and :data:`
 almost-FHIR JSON; :data:`AWKWARD` the values outsiders tried (numeric and impossible dates, huge numbers, control
 characters, injection-like text); :func:`jwtish` tokens that look like JWTs and are not.
 
+The six 500s and the stall outsiders found are regression cases: PSC's client assertions whose payload is a
+list or whose subject is an object (test_psc_exactness.py, and @examples in test_fuzz_http.py); MES's
+``GET /fhir/Patient`` and numeric dates (MES_OUTSIDERS in test_fuzz_http.py); the DMP's impossible date
+(test_fuzz_soap.py, test_dmp_schemas.py); the message that froze every mail session for 13 s
+(test_mssante_smtp.py, test_fuzz_mail.py). Those fuzzing found since are kept beside the property that found them.
+
 How many examples each property tries is the hypothesis profile's (``tests/conftest.py``): ``ci``, the default,
 is short and derandomised (the same examples each run, a few minutes for all of them); ``release`` is long and
 random, for release checks: ``pytest tests/test_fuzz_*.py --hypothesis-profile=release``.
