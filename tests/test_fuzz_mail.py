@@ -201,13 +201,12 @@ def imap_command(wire_: Wire, tag: bytes, parts: list[bytes]) -> bytes:
 
 def _until_tagged(wire_: Wire, tag: bytes, line: bytes) -> bytes:
     while True:
-        match = IMAP_TAGGED.match(line)
-        if match:  # tagged with another tag: a server answering a command it never got
-            assert match.group(1) == tag, line
-            return match.group(2)
         if line.startswith(b"* BYE"):
             return b"BYE"
-        assert line.startswith((b"* ", b"+ ", b"+\r\n")), line  # untagged data or a continuation
+        if not line.startswith((b"* ", b"+ ", b"+\r\n")):  # not untagged data nor a continuation: the answer
+            match = IMAP_TAGGED.match(line)
+            assert match and match.group(1) == tag, line  # in the form, and to this command
+            return match.group(2)
         line = wire_.line()
 
 
@@ -243,6 +242,7 @@ def _imap_session(lab: Lab, commands: list[tuple[str, str, list[bytes]]], token:
 @given(commands=IMAP_COMMANDS, signed_in=st.booleans())
 @example(commands=[("APPEND", "INBOX", [b"x" * 60, b"y"]), ("FETCH", "1:* BODY[]", [])], signed_in=True)
 @example(commands=[("AUTHENTICATE", "XOAUTH2", [b"\x00" * 60])], signed_in=False)
+@example(commands=[("SELECT", "INBOX", []), ("UID SEARCH", "ALL", [])], signed_in=True)  # untagged * OK lines
 def test_imap_answers_any_command_stream_in_its_own_form(lab: Lab, tokens: dict[str, str],
                                                          commands: list[tuple[str, str, list[bytes]]],
                                                          signed_in: bool) -> None:
