@@ -1,9 +1,12 @@
 """``esante``: the command line of esante-conformance.
 
-Exit codes of ``esante run`` (for CI): 0 every case passed (or was skipped), 1 at least one case failed,
-3 no failure but an error or an inconclusive case, 4 the run could not start (bad campaign, unreachable
-candidate, a defect of another campaign), 130 an operator session interrupted (``--resume`` takes it up).
-``esante verify``: 0 intact, 1 altered. Usage errors (a missing file, an unknown option): 2.
+Exit codes of ``esante run`` (for CI): 0 every case passed (or was skipped, some case having been played),
+1 at least one case failed, 3 no failure but an error or an inconclusive case, or no case played at all, 4 the run
+could not start (bad campaign, unknown case id, nothing to play, an output folder holding a run, unreachable
+candidate, a defect of another campaign), 130 interrupted by SIGINT (Ctrl-C) and 143 by SIGTERM: the reports and
+the bundle are written and say so (an operator session interrupted is saved instead: ``--resume`` takes it up).
+``esante verify``: 0 intact, 1 altered. ``esante report``: 0 written, 4 no run there. Usage errors (a missing file,
+an unknown option): 2.
 
 When standard output is not a terminal (a CI log), lines are never wrapped and ``esante run`` prints one line
 per case as it goes; on a terminal it shows a progress bar. Each command is one function below; sub-commands
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Conformance simulators and certification campaigns for French digital-health services.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
-EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN, EXIT_INTERRUPTED = 1, 3, 4, 130
+EXIT_FAILED, EXIT_UNSURE, EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 3, 4, 130, 143
 #: The width of the output when it is not a terminal: wide enough that nothing is ever wrapped.
 UNWRAPPED = 100_000
 
@@ -60,6 +63,10 @@ def _fail(what: str, why: str, code: int = EXIT_CANNOT_RUN) -> NoReturn:
 
 def exit_code(result: RunResult) -> int:
     verdicts = {c.verdict for c in result.cases}
+    if result.interrupted:
+        return EXIT_TERMINATED if result.interrupted == "SIGTERM" else EXIT_INTERRUPTED
+    if verdicts <= {Verdict.SKIPPED}:  # nothing was played: never a green build
+        return EXIT_UNSURE
     if Verdict.FAILED in verdicts:
         return EXIT_FAILED
     if verdicts & {Verdict.ERROR, Verdict.INCONCLUSIVE}:
@@ -83,10 +90,12 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
                                                      "(started from the image for the run), or a YAML file with "
                                                      "the URL of each simulator already running"),
         image: str | None = typer.Option(None, envvar="ESANTE_IMAGE", help="--simulators containers: the image "
-                                                                           "[default: esante-conformance:latest]")
+                                                                           "[default: esante-conformance:latest]"),
+        force: bool = typer.Option(False, "--force", help="replace the run the --out folder already holds")
         ) -> None:
     """Play a campaign against a candidate and write the reports and the evidence bundle."""
     from esante.harness.run_display import RunDisplay
+    from esante.harness.runner import Interrupted
     from esante.harness.session import RunInterrupted, RunRequest, play
 
     if resume is not None and (not operator or case):
@@ -95,7 +104,7 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
     request = RunRequest(campaign=campaign, candidate=candidate, out_dir=resume or out, defects=defect,
                          mode=Mode.OPERATOR if operator else Mode.DRIVER, case_ids=set(case) or None,
                          tls=not plain_http, signing_key=signing_key, simulators=simulators, image=image,
-                         resume=resume is not None)
+                         resume=resume is not None, force=force)
     again = ["esante", "run", campaign, "--candidate", candidate, *(a for d in defect for a in ("--defect", d)),
              *(["--operator"] if operator else []), *(["--plain-http"] if plain_http else []),
              *(["--simulators", simulators] if simulators != "local" else [])]
@@ -106,6 +115,9 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
         console.print(Text(f"\n{stopped}"), soft_wrap=True)
         console.print(Text("resume: " + shlex.join([*again, "--resume", str(stopped.out_dir)])), soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Interrupted as stop:
+        _fail("interrupted", f"{stop.signal_name} before the run began: nothing to report",
+              EXIT_TERMINATED if stop.signal_name == "SIGTERM" else EXIT_INTERRUPTED)
     except (CampaignError, FileNotFoundError, DriverError, ValueError) as exc:
         _fail("cannot run", str(exc))
     _summary(output, again)
@@ -113,6 +125,7 @@ def run(campaign: str = typer.Argument(..., help="campaign file, or a shipped ca
 
 
 def _summary(output: RunOutput, again: list[str]) -> None:
+    from esante.reports.model import interruption
     from esante.reports.terminal import requirement_table, what_next
 
     result = output.result
@@ -120,6 +133,8 @@ def _summary(output: RunOutput, again: list[str]) -> None:
     console.print(Text.assemble("\n", (f"{result.campaign.id} {result.campaign.version}", "bold"),
                                 f" against {result.candidate.name} {result.candidate.version}: {counts}"))
     console.print(requirement_table(result))
+    if result.interrupted:
+        console.print(Text(interruption(result), style="red"), soft_wrap=True)
     for label, value in (("run id", result.run_id), ("HTML report", output.reports.html),
                          ("PDF report", output.reports.pdf), ("JSON report", output.reports.json),
                          ("JUnit XML", output.reports.junit), ("evidence", output.reports.bundle)):
@@ -129,23 +144,33 @@ def _summary(output: RunOutput, again: list[str]) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a finished run's folder (report.json, evidence.sqlite, "
+def report(run_dir: Path = typer.Argument(..., help="a run's folder (report.json, evidence.sqlite, "
                                                     "evidence-bundle.zip)"),
            pdf: bool = typer.Option(False, "--pdf", help="write report.pdf"),
            html: bool = typer.Option(False, "--html", help="write report.html"),
            json_: bool = typer.Option(False, "--json", help="write report.json (in the current schema)"),
-           out: Path | None = typer.Option(None, help="write there instead of into RUN_DIR")) -> None:
+           out: Path | None = typer.Option(None, help="write there instead of into RUN_DIR"),
+           signing_key: Path | None = typer.Option(None, help="a rebuilt run: Ed25519 key signing its bundle")) -> None:
     """Render a finished run's reports again from its report.json (the PDF when no format is named); the
-    evidence bundle is left as it was signed."""
-    from esante.reports.rerender import RunFolderError, rerender
+    evidence bundle is left as it was signed. A run killed before it wrote its reports (no report.json) is
+    rebuilt from its evidence store: every report and a signed bundle, marked incomplete."""
+    from esante.reports.model import interruption
+    from esante.reports.rerender import RunFolderError, needs_rebuild, rebuild_folder, rerender
 
     formats = tuple(name for name, wanted in (("pdf", pdf), ("html", html), ("json", json_)) if wanted) or ("pdf",)
     try:
-        written = rerender(run_dir, formats, out)
+        if needs_rebuild(run_dir):
+            result, paths = rebuild_folder(run_dir, out, signing_key)
+            console.print(Text(f"rebuilt from the evidence store: {interruption(result) or 'complete run'}"),
+                          soft_wrap=True)
+            written = {"JSON report": paths.json, "JUnit XML": paths.junit, "HTML report": paths.html,
+                       "evidence": paths.bundle, "PDF report": paths.pdf}
+        else:
+            written = {f"{name.upper():<4} report": path for name, path in rerender(run_dir, formats, out).items()}
     except RunFolderError as exc:
         _fail("cannot render", str(exc))
-    for name, path in written.items():
-        console.print(f"{name.upper():<4} report {path}", soft_wrap=True, highlight=False)
+    for label, path in written.items():
+        console.print(f"{label} {path}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -122,6 +122,7 @@ def judge(request: JudgeRequest) -> JudgeOutput:
     judgement = _Judgement(loaded, store, run_id, captured_run, request.case_ids)
     result = judgement.run()
     paths = write_reports(result, store, out_dir, signing_key=request.signing_key)
+    store.close()  # the judgement's evidence.sqlite is then one self-contained file
     return JudgeOutput(result, out_dir, store.path, paths)
 
 

@@ -35,7 +35,6 @@ from esante.reports.model import (
     CaseResult,
     CheckResult,
     EvidenceRef,
-    ExchangeSummary,
     RunResult,
     StepResult,
     Verdict,
@@ -44,12 +43,11 @@ from esante.reports.model import (
 from esante.reports.model import (
     CandidateInfo as CandidateResult,
 )
-from esante.simulators.core.evidence import EvidenceStore, Record, sha256_hex, utc_now
+from esante.reports.rebuild import attestation_result, exchange_summary, step_result
+from esante.simulators.core.evidence import EvidenceStore, Record, utc_now
 from esante.simulators.core.journal import Exchange
 from esante.simulators.dataset import Dataset, load_dataset
-from esante.simulators.kits.xml import pretty
 
-EXCERPT_CHARS = 20_000
 MAX_BROWSER_TRIPS = 4  # sign-in, then e.g. a consent or a logout round trip: more is a redirect loop
 
 
@@ -97,8 +95,13 @@ class _CaseState:
     since: int = 0  # the case's start record: what the simulators journaled before it is not this attempt's
 
 
-def _ref(record: Record, label: str = "") -> EvidenceRef:
-    return EvidenceRef(seq=record.seq, digest=record.digest, kind=record.kind, label=label)
+class Interrupted(BaseException):
+    """A signal (SIGINT, SIGTERM) stopped the run while it played: the case under way is not judged, the cases after
+    it are not run, and the run still ends with its verdicts (``RunResult.interrupted`` names the signal)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 class CampaignRunner:
@@ -135,27 +138,63 @@ class CampaignRunner:
         header = self.campaign.campaign
         done = self.resumed.results if self.resumed else {}
         self.store.append("run.resume" if self.resumed else "run.start", {
-            "campaign": header.model_dump(), "campaign_sha256": self.loaded.sha256,
+            "campaign": header.model_dump(), "campaign_sha256": self.loaded.sha256, "file": str(self.loaded.path),
+            "requirements": self.campaign.requirements, "cases": self._plan(),
             "candidate": candidate.model_dump(), "harness_version": __version__, "mode": self.mode.value,
             "simulators": self.env.endpoints, **({"cases_done": sorted(done)} if self.resumed else {})},
             run_id=self.run_id)
         to_play = [c.id for c in self.campaign.cases if c.id not in done and self._skip_reason(c) is None]
         positions = {case_id: n for n, case_id in enumerate(to_play, 1)}
-        cases = []
+        results: dict[str, CaseResult] = dict(done)
+        stop: Interrupted | None = None
         for case in self.campaign.cases:
-            if case.id in done:
-                cases.append(done[case.id])
+            if case.id in results:
                 continue
-            if case.id in positions:
-                self.progress(CaseProgress(positions[case.id], len(to_play), case))
-            result = self._play(case)
-            cases.append(result)
-            if case.id in positions:
-                self.progress(CaseProgress(positions[case.id], len(to_play), case, result))
+            if stop is not None:
+                results[case.id] = self._not_run(case, stop)
+                continue
+            try:
+                if case.id in positions:
+                    self.progress(CaseProgress(positions[case.id], len(to_play), case))
+                results[case.id] = self._play(case)
+                if case.id in positions:
+                    self.progress(CaseProgress(positions[case.id], len(to_play), case, results[case.id]))
+            except Interrupted as interrupted:
+                stop = interrupted
+                results.setdefault(case.id, self._interrupted(case, interrupted))
+        cases = [results[case.id] for case in self.campaign.cases]
         return run_result(self.loaded, self.store, self.run_id, started, cases, simulators=self.env.endpoints,
                           candidate=CandidateResult(name=candidate.name, version=candidate.version,
                                                     vendor=candidate.vendor, mode=self.mode.value,
-                                                    url=self.driver.base_url if self.driver else None))
+                                                    url=self.driver.base_url if self.driver else None),
+                          interrupted=stop.signal_name if stop else None)
+
+    def _plan(self) -> list[dict[str, Any]]:
+        """The cases as this run plays them, recorded at its start: what rebuilds its reports from the evidence
+        alone should it be killed (:func:`esante.reports.rebuild.rebuild`)."""
+        return [{"id": c.id, "title": c.title, "requirements": c.requirements, "severity": c.severity.value,
+                 "skip": self._skip_reason(c)} for c in self.campaign.cases]
+
+    def _interrupted(self, case: TestCase, stop: Interrupted) -> CaseResult:
+        """The case under way when the signal came: an error saying so, with what it had exchanged so far."""
+        started, t0 = utc_now(), time.perf_counter()
+        begun = self.store.records(kind="case.start", run_id=self.run_id, case_id=case.id)
+        since = begun[-1].seq if begun else self.store.last_seq()
+        self._file_under(None)
+        reason = f"interrupted ({stop.signal_name}) while this case played: not judged"
+        record = self.store.append("case.verdict", {"verdict": Verdict.ERROR.value, "reason": reason},
+                                   run_id=self.run_id, case_id=case.id)
+        steps = [step_result(r) for r in self.store.records(kind="step", run_id=self.run_id, case_id=case.id,
+                                                           since=since)]
+        return self._result(case, started, t0, Verdict.ERROR, reason, _CaseState(step_results=steps), [],
+                            self._observed(case, since), record)
+
+    def _not_run(self, case: TestCase, stop: Interrupted) -> CaseResult:
+        reason = self._skip_reason(case) or f"not run: the run was interrupted ({stop.signal_name})"
+        record = self.store.append("case.verdict", {"verdict": Verdict.SKIPPED.value, "reason": reason},
+                                   run_id=self.run_id, case_id=case.id)
+        return self._result(case, utc_now(), time.perf_counter(), Verdict.SKIPPED, reason, _CaseState(), [], [],
+                            record)
 
     # -- one test case ---------------------------------------------------------------------------------------
     def _play(self, case: TestCase) -> CaseResult:
@@ -243,17 +282,13 @@ class CampaignRunner:
             t = time.perf_counter()
             report = self.operator.perform(case.id, spec, step.instruction or spec.instruction, params)
             elapsed = (time.perf_counter() - t) * 1000
-        payload = {"index": index, "action": spec.name, "params": params, "report": report.model_dump(mode="json"),
-                   "elapsed_ms": elapsed, "mode": self.mode.value}
+        payload = {"index": index, "action": spec.name, "description": spec.title, "params": params,
+                   "report": report.model_dump(mode="json"), "elapsed_ms": elapsed, "mode": self.mode.value}
         if trips:
             payload["browser"] = trips
         record = self.store.append("step", payload, run_id=self.run_id, case_id=case.id)
         state.steps.append(StepObservation(index, spec.name, params, report, elapsed, seq=record.seq))
-        state.step_results.append(StepResult(
-            index=index, kind="action", description=spec.title, outcome=report.outcome.value,
-            detail={"params": params, "report": report.model_dump(mode="json", exclude_none=True),
-                    "elapsed_ms": round(elapsed, 1), **({"browser": trips} if trips else {})},
-            evidence=[_ref(record, f"step {index + 1}")]))
+        state.step_results.append(step_result(record))
 
     def _browse(self, case: TestCase, spec: ActionSpec, params: dict[str, Any], report: ActionReport,
                 state: _CaseState, trips: list[dict[str, Any]]) -> ActionReport:
@@ -291,11 +326,9 @@ class CampaignRunner:
                                                    "confirmed": answer.confirmed, "note": answer.note,
                                                    "attachment_name": answer.attachment_name},
                                    run_id=self.run_id, case_id=case.id, blobs=blobs)
-        ref = _ref(record, f"attestation {index + 1}")
         state.steps.append(StepObservation(index, None, {}, None, attested=answer.confirmed, seq=record.seq))
-        state.step_results.append(StepResult(index=index, kind="attest", description=step.attest,
-                                             outcome="confirmed" if answer.confirmed else "not confirmed",
-                                             detail={"note": answer.note}, evidence=[ref]))
+        state.step_results.append(attestation_result(record))
+        ref = state.step_results[-1].evidence[0]
         state.problems.append(CheckResult(
             check="operator.attestation", requirements=case.requirements,
             verdict=Verdict.PASSED if answer.confirmed else Verdict.FAILED,
@@ -332,9 +365,11 @@ class CampaignRunner:
 
 
 def run_result(loaded: LoadedCampaign, store: EvidenceStore, run_id: str, started: str, cases: list[CaseResult], *,
-               candidate: CandidateResult, simulators: dict[str, str]) -> RunResult:
-    """Close a run in the evidence (``run.end``, its verdict counts) and give the results model the reports render."""
-    last = store.append("run.end", {"counts": {v.value: sum(c.verdict == v for c in cases) for v in Verdict}},
+               candidate: CandidateResult, simulators: dict[str, str], interrupted: str | None = None) -> RunResult:
+    """Close a run in the evidence (``run.end``, its verdict counts, the signal that stopped it) and give the
+    results model the reports render."""
+    counts = {v.value: sum(c.verdict == v for c in cases) for v in Verdict}
+    last = store.append("run.end", {"counts": counts, **({"interrupted": interrupted} if interrupted else {})},
                         run_id=run_id)
     header = loaded.campaign.campaign
     return RunResult(
@@ -342,7 +377,7 @@ def run_result(loaded: LoadedCampaign, store: EvidenceStore, run_id: str, starte
         campaign=CampaignInfo(id=header.id, version=header.version, title=header.title, file=str(loaded.path),
                               sha256=loaded.sha256, requirements=loaded.campaign.requirements),
         candidate=candidate, simulators=simulators, cases=cases, evidence_chain_head=last.chain,
-        evidence_records=last.seq)
+        evidence_records=last.seq, interrupted=interrupted)
 
 
 def verdict_reason(verdict: Verdict, checks: list[CheckResult]) -> str:
@@ -373,22 +408,3 @@ def check_result(registered: RegisteredCheck, ctx: CheckContext) -> CheckResult:
                         label=f"{e.simulator} {e.method} {e.path}") for e in outcome.exchanges]
     return CheckResult(check=registered.name, requirements=requirements, verdict=outcome.verdict,
                        message=outcome.message, evidence=refs)
-
-
-def exchange_summary(e: Exchange) -> ExchangeSummary:
-    """An exchange as the reports show it."""
-    notes = dict(e.notes)
-    operation, faults = notes.pop("operation", None), notes.pop("injected_faults", None) or []
-    return ExchangeSummary(
-        id=e.id, simulator=e.simulator, received_at=e.received_at, method=e.method, path=e.path,
-        status=e.status, outcome=e.outcome, operation=operation,
-        client_cert_subject=e.client_cert_subject, duration_ms=e.duration_ms,
-        request_sha256=sha256_hex(e.request_body),
-        response_sha256=sha256_hex(e.response_body) if e.response_seq else None,
-        request_excerpt=pretty(e.request_body)[:EXCERPT_CHARS],
-        response_excerpt=pretty(e.response_body)[:EXCERPT_CHARS],
-        request_seq=e.request_seq, response_seq=e.response_seq,
-        scheme=e.scheme, query=e.query, request_headers=list(e.request_headers),
-        response_headers=list(e.response_headers), request_truncated=e.request_truncated,
-        injected_faults=list(faults), notes=notes, request_record_digest=e.request_digest,
-        response_record_digest=e.response_digest)

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from esante.reports.model import ExchangeSummary, RunResult
+from esante.reports.model import ExchangeSummary, RunResult, interruption
 from esante.simulators.core.evidence import EvidenceStore, sha256_hex, snapshot, utc_now
 from esante.simulators.core.evidence.bundle import (
     BLOBS,
@@ -129,6 +129,7 @@ def _manifest(result: RunResult, head: str, files: dict[str, str]) -> bytes:
                      "file": result.campaign.file, "sha256": result.campaign.sha256},
         "candidate": result.candidate.model_dump(mode="json"),
         "harness_version": result.harness_version, "created_at": utc_now(), "evidence_chain_head": head,
+        **({"interrupted": interruption(result)} if result.interrupted else {}),
         "files": dict(sorted(files.items())),
     }
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()

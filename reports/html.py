@@ -40,6 +40,7 @@ from esante.reports.model import (
     ExchangeSummary,
     RunResult,
     Verdict,
+    interruption,
     judged_requirements,
     requirement_rows,
     requirement_status,
@@ -127,6 +128,7 @@ def render_html(result: RunResult, generated_at: str | None = None) -> str:
     matrix = traceability(result)
     context = {
         "result": result, "counts": result.counts(), "verdict": result.verdict.value, "matrix": matrix,
+        "interruption": interruption(result),
         "covered": sum(row.covered for row in matrix), "judged": sum(row.judged for row in matrix),
         "anchors": _anchors(result), "detail": _detail, "generated_at": generated_at or utc_now(),
         "script": SCRIPT, "csp": _csp(), "Verdict": Verdict,

@@ -12,7 +12,8 @@ exchange's ``scheme``, ``query``, ``request_headers``, ``response_headers``, ``r
 ``injected_faults``, ``notes`` and evidence record digests, and the run's ``requirement_summary`` (derived from the
 cases; ignored when a report is read back). A reader of 1.0 reads the 1.1 fields it knows; a 1.0 report reads as
 1.1 with those fields empty (``esante report`` fills them from the run's evidence store). The schemas forbid
-unknown properties, so a 1.1 report validates against the 1.1 schema only.
+unknown properties, so a 1.1 report validates against the 1.1 schema only. 1.2 adds the run's ``interrupted`` (why
+a run stopped before its end; null for a complete run).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from esante.reports.model import RunResult
 
-SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.1.json"
+SCHEMA_ID = "https://esante-conformance.example/schemas/run-report-1.2.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run-report.schema.json"
 

@@ -179,7 +179,7 @@ class RequirementSummary(Model):
 class RunResult(Model):
     """One run of one campaign against one candidate."""
 
-    schema_version: str = "1.1"
+    schema_version: str = "1.2"
     run_id: str
     started_at: str
     finished_at: str
@@ -190,6 +190,11 @@ class RunResult(Model):
     cases: list[CaseResult]
     evidence_chain_head: str = Field(description="chain value of the last evidence record of the run")
     evidence_records: int
+    # since schema 1.2
+    interrupted: str | None = Field(default=None, description=(
+        "why the run stopped before its end: SIGINT or SIGTERM (the case under way is an error saying so, the "
+        "cases after it skipped as not run), or killed (nothing could be written: esante report rebuilt the "
+        "reports from the evidence store); null for a run that played to its end"))
 
     @model_validator(mode="before")
     @classmethod
@@ -213,3 +218,16 @@ class RunResult(Model):
     def verdict(self) -> Verdict:
         return worst([c.verdict for c in self.cases if c.verdict != Verdict.SKIPPED]) \
             if any(c.verdict != Verdict.SKIPPED for c in self.cases) else Verdict.SKIPPED
+
+
+def interruption(result: RunResult) -> str:
+    """What a run stopped before its end says about itself, in one line (empty for a complete run): the reports,
+    the terminal and the bundle's verifier all say it in these words."""
+    if not result.interrupted:
+        return ""
+    cause = ("killed before its end (these reports were rebuilt from the evidence store)"
+             if result.interrupted == "killed" else f"interrupted by {result.interrupted}")
+    broken = [c.id for c in result.cases if c.verdict is Verdict.ERROR and c.reason.startswith("interrupted")]
+    not_run = sum(c.verdict is Verdict.SKIPPED and c.reason.startswith("not run") for c in result.cases)
+    return (f"INCOMPLETE RUN: {cause}; " + (f"{', '.join(broken)} not judged, " if broken else "")
+            + f"{not_run} case(s) not run")

@@ -44,6 +44,7 @@ from esante.reports.model import (
     ExchangeSummary,
     RunResult,
     Verdict,
+    interruption,
     requirement_rows,
     requirement_status,
 )
@@ -282,6 +283,7 @@ class PdfReport:
             ("Finished", result.finished_at),
             ("Report generated", self.generated_at),
             ("Overall verdict", result.verdict.value),
+            *([("Incomplete", interruption(result))] if result.interrupted else []),
             ("Evidence", f"{result.evidence_records} records; chain head {result.evidence_chain_head}"),
             ("Evidence bundle", f"{bundle.name} SHA-256 {bundle.sha256}" if bundle else "not written"),
             ("Bundle signer", (bundle.signer or "unreadable") if bundle else "—"),

@@ -3,6 +3,10 @@ filling what an older report did not carry (the headers, query, faults and notes
 report schema 1.1), and its evidence bundle named on the PDF's cover.
 
 Nothing is played again and nothing in the bundle changes: the bundle keeps the reports it was signed with.
+
+A run killed before it could write anything (SIGKILL: no ``report.json``) is rebuilt instead
+(:func:`rebuild_folder`): its results come from the evidence store alone (:mod:`esante.reports.rebuild`), and every
+report and a new signed bundle are written, saying the run is incomplete.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from esante.reports import BUNDLE_NAME, PDF_NAME
+from esante.reports import BUNDLE_NAME, PDF_NAME, ReportPaths, write_reports
 from esante.reports.html import write_html
 from esante.reports.json_report import write_json
 from esante.reports.model import ExchangeSummary, RunResult
 from esante.reports.pdf import write_pdf
-from esante.simulators.core.evidence import snapshot
+from esante.reports.rebuild import NoRunRecorded, rebuild
+from esante.simulators.core.evidence import EvidenceStore, snapshot
 
 REPORT_JSON, REPORT_HTML, EVIDENCE = "report.json", "report.html", "evidence.sqlite"
 FORMATS = ("pdf", "html", "json")
@@ -113,3 +118,22 @@ def rerender(folder: Path, formats: tuple[str, ...] = ("pdf",), out_dir: Path | 
     if "pdf" in formats:
         written["pdf"] = write_pdf(run.result, out / PDF_NAME, bundle=run.bundle)
     return written
+
+
+def needs_rebuild(folder: Path) -> bool:
+    """A run folder whose run was killed before it wrote its reports: an evidence store, no ``report.json``."""
+    return not (Path(folder) / REPORT_JSON).is_file() and (Path(folder) / EVIDENCE).is_file()
+
+
+def rebuild_folder(folder: Path, out_dir: Path | None = None,
+                   signing_key: Path | None = None) -> tuple[RunResult, ReportPaths]:
+    """Rebuild, from ``folder``'s evidence store alone, the results of the last run it holds, and write all its
+    reports and a signed bundle into ``out_dir`` (default: the run folder); the store is left self-contained."""
+    try:
+        with EvidenceStore(Path(folder) / EVIDENCE) as store:
+            result = rebuild(store)
+            return result, write_reports(result, store, Path(out_dir or folder), signing_key=signing_key)
+    except NoRunRecorded as exc:
+        raise RunFolderError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise RunFolderError(f"{Path(folder) / EVIDENCE}: not a readable evidence store ({exc})") from None

@@ -1,13 +1,16 @@
-"""Shared fixtures: simulators of a lab (esante.harness.lab) as the tests handle them, and official INSi vectors."""
+"""Shared fixtures: simulators of a lab (esante.harness.lab) as the tests handle them, and official INSi vectors;
+the hypothesis profiles of the fuzzing properties (tests/fuzz.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 from joserfc.jwk import RSAKey
 from lxml import etree
 
@@ -19,6 +22,21 @@ from esante.simulators.insi.protocol import NS_CTXLPS, NS_RECSANS
 from esante.simulators.psc import PscSimulator
 
 VECTORS = Path(__file__).parent / "vectors"
+
+# Hypothesis profiles. "ci" (the default, what .ci/run plays): few examples, the same ones each run (derandomised:
+# a red build is the change's, not the draw's), a few minutes for every property of the suite. "release": many
+# random examples, for release checks (an hour or so): pytest tests/test_fuzz_*.py --hypothesis-profile=release
+# (or ESANTE_HYPOTHESIS_PROFILE=release). Tests that set their own max_examples keep them in both.
+_SLOW_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=_SLOW_FIXTURES)
+settings.register_profile("release", max_examples=3000, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_FIXTURES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("hypothesis_profile", None):  # --hypothesis-profile=NAME wins
+        settings.load_profile(os.environ.get("ESANTE_HYPOTHESIS_PROFILE", "ci"))
 SOAP12 = "application/soap+xml; charset=utf-8"
 REF_IDAM = "ESANTE-REF-0001"
 

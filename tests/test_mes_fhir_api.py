@@ -28,6 +28,7 @@ from esante.simulators.dataset import load_dataset
 from esante.simulators.kits.fhir.validation import r4_schema, schema_problems
 from esante.simulators.mes import MesSimulator
 from esante.simulators.mes.measures import catalogue
+from tests.fuzz import FHIRISH, JSON
 
 ALL_SCOPES = lab.WRITE_SCOPES + " patient/DocumentReference.read"
 FHIR_JSON = "application/fhir+json"
@@ -356,17 +357,6 @@ def test_a_body_in_another_format_is_415(api: Api) -> None:
 
 
 # -- hostile input: never a 5xx -------------------------------------------------------------------------------------
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                max_size=4), max_leaves=20)
-KEYS = st.sampled_from(["resourceType", "type", "entry", "resource", "request", "status", "start", "end",
-                        "participant", "identifier", "valueQuantity", "effectiveDateTime", "code", "subject",
-                        "content", "masterIdentifier", "fullUrl", "ifNoneExist", "meta", "id"])
-FHIRISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12) |
-                       st.sampled_from(["Bundle", "transaction", "Observation", "Appointment", "booked",
-                                        "2026-01-01T10:00:00Z", "POST", "Device"]),
-                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=6),
-                       max_leaves=30)
 WRITES = st.sampled_from([("POST", ""), ("POST", "/DocumentReference"), ("POST", "/Appointment"),
                           ("PUT", "/Appointment?identifier=a|b"), ("PUT", "/Appointment/x")])
 QUERY = st.lists(st.tuples(st.sampled_from(["code", "date", "status", "patient", "subject", "_count", "_offset",

@@ -61,7 +61,8 @@ def _sign_in_and_out(tmp_path: Path, backchannel_uri: str) -> tuple[dict[str, An
         answer = lab.client.get(psc.url + LOGOUT_PATH, params={"id_token_hint": tokens["id_token"]})
         assert answer.status_code == 200
         keys = KeySet.import_key_set(lab.client.get(psc.url + JWKS_PATH).json())
-        return tokens, keys, lab.store
+    # the lab closed its store on the way out: the file alone holds the journal
+    return tokens, keys, EvidenceStore(tmp_path / "evidence.sqlite")
 
 
 def test_ending_a_session_posts_a_signed_logout_token_to_its_clients(tmp_path: Path,

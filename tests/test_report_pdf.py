@@ -69,7 +69,7 @@ def test_cover_names_the_run_the_candidate_and_the_bundle(written: tuple[RunResu
     digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
     signer = fingerprint(public_key_pem(load_or_create_key(bundle.parent.parent / "key.pem")))
     for text in ("Conformance report", "Conformité INSi — téléservice", _flat(FRENCH), "4.2", "Acme", "driver mode",
-                 RUN_ID, "insi version 1.2", "c" * 64, "esante-conformance 0.1.0", "report schema 1.1",
+                 RUN_ID, "insi version 1.2", "c" * 64, "esante-conformance 0.1.0", "report schema 1.2",
                  "https://127.0.0.1:8443", "2026-01-01T10:00:00.000000Z", "2026-01-01T10:00:03.500000Z",
                  "Overall verdict: failed", "1 passed, 1 failed, 1 skipped, 1 inconclusive", result.evidence_chain_head,
                  f"evidence-bundle.zip SHA-256 {digest}", signer):

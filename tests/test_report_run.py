@@ -79,7 +79,7 @@ def test_exchanges_carry_headers_faults_and_record_digests(insi: RunOutput) -> N
 def test_report_json_has_the_per_requirement_summary(insi: RunOutput) -> None:
     data = json.loads(insi.reports.json.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))).validate(data)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     summary = {row["id"]: row for row in data["requirement_summary"]}
     assert list(summary) == [row.id for row in traceability(insi.result)]
     assert {rid: row["status"] for rid, row in summary.items()} == \
@@ -164,7 +164,7 @@ def test_a_report_from_before_schema_1_1_is_completed_from_the_evidence_store(in
     assert run.enriched == sum(len(c.exchanges) for c in insi.result.cases)
     assert run.result.model_dump(mode="json")["cases"] == insi.result.model_dump(mode="json")["cases"]
     written = rerender(folder, ("json",))
-    assert json.loads(written["json"].read_text())["schema_version"] == "1.1"
+    assert json.loads(written["json"].read_text())["schema_version"] == "1.2"
     with pytest.raises(ValueError, match="unknown report format"):
         rerender(folder, ("docx",))
 

@@ -203,7 +203,7 @@ def test_shipped_schema_is_up_to_date() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text()
     schema = report_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == "https://esante-conformance.example/schemas/run-report-1.1.json"
+    assert schema["$id"] == "https://esante-conformance.example/schemas/run-report-1.2.json"
 
 
 # -- JUnit ------------------------------------------------------------------------------------------------

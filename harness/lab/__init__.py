@@ -88,6 +88,7 @@ class Lab(LocalEnvironment):
         self.workdir = Path(workdir)
         self.dataset = dataset
         self._client: httpx.Client | None = None
+        self._own_store = store is None  # closed with the lab, so its file is self-contained once the lab stops
         super().__init__(names, store=store or EvidenceStore(self.workdir / "evidence.sqlite"),
                          pki_dir=pki_dir or self.workdir / "pki", tls=tls, dataset=dataset, host=host, ports=ports,
                          options=options, admin_token=admin_token, max_body_bytes=max_body_bytes)
@@ -121,6 +122,8 @@ class Lab(LocalEnvironment):
             self._client.close()
             self._client = None
         super().close()
+        if self._own_store:
+            self.store.close()
 
     def tls_context(self, cert: IssuedCert | None = None) -> ssl.SSLContext:
         """A client TLS context trusting the lab's CA (presenting ``cert`` when given)."""

@@ -110,14 +110,40 @@ class ServerHandle:
         self.stop()
 
 
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn's server, calling ``stopped`` once it has shut down: after a signal uvicorn raises it again once
+    its loop is over (the process then ends as the signal says), so what must happen before the end is done
+    here."""
+
+    def __init__(self, config: uvicorn.Config, stopped: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.stopped = stopped
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self.stopped()
+
+
 def serve(app: Any, *, host: str, port: int, tls: TlsSettings | None = None) -> None:
-    """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
+    """Serve in the foreground until interrupted (SIGINT/SIGTERM); then stop the simulator's listeners and close
+    its evidence store, so the file it leaves is self-contained (no ``-wal`` beside it)."""
     listeners = _listeners_of(app, host, tls)
+    runtime = getattr(app, "runtime", None)
+    done = threading.Event()
+
+    def stopped() -> None:
+        if done.is_set():
+            return
+        done.set()
+        listeners.stop()
+        if runtime is not None:
+            runtime.store.close()
+
     listeners.start()
     try:
-        uvicorn.Server(_uvicorn_config(app, host, port, tls)).run()
+        _ForegroundServer(_uvicorn_config(app, host, port, tls), stopped).run()
     finally:
-        listeners.stop()
+        stopped()
 
 
 class _Listeners:

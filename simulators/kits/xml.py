@@ -6,10 +6,14 @@ sends may make us fetch a URL or expand entities. The parser therefore:
 * refuses any DOCTYPE outright (this defeats XXE and entity-expansion "billion laughs" payloads);
 * never resolves entities, never loads a DTD, never touches the network;
 * refuses inputs over a size cap before parsing, and keeps libxml2's own depth and text-size limits
-  (``huge_tree`` stays off).
+  (``huge_tree`` stays off);
+* refuses a namespace declared with a relative URI (``xmlns:xs="0"``): Namespaces in XML deprecates them, and a
+  document holding one has no canonical form, so XML-DSig can neither sign nor verify it (libxml2's c14n fails).
 """
 
 from __future__ import annotations
+
+import re
 
 from lxml import etree
 
@@ -22,6 +26,22 @@ class XmlRejected(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+#: What looks like a namespace declaration with a relative URI in the bytes: a cheap test, confirmed on the tree
+#: (it may be text or a comment) only when it matches.
+_SUSPECT = re.compile(rb"""xmlns(?::[^\s=]+)?\s*=\s*(["'])(?![A-Za-z][A-Za-z0-9+.-]*:|\1)""")
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _relative_namespace(data: bytes, root: etree._Element) -> str | None:
+    if not _SUSPECT.search(data):
+        return None
+    for element in root.iter(etree.Element):
+        for uri in element.nsmap.values():
+            if uri and not _ABSOLUTE.match(uri):
+                return uri
+    return None
 
 
 def _parser() -> etree.XMLParser:
@@ -44,6 +64,9 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         raise XmlRejected(f"message is not well-formed XML: {exc.msg} (line {exc.lineno})") from None
     if root.getroottree().docinfo.doctype:
         raise XmlRejected("document type declarations are not allowed in this message")
+    relative = _relative_namespace(data, root)
+    if relative is not None:
+        raise XmlRejected(f"namespace URI {relative[:80]!r} is relative: namespace URIs must be absolute")
     return root
 
 

@@ -117,22 +117,30 @@ def check_dossier(text: str | bytes, evidence_dir: Path | None = None) -> Admiss
         mark = getattr(exc, "problem_mark", None)
         result.add(mark.line + 1 if mark else None, "malformed", f"unreadable YAML/JSON: {str(exc)[:200]}")
         return result
+    try:
+        _read_dossier(root, result, evidence_dir)
+    except yaml.constructor.ConstructorError as exc:  # an alias inside its own anchor: a value that never ends
+        mark = exc.problem_mark or exc.context_mark
+        result.add(mark.line + 1 if mark else None, "malformed", f"unreadable YAML/JSON: {str(exc)[:200]}")
+    return result
+
+
+def _read_dossier(root: yaml.Node | None, result: Admissibility, evidence_dir: Path | None) -> None:
     dossier = _mapping(root, "dossier")
     if dossier is None:
         result.add(1, "malformed", "the file must hold a mapping with a 'dossier' key")
-        return result
+        return
     _service(dossier, result)
     answers = _mapping(dossier, "answers")
     if not isinstance(answers, yaml.SequenceNode):
         result.add(_line(dossier), "missing", "dossier.answers (a list, one entry per criterion) is missing")
-        return result
+        return
     for item in answers.value:
         _answer(item, result, evidence_dir)
     for criterion in criteria().values():
         if criterion.mandatory and criterion.id not in result.answers:
             result.add(_line(answers), "missing", f"mandatory criterion {criterion.id} ({criterion.family}) is "
                                                   f"not answered: {criterion.wording}")
-    return result
 
 
 def _line(node: yaml.Node | None) -> int | None:

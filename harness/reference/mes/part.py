@@ -7,6 +7,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
+import httpx
 import yaml
 
 from esante.harness.driver import ActionOutcome
@@ -67,8 +68,11 @@ class MesPart(Part):
             for answer in dossier["dossier"]["answers"]:
                 answer["evidence"] = []
             text = yaml.safe_dump(dossier, allow_unicode=True, sort_keys=False)
-        response = app.client.http.post(DOSSIERS_PATH, content=text.encode(),
-                                        headers={"Content-Type": "application/yaml"})
+        try:
+            response = app.client.http.post(DOSSIERS_PATH, content=text.encode(),
+                                            headers={"Content-Type": "application/yaml"})
+        except httpx.HTTPError as exc:  # as every other call to MES: the user is told it is unavailable
+            return report(ActionOutcome.UNAVAILABLE, f"Mon espace santé unreachable: {exc}")
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 201:
             findings = len(body.get("findings", []))

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from esante.harness.driver import ActionOutcome
 from esante.harness.reference.mssante.candidate import MssCandidate, report
 from esante.harness.reference.mssante.models import LoginParams, LookupParams, MssReport, SendParams
 from esante.harness.reference.mssante.transport import MailFailure
 from esante.harness.reference.parts import NoParams, NotConfigured, Part, ReferenceContext, validated
-from esante.harness.reference.psc.tokens import PscError
+from esante.harness.reference.psc.tokens import PscError, PscUnavailable
 
 Work = Callable[[MssCandidate], MssReport]
 
@@ -48,6 +50,8 @@ class MssPart(Part):
             return report(exc.outcome, str(exc))
         except PscError as exc:
             return report(ActionOutcome.ERROR, f"Pro Santé Connect: {exc}", error_code=exc.error)
+        except (httpx.HTTPError, PscUnavailable) as exc:  # the directory or PSC unreachable: the user is told so
+            return report(ActionOutcome.UNAVAILABLE, str(exc))
 
     @staticmethod
     def _work(action: str, params: dict[str, Any], own_url: str) -> Work:

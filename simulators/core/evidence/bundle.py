@@ -10,7 +10,8 @@ Contents:
 * ``evidence/blobs/<sha256>``: every stored body and attachment, named by its digest;
 * ``exchanges/<case>/<nn>-<simulator>-<exchange>.request.bin|.response.bin``: readable copies of the bodies
   of each case's exchanges, and ``attachments/…``: the operator's attachments under their (sanitised) names;
-* ``manifest.json``: the run's identity, the chain head, and the SHA-256 of every other file;
+* ``manifest.json``: the run's identity, the chain head, whether the run was ``interrupted`` (said by
+  :func:`verify_bundle` as a note), and the SHA-256 of every other file;
   ``manifest.sig``: the Ed25519 signature of the exact manifest bytes (base64); ``signer.pub.pem``.
 
 The format sits with the evidence store, below every simulator, because services read bundles too (the Mon
@@ -386,6 +387,8 @@ def _verify_members(reader: _Reader, trusted_key: bytes | None, found: _Findings
         return
     manifest_bytes, manifest = loaded
     outcome.run_id = manifest.get("run_id") if isinstance(manifest.get("run_id"), str) else None
+    if manifest.get("interrupted"):
+        found.note(str(manifest["interrupted"]))
     _check_signature(reader, manifest_bytes, trusted_key, found, outcome)
     _check_files(reader, manifest["files"], found, outcome)
     rows = _check_evidence(reader, manifest, found)

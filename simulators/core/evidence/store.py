@@ -7,10 +7,16 @@ verdicts). One SQLite file holds two tables:
 * ``records``: one row per event, its JSON payload in canonical form, the payload's SHA-256 (``digest``)
   and the running chain value ``chain = SHA-256(previous chain || digest)``.
 
-Each append (one record, or several with :meth:`EvidenceStore.append_many`: an exchange's request and answer) is
-one committed transaction, so a process killed with SIGKILL loses nothing that was appended before the kill.
+Each append (one record, or several with :meth:`EvidenceStore.append_many`: a TCP session's request and answer)
+is one committed transaction, so a process killed with SIGKILL loses nothing that was appended before the kill.
 SQLite triggers refuse UPDATE and DELETE: the store is append-only even for a careless caller. Several processes
 may append to the same file (``BEGIN IMMEDIATE`` serialises the chain).
+
+While it is open the store writes ahead (WAL: appends are cheap and readers never block them), so the newest
+records live in a ``-wal`` file beside the database. :meth:`EvidenceStore.close` folds them back: it checkpoints
+and, when no other process has the file open, leaves it in rollback-journal mode, so a finished run's
+``evidence.sqlite`` is one self-contained file that can be copied or archived alone. Closing twice is harmless;
+the next opener turns WAL on again.
 """
 
 from __future__ import annotations
@@ -164,6 +170,7 @@ class EvidenceStore:
         # NORMAL in WAL mode survives a killed process (only an OS crash could lose the last commits).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._closed = False
 
     # -- writing -------------------------------------------------------------------------------------
     def append(self, kind: str, payload: Mapping[str, Any], *, run_id: str | None = None,
@@ -267,8 +274,21 @@ class EvidenceStore:
         return problems
 
     def close(self) -> None:
+        """Checkpoint the write-ahead log into the database file and close (see the module docstring)."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):  # another process still appending: it checkpoints later
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.close()
+
+    def __enter__(self) -> EvidenceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def verify_records(rows: list[dict[str, Any]]) -> list[ChainProblem]:
