@@ -9,6 +9,7 @@ import pytest
 
 from esante.simulators.kits.oauth import server
 from esante.simulators.kits.oauth.server import EXPIRED_KEPT, PendingAuthorization, new_id
+from esante.simulators.mes.catalogue import Dossier
 from esante.simulators.mes.protocol import ACCESS_LIFETIME, CODE_LIFETIME, PAIRING_LIFETIME
 from esante.simulators.mes.state import MesState, Pairing
 
@@ -45,3 +46,12 @@ def test_the_pairings_table_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     pairings = [_pair(state) for _ in range(8)]
     assert len(state.pairings) == 5
     assert state.pairing(pairings[0].id) is None and state.pairing(pairings[-1].id) is pairings[-1]
+
+
+def test_the_referencing_dossiers_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone may submit a dossier (the referencing window is open): their number must not grow without end."""
+    monkeypatch.setattr(server, "MAX_ENTRIES", 3)
+    state = MesState()
+    for _ in range(6):
+        state.add_dossier(Dossier(new_id(9), {}, "submitted", []))
+    assert len(state.dossiers) == 3

@@ -4,8 +4,8 @@ authorization server (:class:`~esante.simulators.kits.oauth.server.Authorization
 measures, documents, appointments), the rate-limit windows and the referencing dossiers. Plain in-memory
 state behind one lock, forgotten on reset. Between resets (a simulator left running) it stays bounded: a
 pairing no token or code refers to any more is forgotten (its app can no longer reach it), past windows are
-dropped, and the pairings table is capped like the tokens (:data:`~esante.simulators.kits.oauth.server.MAX_ENTRIES`),
-so a lookup may find a pairing gone: it is then an unknown grant."""
+dropped, and the pairings and dossiers tables are capped like the tokens (``MAX_ENTRIES``, the oldest forgotten
+first), so a lookup may find a pairing gone: it is then an unknown grant."""
 
 from __future__ import annotations
 
@@ -75,6 +75,10 @@ class MesState(AuthorizationState):
 
     def add_pairing(self, pairing: Pairing) -> None:
         self._stored(self.pairings, pairing.id, pairing)
+
+    def add_dossier(self, dossier: Any) -> None:
+        """A referencing dossier (anyone may submit one: the table is capped, the oldest forgotten first)."""
+        self._stored(self.dossiers, dossier.id, dossier)
 
     def pairing(self, pairing_id: str) -> Pairing | None:
         """The pairing, or None once it is forgotten (see the module's docstring)."""
