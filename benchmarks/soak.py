@@ -380,7 +380,7 @@ def main() -> None:
         machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
         results["soak"] = {**results.get("soak", {}), "machine": machine, "taken_at": time.strftime("%Y-%m-%d"),
                            **figures}
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
