@@ -4,14 +4,23 @@ their codes and tokens no longer refer to are forgotten, past rate-limit windows
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
+from esante.simulators.core.app import create_app
+from esante.simulators.core.evidence import EvidenceStore
+from esante.simulators.core.runtime import SimulatorSettings
+from esante.simulators.core.server import ServerHandle
+from esante.simulators.dataset import load_dataset
 from esante.simulators.kits.oauth import server
 from esante.simulators.kits.oauth.server import EXPIRED_KEPT, PendingAuthorization, new_id
 from esante.simulators.mes.catalogue import Dossier
 from esante.simulators.mes.protocol import ACCESS_LIFETIME, CODE_LIFETIME, PAIRING_LIFETIME
+from esante.simulators.mes.service import MesSimulator
 from esante.simulators.mes.state import MesState, Pairing
+from tests.test_mes_simulator import REDIRECT, Mes, api, pair, token
 
 
 def _pair(state: MesState, scope: str = "patient/Observation.read") -> Pairing:
@@ -55,3 +64,18 @@ def test_the_referencing_dossiers_are_capped(monkeypatch: pytest.MonkeyPatch) ->
     for _ in range(6):
         state.add_dossier(Dossier(new_id(9), {}, "submitted", []))
     assert len(state.dossiers) == 3
+
+
+def test_a_token_whose_pairing_was_forgotten_is_unknown(tmp_path: Path) -> None:
+    """A pairing the cap forgot while a token still named it: the token is unknown (401, invalid_grant), no 500."""
+    settings = SimulatorSettings(evidence_path=tmp_path / "evidence.sqlite")
+    simulator, store = MesSimulator(load_dataset()), EvidenceStore(settings.evidence_path)
+    with ServerHandle(create_app(simulator, settings, store)) as handle, httpx.Client(timeout=10) as http:
+        mes = Mes(handle.url, settings.admin_token, store, http)
+        tokens = pair(mes)
+        simulator.state.pairings.clear()
+        answer = api(mes, tokens, "GET", "/Observation")
+        assert answer.status_code == 401 and "TOKEN_INVALID" in answer.text
+        refreshed = token(mes, grant_type="refresh_token", refresh_token=tokens["refresh_token"],
+                          redirect_uri=REDIRECT)
+        assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
