@@ -15,7 +15,10 @@ Reported per simulator, into ``results.json`` under ``soak``: operations served 
 except a PSC sign-in or a MES pairing, which are whole browser flows), per second, p99 latency, errors by kind
 (``crash``: the journal recorded a handler exception; ``5xx``: a 5xx that is not the SOAP services' own fault;
 ``timeout``; ``connection``; ``refused_valid``: a valid request refused) with hostile inputs' refusals counted
-apart, and the resident memory of the simulator's process at start (after warm-up), middle and end, with every
+apart, and so are the answers a correct simulator owes a client that no error makes (``expected``): a token or
+flow the harness's reset dropped (``reset``: the client's grant is from before the reset), and a rate limit's
+429 (``throttled``: the thread then waits the ``Retry-After`` it was given, as a partner app must), and the
+resident memory of the simulator's process at start (after warm-up), middle and end, with every
 sample. Flat is the aim: expired codes, tokens and sessions purged, journals on disk, not in memory.
 """
 
@@ -61,6 +64,14 @@ SOAP = {"Content-Type": "application/soap+xml; charset=utf-8"}
 Operation = Callable[[httpx.Client], int]
 
 
+class Expected(Exception):
+    """An answer a correct simulator owes the client, counted apart: ``kind`` is ``reset`` or ``throttled``."""
+
+    def __init__(self, kind: str, wait: float = 0.0) -> None:
+        super().__init__(kind)
+        self.kind, self.wait = kind, wait
+
+
 class Traffic:
     """A simulator's traffic: valid operations (the reference candidate's) and hostile ones."""
 
@@ -69,6 +80,7 @@ class Traffic:
     def __init__(self, url: str, pki: Path) -> None:
         self.url, self.pki = url, pki
         self.lock = threading.Lock()
+        self.resets = 0  # counts up before and after each reset by the harness: what a client's grant predates
 
     def valid(self) -> list[Operation]:
         raise NotImplementedError
@@ -190,8 +202,15 @@ class Mes(Traffic):
         from esante.harness.lab.mes import mes_pairing
 
         if getattr(self.session, "token", None) is None:
-            tokens = mes_pairing(self.url, None, "P001")
+            generation = self.resets
+            try:
+                tokens = mes_pairing(self.url, None, "P001")
+            except (KeyError, ValueError, RuntimeError):
+                if generation != self.resets:  # the reset forgot the pairing flow's authorization request or code
+                    raise Expected("reset") from None
+                raise
             self.session.token, self.session.patient = tokens.access_token, str(tokens.model_extra["patient"])
+            self.session.generation = generation
         return self.session.token, self.session.patient
 
     def _call(self, client: httpx.Client, method: str, path: str, body: Any = None) -> int:
@@ -201,6 +220,10 @@ class Mes(Traffic):
             content=json.dumps(body) if body is not None else None)
         if answer.status_code == 401:
             self.session.token = None
+            if self.session.generation != self.resets:  # paired before a reset, which forgot the pairing
+                raise Expected("reset")
+        if answer.status_code == 429:  # MES's 50 calls per second per pairing: four threads back to back exceed it
+            raise Expected("throttled", float(answer.headers.get("Retry-After", "1")))
         return answer.status_code
 
     def valid(self) -> list[Operation]:
@@ -246,6 +269,7 @@ class Tally:
         self.lock = threading.Lock()
         self.latencies: list[float] = []
         self.errors: Counter[str] = Counter()
+        self.expected: Counter[str] = Counter()
         self.refusals = 0
 
     def add(self, seconds: float, status: int | None, hostile: bool, soap: bool, failure: str | None) -> None:
@@ -270,6 +294,11 @@ def _worker(traffic: Traffic, valid: list[Operation], hostile: list[Operation], 
             started, status, failure = time.perf_counter(), None, None
             try:
                 status = operation(client)
+            except Expected as answer:
+                with tally.lock:
+                    tally.expected[answer.kind] += 1
+                time.sleep(answer.wait)
+                continue
             except httpx.TimeoutException:
                 failure = "timeout"
             except (httpx.TransportError, OSError):
@@ -318,7 +347,9 @@ def _measure(traffic: Traffic, valid: list[Operation], hostile: list[Operation],
         while time.monotonic() < stop:
             time.sleep(min(SAMPLE_EVERY, max(0.0, stop - time.monotonic())))
             if time.monotonic() - last_reset >= RESET_EVERY:
+                traffic.resets += 1  # before and after: a grant obtained while it ran counts as from before it
                 admin.post(f"http://127.0.0.1:{port}/_admin/reset")
+                traffic.resets += 1
                 last_reset = time.monotonic()
             samples.append((round(time.monotonic() - started, 1), _rss_mb(pid)))
     for thread in threads:
@@ -327,7 +358,7 @@ def _measure(traffic: Traffic, valid: list[Operation], hostile: list[Operation],
     return {"minutes": round(seconds / 60, 2), "threads": THREADS, "operations": served,
             "per_s": round(served / seconds, 1),
             "p99_ms": round(statistics.quantiles(tally.latencies, n=100)[98] * 1000, 1) if served > 100 else None,
-            "errors": dict(tally.errors), "hostile_refused": tally.refusals,
+            "errors": dict(tally.errors), "expected": dict(tally.expected), "hostile_refused": tally.refusals,
             "rss_mb": {"start": samples[0][1], "middle": samples[len(samples) // 2][1], "end": samples[-1][1]},
             "rss_samples": samples}
 
@@ -349,7 +380,7 @@ def main() -> None:
         machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
         results["soak"] = {**results.get("soak", {}), "machine": machine, "taken_at": time.strftime("%Y-%m-%d"),
                            **figures}
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

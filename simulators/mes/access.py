@@ -59,10 +59,10 @@ class Access:
         notes = MesNotes.of(request)
         value = bearer_token(request)
         token = self.state.token(value, "access")
-        if token is None:
+        pairing = self.state.pairing(token.grant_id) if token is not None else None
+        if token is None or pairing is None:
             notes.token_state = "missing" if not value else "unknown"
             raise unauthorized("login", "no valid access token", "TOKEN_INVALID")
-        pairing = self.state.pairings[token.grant_id]
         notes.pairing_id, notes.client_id = pairing.id, pairing.client_id
         self._misbehave(request, token, pairing)
         expired_by = time.time() - token.expires

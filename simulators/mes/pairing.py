@@ -109,9 +109,9 @@ class PairingServer:
             return pages.message("Erreur", "Identifiant inconnu.", 400)
         now = time.time()
         pairing = Pairing(new_id(12), pending.client_id, patient.id, pending.scope, now, now + PAIRING_LIFETIME)
-        with self.state.lock:
-            self.state.pairings[pairing.id] = pairing
+        with self.state.lock:  # the code first: a purge forgets a pairing that no code or token refers to
             code = self.state.issue_code(pending, pairing.id, CODE_LIFETIME)
+            self.state.add_pairing(pairing)
         notes.consent, notes.pairing_id, notes.patient = "given", pairing.id, patient.id
         return redirect(pending.redirect_uri, {"code": code.value, "state": state})
 
@@ -150,18 +150,22 @@ class PairingServer:
         """A code presented again (or too late) ends its pairing (RFC 6749 §4.1.2)."""
 
         def replayed(code: AuthorizationCode) -> None:
-            self.state.end_pairing(self.state.pairings[code.grant_id], "replay")
+            if (pairing := self.state.pairing(code.grant_id)) is not None:
+                self.state.end_pairing(pairing, "replay")
 
         code = self.state.redeem(form, partner.client_id, CODE_WORDING, replayed)
-        return self.state.pairings[code.grant_id]
+        pairing = self.state.pairing(code.grant_id)
+        if pairing is None:
+            raise OAuthError("invalid_grant", CODE_WORDING.unknown)
+        return pairing
 
     def _refresh(self, partner: MesPartner, form: dict[str, str]) -> Pairing:
         """Refresh tokens rotate: each is good once; the pairing must still be active."""
         with self.state.lock:
             token = self.state.token(form.get("refresh_token", ""), "refresh")
-            if token is None:
+            pairing = self.state.pairing(token.grant_id) if token is not None else None
+            if token is None or pairing is None:
                 raise OAuthError("invalid_grant", "unknown refresh token")
-            pairing = self.state.pairings[token.grant_id]
             if pairing.client_id != partner.client_id:
                 raise OAuthError("invalid_grant", "refresh token issued to another app")
             if pairing.status() != "active":
@@ -193,7 +197,7 @@ class PairingServer:
 
     async def user_revoke(self, request: Request) -> Response:
         """The citizen ends a pairing from their space (the simulated "Applications connectées" page)."""
-        pairing = self.state.pairings.get(request.path_params["pairing_id"])
+        pairing = self.state.pairing(request.path_params["pairing_id"])
         if pairing is None:
             return pages.message("Erreur", "Appariement inconnu.", 404)
         self.state.end_pairing(pairing, "user")

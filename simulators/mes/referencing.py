@@ -43,8 +43,7 @@ class ReferencingWindow:
         dossier.step("submitted")
         dossier.step("admissible" if result.admissible else "inadmissible",
                      f"{len(result.findings)} finding(s)" if result.findings else "complete")
-        with self.state.lock:
-            self.state.dossiers[dossier.id] = dossier
+        self.state.add_dossier(dossier)
         notes = MesNotes.of(request)
         notes.dossier, notes.status, notes.findings = dossier.id, dossier.status, len(result.findings)
         return JSONResponse(dossier.as_json(), status_code=201 if result.admissible else 422)

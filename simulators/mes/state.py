@@ -2,7 +2,10 @@
 authorization server (:class:`~esante.simulators.kits.oauth.server.AuthorizationState`; a token's
 ``grant_id`` is its pairing), the pairings, each citizen's record (a FHIR resource store: the citizen,
 measures, documents, appointments), the rate-limit windows and the referencing dossiers. Plain in-memory
-state behind one lock, forgotten on reset."""
+state behind one lock, forgotten on reset. Between resets (a simulator left running) it stays bounded: a
+pairing no token or code refers to any more is forgotten (its app can no longer reach it), past windows are
+dropped, and the pairings and dossiers tables are capped like the tokens (``MAX_ENTRIES``, the oldest forgotten
+first), so a lookup may find a pairing gone: it is then an unknown grant."""
 
 from __future__ import annotations
 
@@ -60,6 +63,27 @@ class MesState(AuthorizationState):
             super().reset()
             for table in (self.pairings, self.records, self.windows, self.dossiers):
                 table.clear()
+
+    def purge(self, now: float) -> None:
+        """Forget, besides expired codes and tokens, the pairings they no longer refer to and past windows."""
+        super().purge(now)
+        referred = {t.grant_id for t in self.tokens.values()} | {c.grant_id for c in self.codes.values()}
+        for pairing_id in [p for p in self.pairings if p not in referred]:
+            del self.pairings[pairing_id]
+        for pairing_id in [p for p, w in self.windows.items() if w.second < int(now) - 1]:
+            del self.windows[pairing_id]
+
+    def add_pairing(self, pairing: Pairing) -> None:
+        self._stored(self.pairings, pairing.id, pairing)
+
+    def add_dossier(self, dossier: Any) -> None:
+        """A referencing dossier (anyone may submit one: the table is capped, the oldest forgotten first)."""
+        self._stored(self.dossiers, dossier.id, dossier)
+
+    def pairing(self, pairing_id: str) -> Pairing | None:
+        """The pairing, or None once it is forgotten (see the module's docstring)."""
+        with self.lock:
+            return self.pairings.get(pairing_id)
 
     def record(self, patient_id: str, patient: dict[str, Any]) -> ResourceStore:
         """The citizen's record: their FHIR resources, their ``Patient`` first."""
