@@ -113,7 +113,7 @@ class Record:
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A record to append: ``blobs`` maps a payload key to raw bytes (stored apart, named by digest in the
-    payload); ``recorded_at`` defaults to the time of the append (the journal gives the time a request came in)."""
+    payload)."""
 
     kind: str
     payload: Mapping[str, Any]
@@ -121,7 +121,6 @@ class Entry:
     case_id: str | None = None
     ref: str | None = None
     blobs: Mapping[str, bytes] | None = None
-    recorded_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +145,7 @@ def _prepare(entry: Entry) -> tuple[_Prepared, list[tuple[str, int, bytes]]]:
         body[f"{key}_size"] = len(data)
         blob_rows.append((digest, len(data), data))
     text = canonical_json(body)
-    recorded_at = entry.recorded_at or utc_now()
+    recorded_at = utc_now()
     digest = record_digest(entry.kind, entry.run_id, entry.case_id, entry.ref, recorded_at, text)
     return _Prepared(entry.kind, entry.run_id, entry.case_id, entry.ref, recorded_at, body, text, digest), blob_rows
 
